@@ -1,0 +1,45 @@
+"""hmmrnn: train noise-driven RNNs to emulate hidden Markov models, then reverse-engineer them.
+
+The public API::
+
+    import hmmrnn
+    hmm = hmmrnn.preset("linear2").hmm                  # or hmmrnn.HMM.linear_chain(3), HMM.from_file(...)
+    obs, states = hmm.sample(n=1000, length=100, seed=0)
+    run = hmmrnn.train("linear2", hidden=150, input=100, seed=0, out="runs/l2")
+    run = hmmrnn.load_run("runs/l2")                     # .hmm, .model, .config, .history
+"""
+
+__version__ = "0.1.0"
+
+from .config import ModelConfig, RunConfig, TrainConfig, make_config
+from .errors import (ConfigError, HmmrnnError, HMMSpecError, RunDirError, TrainingDivergedError,
+                     UnknownPresetError)
+from .hmm import HMM
+from .presets import PRESETS, Preset, preset
+from .rnn import NoiseRNN
+from .runs import Run, load_run
+from .train import resume, train, train_config
+
+__all__ = [
+    "__version__",
+    "HMM",
+    "NoiseRNN",
+    "Preset",
+    "PRESETS",
+    "preset",
+    "ModelConfig",
+    "TrainConfig",
+    "RunConfig",
+    "make_config",
+    "train",
+    "train_config",
+    "resume",
+    "Run",
+    "load_run",
+    "HmmrnnError",
+    "HMMSpecError",
+    "UnknownPresetError",
+    "ConfigError",
+    "RunDirError",
+    "TrainingDivergedError",
+]

@@ -1,0 +1,100 @@
+"""The ``hmmrnn`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from .errors import HmmrnnError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="Train noise-driven RNNs to emulate hidden Markov models, then reverse-engineer them.")
+
+
+@app.command()
+def train(
+    preset: Optional[str] = typer.Option(None, help="Preset name (see `hmmrnn presets`); sets the HMM and the "
+                                         "paper's training settings."),
+    hmm: Optional[Path] = typer.Option(None, help="JSON/TOML file with a custom HMM (replaces the preset's HMM; "
+                                       "without --preset the linear3 training settings apply)."),
+    hidden: Optional[int] = typer.Option(None, help="Hidden units H [preset: 150]."),
+    input: Optional[int] = typer.Option(None, "--input", help="Noise input dimension d [preset: 100]."),
+    seed: Optional[int] = typer.Option(None, help="Seed of data, initialisation and noise [0]."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs [preset: 500; fully3: 1000]. With --resume, "
+                                         "a new total."),
+    batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step [4096]."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]."),
+    num_seq: Optional[int] = typer.Option(None, help="HMM sequences sampled, split into thirds: train / "
+                                          "validation / test [30000]."),
+    seq_len: Optional[int] = typer.Option(None, help="Sequence length T [preset: 30, 40 or 100]."),
+    grad_clip: Optional[float] = typer.Option(None, help="Global gradient-norm clip [preset: 0.9 or 0.3]."),
+    val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [1]."),
+    out: Optional[Path] = typer.Option(None, help="Run folder [runs/<preset>-h<H>-d<d>-s<seed>]."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Save the full training state every K epochs; "
+                                                   "0 disables [10]."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a NoiseRNN whose sampled outputs match the HMM's emission statistics.
+
+    Writes config.json, model.safetensors (best by validation), final.safetensors, history.csv,
+    status.json and checkpoints/ into the run folder.
+    """
+    from .train import resume as resume_run
+    from .train import train as train_run
+
+    if resume is not None:
+        settings = dict(preset=preset, hmm=hmm, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
+                        lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
+                        out=out, device=device, checkpoint_every=checkpoint_every, force=force or None)
+        changed = ["--" + name.replace("_", "-") for name, value in settings.items() if value is not None]
+        if changed:
+            raise HmmrnnError(f"--resume continues a run with its saved settings (only --epochs may change); "
+                              f"drop {', '.join(changed)}")
+        run = resume_run(resume, epochs=epochs, progress=not quiet)
+    else:
+        if preset is None and hmm is None:
+            raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
+        run = train_run(preset, hmm=hmm, out=out, force=force, progress=not quiet, hidden=hidden, input=input,
+                        seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
+                        grad_clip=grad_clip, val_every=val_every, device=device,
+                        checkpoint_every=checkpoint_every)
+    best = run.status.get("best_val_loss")
+    typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
+               f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")
+
+
+@app.command()
+def presets() -> None:
+    """List the built-in presets with their matrices and training settings."""
+    from .presets import PRESETS
+
+    with np.printoptions(precision=4, suppress=True, linewidth=120):
+        for p in PRESETS.values():
+            hmm = p.hmm
+            typer.echo(f"{p.name}: {p.summary}")
+            typer.echo(f"  M={hmm.n_states} states, K={hmm.n_outputs} outputs, T={p.seq_len}, epochs={p.epochs}, "
+                       f"grad_clip={p.grad_clip}, batch={p.batch_size}, lr={p.lr}, num_seq={p.num_seq}, "
+                       f"H={p.hidden}, d={p.input}")
+            typer.echo("  transition:\n" + _indent(np.array2string(hmm.transition), 4))
+            typer.echo("  emission:\n" + _indent(np.array2string(hmm.emission), 4))
+            typer.echo("")
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.splitlines())
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except HmmrnnError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

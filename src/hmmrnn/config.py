@@ -1,0 +1,168 @@
+"""Typed run configuration: the HMM, the model sizes and the training settings.
+
+A :class:`RunConfig` holds everything needed to rebuild the HMM and the model and to re-run the
+training; it is saved as ``config.json`` in the run directory. Presets are just named configs and
+every field can be overridden.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .errors import ConfigError
+from .hmm import HMM
+from .presets import preset as get_preset
+
+__all__ = ["ModelConfig", "TrainConfig", "RunConfig", "make_config", "versions"]
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the :class:`~hmmrnn.rnn.NoiseRNN`: H hidden units, d noise inputs, K outputs."""
+
+    hidden: int = 150
+    input: int = 100
+    outputs: int = 3
+    initial_state: str = "zero"
+
+    def __post_init__(self) -> None:
+        _require(self.hidden >= 1, f"hidden size must be >= 1, got {self.hidden}")
+        _require(self.input >= 1, f"input size must be >= 1, got {self.input}")
+        _require(self.outputs >= 2, f"outputs must be >= 2, got {self.outputs}")
+        _require(self.initial_state in ("zero", "random"),
+                 f"initial_state must be 'zero' or 'random', got {self.initial_state!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Data and optimisation settings (SPEC §2.5, §4).
+
+    ``num_seq`` HMM sequences of ``seq_len`` steps are split by position into thirds: train,
+    validation, unused test. Each epoch draws fresh noise, takes one Adam step per batch of
+    ``batch_size`` training sequences (fixed order), clips the global gradient norm to
+    ``grad_clip`` and, every ``val_every`` epochs, computes the validation loss. Every
+    ``checkpoint_every`` epochs (0 = never) the full training state is saved.
+    """
+
+    seq_len: int = 30
+    num_seq: int = 30_000
+    epochs: int = 500
+    batch_size: int = 4096
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.9)
+    grad_clip: float = 0.9
+    blur: float = 0.2
+    tau: float = 1.0
+    val_every: int = 1
+    checkpoint_every: int = 10
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        _require(self.seq_len >= 1, f"seq_len must be >= 1, got {self.seq_len}")
+        _require(self.num_seq >= 6, f"num_seq must be >= 6 (split into thirds), got {self.num_seq}")
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 2, f"batch size must be >= 2, got {self.batch_size}")
+        _require(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
+        _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                 f"betas must be two numbers in [0, 1), got {self.betas}")
+        _require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
+        _require(self.blur > 0, f"blur must be > 0, got {self.blur}")
+        _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
+        _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
+        _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
+
+    @property
+    def n_train(self) -> int:
+        """Sequences in each of the train / validation / test thirds."""
+        return self.num_seq // 3
+
+
+def versions() -> dict[str, str]:
+    """Versions of the package and of the libraries that determine the numbers."""
+    import geomloss
+    import numpy
+    import torch
+
+    from . import __version__
+
+    return {"hmmrnn": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "geomloss": geomloss.__version__, "python": platform.python_version()}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run: HMM, model, training, the preset it came from, versions."""
+
+    hmm: HMM
+    model: ModelConfig
+    train: TrainConfig
+    preset: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(self.model.outputs == self.hmm.n_outputs,
+                 f"model has {self.model.outputs} outputs but the HMM emits {self.hmm.n_outputs} symbols")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset, "hmm": self.hmm.to_dict(), "model": asdict(self.model),
+                "train": {**asdict(self.train), "betas": list(self.train.betas)},
+                "versions": dict(self.versions)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigError`."""
+        try:
+            model = _dataclass_from(ModelConfig, data["model"])
+            train = _dataclass_from(TrainConfig, data["train"])
+            return cls(HMM.from_dict(data["hmm"]), model, train, data.get("preset"),
+                       dict(data.get("versions", {})))
+        except KeyError as exc:
+            raise ConfigError(f"config is missing the section {exc.args[0]!r}") from None
+
+
+def _dataclass_from(cls: type, values: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    _require(not unknown, f"unknown {cls.__name__} key(s): {unknown}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad {cls.__name__}: {exc}") from None
+
+
+def make_config(preset: str | None = None, *, hmm: HMM | None = None, hidden: int | None = None,
+                input: int | None = None, seed: int | None = None, epochs: int | None = None,
+                batch_size: int | None = None, lr: float | None = None, num_seq: int | None = None,
+                seq_len: int | None = None, grad_clip: float | None = None, device: str | None = None,
+                checkpoint_every: int | None = None, val_every: int | None = None,
+                initial_state: str | None = None) -> RunConfig:
+    """Resolve a preset plus overrides into a :class:`RunConfig`.
+
+    ``hmm`` replaces the preset's HMM. Without a preset the training settings default to those of
+    ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any 3-output HMM.
+    """
+    if preset is None and hmm is None:
+        raise ConfigError("give a preset or an HMM")
+    base = get_preset(preset if preset is not None else "linear3")
+    hmm = hmm if hmm is not None else base.hmm
+    overrides = {"hidden": hidden, "input": input, "initial_state": initial_state}
+    model = ModelConfig(hidden=base.hidden, input=base.input, outputs=hmm.n_outputs)
+    model = replace(model, **{k: v for k, v in overrides.items() if v is not None})
+    train = TrainConfig(seq_len=base.seq_len, num_seq=base.num_seq, epochs=base.epochs,
+                        batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip)
+    train_overrides = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                       "num_seq": num_seq, "seq_len": seq_len, "grad_clip": grad_clip,
+                       "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every}
+    train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+    return RunConfig(hmm, model, train, preset, versions())

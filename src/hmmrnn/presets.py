@@ -1,0 +1,64 @@
+"""The paper's architectures and their training settings, by name (SPEC §2.5, §4.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import UnknownPresetError
+from .hmm import HMM
+
+__all__ = ["Preset", "PRESETS", "preset"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named HMM plus the paper's data and optimisation settings for it.
+
+    Every paper config uses batch 4096, lr 1e-3, Adam betas (0.9, 0.9), 30,000 sequences split
+    into thirds (train / validation / unused test), H = 150 and d = 100.
+    """
+
+    name: str
+    build_hmm: Callable[[], HMM]
+    seq_len: int
+    epochs: int
+    grad_clip: float
+    summary: str
+    num_seq: int = 30_000
+    batch_size: int = 4096
+    lr: float = 1e-3
+    hidden: int = 150
+    input: int = 100
+
+    @property
+    def hmm(self) -> HMM:
+        """A fresh copy of the preset's HMM."""
+        return self.build_hmm()
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("linear2", lambda: HMM.linear_chain(2), seq_len=100, epochs=500, grad_clip=0.9,
+               summary="2-state linear chain (target_prob 0.05), linear emissions"),
+        Preset("linear3", lambda: HMM.linear_chain(3), seq_len=30, epochs=500, grad_clip=0.9,
+               summary="3-state linear chain (target_prob 0.05), linear emissions"),
+        Preset("linear4", lambda: HMM.linear_chain(4), seq_len=30, epochs=500, grad_clip=0.9,
+               summary="4-state linear chain (target_prob 0.05), linear emissions"),
+        Preset("linear5", lambda: HMM.linear_chain(5), seq_len=40, epochs=500, grad_clip=0.9,
+               summary="5-state linear chain (target_prob 0.05), linear emissions"),
+        Preset("fully3", lambda: HMM.fully_connected(3), seq_len=30, epochs=1000, grad_clip=0.3,
+               summary="3-state fully connected (stay 0.95), triangular emissions"),
+        Preset("cyclic4", HMM.cyclic4, seq_len=40, epochs=500, grad_clip=0.3,
+               summary="4-state ring (stay 0.95), cyclic emissions (visible 0-1-2-1-0)"),
+    ]
+}
+
+
+def preset(name: str) -> Preset:
+    """Look up a preset by name; the error lists the known names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownPresetError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

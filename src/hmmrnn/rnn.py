@@ -1,0 +1,208 @@
+"""The noise-driven ReLU RNN (SPEC §3, §5).
+
+    h_t = F(h_{t-1}, x_t) = relu(W_rec h_{t-1} + W_in x_t),   x_t ~ N(0, I_d)
+    z_t = W_out h_t                                            (logits, K outputs)
+    y_t = one_hot(argmax(z_t + g_t)),  g_t ~ Gumbel(0, 1)      (straight-through gradient)
+
+No biases anywhere, so the map is positively homogeneous: scaling the noise by c > 0 (with
+h_0 = 0) scales every hidden state and logit by c. The one-step map :meth:`NoiseRNN.step` is
+the core abstraction; rollouts and every later analysis build on it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["NoiseRNN", "gumbel_emit", "WEIGHT_NAMES"]
+
+#: Names of the three weight matrices, as stored in ``model.safetensors``.
+WEIGHT_NAMES = ("w_in", "w_rec", "w_out")
+
+InitialState = Literal["zero", "random"]
+Semantics = Literal["training", "reference"]
+Readout = Literal["sample", "argmax"]
+
+
+def gumbel_emit(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
+    """Hard straight-through Gumbel-softmax.
+
+    Forward: one_hot(argmax(z + g)), an exact sample from softmax(z). Backward: the gradient of
+    softmax((z + g) / tau). Same as ``F.gumbel_softmax(hard=True)`` but drawing its Gumbel noise
+    from ``generator`` so that training is reproducible and resumable.
+
+    Parameters
+    ----------
+    logits : (..., K)
+
+    Returns
+    -------
+    (..., K) one-hot in the forward pass.
+    """
+    gumbels = -torch.empty_like(logits).exponential_(generator=generator).log()
+    soft = torch.softmax((logits + gumbels) / tau, dim=-1)
+    hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
+    return hard - soft.detach() + soft
+
+
+class NoiseRNN(nn.Module):
+    """Elman ReLU RNN without biases, driven only by Gaussian noise.
+
+    Parameters
+    ----------
+    hidden : H, number of recurrent units.
+    input : d, dimension of the noise input.
+    outputs : K, number of output symbols.
+    initial_state : ``"zero"`` (the paper) or ``"random"`` (h_0 ~ N(0, I) per sequence).
+    seed : seed of the initialisation, PyTorch's default distribution U(-1/sqrt(H), 1/sqrt(H))
+        for all three matrices.
+
+    Attributes
+    ----------
+    w_in : (H, d)   input weights
+    w_rec : (H, H)  recurrent weights
+    w_out : (K, H)  readout weights
+    """
+
+    def __init__(self, hidden: int, input: int, outputs: int = 3, *,
+                 initial_state: InitialState = "zero", seed: int | None = 0) -> None:
+        super().__init__()
+        if hidden < 1 or input < 1 or outputs < 2:
+            raise ValueError(f"need hidden >= 1, input >= 1, outputs >= 2; got {hidden}, {input}, {outputs}")
+        if initial_state not in ("zero", "random"):
+            raise ValueError(f"initial_state must be 'zero' or 'random', got {initial_state!r}")
+        self.hidden, self.input, self.outputs = hidden, input, outputs
+        self.initial_state = initial_state
+        gen = torch.Generator()
+        if seed is not None:
+            gen.manual_seed(seed)
+        bound = 1.0 / math.sqrt(hidden)
+
+        def uniform(*shape: int) -> nn.Parameter:
+            return nn.Parameter(torch.empty(shape).uniform_(-bound, bound, generator=gen))
+
+        self.w_in = uniform(hidden, input)
+        self.w_rec = uniform(hidden, hidden)
+        self.w_out = uniform(outputs, hidden)
+
+    def extra_repr(self) -> str:
+        return f"hidden={self.hidden}, input={self.input}, outputs={self.outputs}, initial_state={self.initial_state!r}"
+
+    # ------------------------------------------------------------------ the one-step map
+
+    def step(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """F(h, x) = relu(W_rec h + W_in x).
+
+        Parameters
+        ----------
+        h : (..., H) previous state.
+        x : (..., d) input (noise) at this step.
+
+        Returns
+        -------
+        (..., H) next state.
+        """
+        return self._advance(h, x @ self.w_in.T)
+
+    def _advance(self, h: torch.Tensor, input_drive: torch.Tensor) -> torch.Tensor:
+        """The step with its input drive W_in x precomputed (rollouts batch it over time)."""
+        return torch.relu(h @ self.w_rec.T + input_drive)
+
+    def initial_hidden(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """h_0 for ``batch`` sequences: zeros, or N(0, I) when ``initial_state == "random"``. (batch, H)."""
+        if self.initial_state == "random":
+            return torch.randn(batch, self.hidden, generator=generator, device=self.w_rec.device)
+        return torch.zeros(batch, self.hidden, device=self.w_rec.device)
+
+    def rollout(self, noise: torch.Tensor, h0: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Iterate the one-step map over time for a batch.
+
+        Parameters
+        ----------
+        noise : (B, T, d) inputs x_1..x_T.
+        h0 : (B, H) initial state; default :meth:`initial_hidden`.
+
+        Returns
+        -------
+        hidden : (B, T, H) states h_1..h_T.
+        """
+        if noise.ndim != 3 or noise.shape[-1] != self.input:
+            raise ValueError(f"noise must have shape (B, T, d={self.input}), got {tuple(noise.shape)}")
+        h = self.initial_hidden(noise.shape[0], generator) if h0 is None else h0
+        drive = noise @ self.w_in.T  # all time steps at once; only the recursion loops
+        if noise.shape[1] == 0:
+            return h.new_zeros(h.shape[0], 0, self.hidden)
+        states = []
+        for t in range(noise.shape[1]):
+            h = self._advance(h, drive[:, t])
+            states.append(h)
+        return torch.stack(states, dim=1)
+
+    def readout(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits z = W_out h. (..., H) -> (..., K)."""
+        return hidden @ self.w_out.T
+
+    def forward(self, noise: torch.Tensor, generator: torch.Generator | None = None, tau: float = 1.0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training forward pass: an output at every step, the first from h_1 (SPEC §3.1).
+
+        Parameters
+        ----------
+        noise : (B, T, d)
+
+        Returns
+        -------
+        outputs : (B, T, K) straight-through one-hot samples.
+        hidden : (B, T, H)
+        logits : (B, T, K)
+        """
+        hidden = self.rollout(noise, generator=generator)
+        logits = self.readout(hidden)
+        return gumbel_emit(logits, tau, generator), hidden, logits
+
+    # ------------------------------------------------------------------ generation
+
+    @torch.no_grad()
+    def generate(self, n: int, length: int, *, seed: int | None = None,
+                 generator: torch.Generator | None = None, semantics: Semantics = "training",
+                 readout: Readout = "sample") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample ``n`` output sequences of ``length`` steps from fresh noise.
+
+        ``semantics="training"`` emits from h_1..h_T exactly as in training. ``"reference"``
+        reproduces the authors' generator: the first symbol comes from h_0 = 0 (zero logits, so a
+        uniform sample, or symbol 0 under argmax) and only ``length - 1`` noisy steps follow.
+        ``readout="argmax"`` gives the deterministic readout argmax(W_out h) instead of a sample.
+
+        Returns
+        -------
+        symbols : (n, length) int64
+        hidden : (n, length, H) (row 0 is h_0 under the reference semantics)
+        logits : (n, length, K)
+        """
+        if semantics not in ("training", "reference"):
+            raise ValueError(f"semantics must be 'training' or 'reference', got {semantics!r}")
+        if readout not in ("sample", "argmax"):
+            raise ValueError(f"readout must be 'sample' or 'argmax', got {readout!r}")
+        if generator is None:
+            generator = torch.Generator(device=self.w_rec.device)
+            if seed is not None:
+                generator.manual_seed(seed)
+        device = self.w_rec.device
+        if semantics == "training":
+            noise = torch.randn(n, length, self.input, generator=generator, device=device)
+            hidden = self.rollout(noise, generator=generator)
+        else:
+            h0 = self.initial_hidden(n, generator)
+            noise = torch.randn(n, length - 1, self.input, generator=generator, device=device)
+            hidden = torch.cat([h0[:, None], self.rollout(noise, h0)], dim=1)
+        logits = self.readout(hidden)
+        if readout == "argmax":
+            symbols = logits.argmax(dim=-1)
+        else:
+            symbols = gumbel_emit(logits, 1.0, generator).argmax(dim=-1)
+        return symbols, hidden, logits

@@ -1,0 +1,321 @@
+"""Training a NoiseRNN to emulate an HMM with the Sinkhorn divergence (SPEC §4).
+
+Each sequence of T one-hot outputs is a point in R^{T K}. Per batch, the loss is the debiased
+Sinkhorn divergence (GeomLoss, ``p = 2``, ``blur = 0.2``, i.e. ε = 0.04 with cost ½‖x − y‖²)
+between the B RNN sequences, sampled from fresh noise, and B HMM sequences:
+
+    S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β).
+
+Adam (betas 0.9, 0.9) with global gradient-norm clipping; batches in fixed order; validation
+every ``val_every`` epochs with the same loss on held-out HMM sequences; the weights with the
+lowest validation loss are kept as a true copy (the reference code kept a reference to the live
+weights, so it saved the last epoch).
+
+Training is reproducible and resumable: all randomness comes from one seeded ``torch.Generator``
+whose state is stored, with the weights, the optimizer and the best-so-far copy, in every
+checkpoint. A run killed at any moment and resumed ends with the same weights as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from geomloss import SamplesLoss
+from tqdm.auto import tqdm
+
+from .config import RunConfig, make_config
+from .errors import ConfigError, RunDirError, TrainingDivergedError
+from .hmm import HMM
+from .rnn import WEIGHT_NAMES, NoiseRNN
+from .runs import (CONFIG_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
+                   checkpoint_path, checkpoint_paths, load_config, load_run, load_tensors,
+                   model_from_weights, prepare_run_dir, read_history, read_json, save_tensors, weights_of,
+                   write_history, write_json)
+
+__all__ = ["train", "train_config", "resume", "sinkhorn_divergence"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def sinkhorn_divergence(blur: float = 0.2) -> LossFn:
+    """Debiased Sinkhorn divergence between two point clouds (B, D) and (B', D), uniform weights.
+
+    GeomLoss's ``SamplesLoss("sinkhorn", p=2, blur=blur)`` with the dense ("tensorized") backend,
+    which is what its "auto" backend picks for batches up to 5000 without KeOps. GeomLoss switches
+    autograd on globally when it returns; the wrapper restores the caller's grad mode.
+    """
+    loss = SamplesLoss("sinkhorn", p=2, blur=blur, backend="tensorized")
+
+    def divergence(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        grad_mode = torch.is_grad_enabled()
+        try:
+            return loss(x, y)
+        finally:
+            torch.set_grad_enabled(grad_mode)
+
+    return divergence
+
+
+# --------------------------------------------------------------------------- public entry points
+
+
+def train(preset: str | None = None, *, hmm: HMM | str | Path | None = None, out: str | Path | None = None,
+          force: bool = False, progress: bool = True, **overrides) -> Run:
+    """Train a NoiseRNN on a preset (or a custom HMM) and return the loaded run.
+
+    Parameters
+    ----------
+    preset : name from :data:`hmmrnn.PRESETS`; its training settings are the defaults.
+    hmm : an :class:`HMM` or a path to a JSON/TOML HMM file, replacing the preset's HMM.
+    out : run folder (default ``runs/<preset>-h<H>-d<d>-s<seed>``).
+    force : overwrite an existing run folder.
+    **overrides : any of ``hidden, input, seed, epochs, batch_size, lr, num_seq, seq_len,
+        grad_clip, device, checkpoint_every, val_every, initial_state``.
+    """
+    if isinstance(hmm, (str, Path)):
+        hmm = HMM.from_file(hmm)
+    config = make_config(preset, hmm=hmm, **overrides)
+    if out is None:
+        label = preset or config.hmm.name
+        out = Path("runs") / f"{label}-h{config.model.hidden}-d{config.model.input}-s{config.train.seed}"
+    return train_config(config, out, force=force, progress=progress)
+
+
+def train_config(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = True) -> Run:
+    """Train from a resolved :class:`RunConfig` into a new run folder ``out``."""
+    device = _check_device(config.train.device)
+    run_dir = prepare_run_dir(Path(out), force=force)
+    write_json(run_dir / CONFIG_FILE, config.to_dict())
+    state = _TrainingState.fresh(config, device)
+    return _fit(run_dir, config, state, progress)
+
+
+def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = True) -> Run:
+    """Continue a run from its last checkpoint (or from the start if it has none).
+
+    ``epochs`` may raise the total number of epochs of a finished or unfinished run.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"run folder not found: {run_dir}")
+    config = load_config(run_dir)
+    if epochs is not None and epochs != config.train.epochs:
+        config = replace(config, train=replace(config.train, epochs=epochs))
+        write_json(run_dir / CONFIG_FILE, config.to_dict())
+    device = _check_device(config.train.device)
+    status = read_json(run_dir / STATUS_FILE) if (run_dir / STATUS_FILE).exists() else {}
+    if status.get("state") == "completed" and status.get("epoch", 0) >= config.train.epochs:
+        return load_run(run_dir)
+    checkpoints = checkpoint_paths(run_dir)
+    if checkpoints:
+        state = _TrainingState.from_checkpoint(config, checkpoints[-1][1], device)
+    else:
+        state = _TrainingState.fresh(config, device)
+    history = [row for row in read_history(run_dir / HISTORY_FILE) if row["epoch"] <= state.epoch]
+    state.history = history
+    return _fit(run_dir, config, state, progress)
+
+
+def _check_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but torch.cuda.is_available() is False")
+    return device
+
+
+# --------------------------------------------------------------------------- training state
+
+
+class _TrainingState:
+    """Everything that evolves during training; what a checkpoint stores."""
+
+    def __init__(self, model: NoiseRNN, optimizer: torch.optim.Adam, generator: torch.Generator,
+                 epoch: int = 0, best_val: float = float("inf"), best_epoch: int = 0,
+                 best_weights: dict[str, torch.Tensor] | None = None) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.generator = generator
+        self.epoch = epoch
+        self.best_val = best_val
+        self.best_epoch = best_epoch
+        self.best_weights = best_weights
+        self.history: list[dict] = []
+
+    @staticmethod
+    def _optimizer(model: NoiseRNN, config: RunConfig) -> torch.optim.Adam:
+        return torch.optim.Adam(model.parameters(), lr=config.train.lr, betas=config.train.betas)
+
+    @staticmethod
+    def _generator(config: RunConfig, device: torch.device) -> torch.Generator:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(_derived_seed(config.train.seed, "noise"))
+        return generator
+
+    @classmethod
+    def fresh(cls, config: RunConfig, device: torch.device) -> "_TrainingState":
+        m = config.model
+        model = NoiseRNN(m.hidden, m.input, m.outputs, initial_state=m.initial_state,
+                         seed=_derived_seed(config.train.seed, "init")).to(device)
+        return cls(model, cls._optimizer(model, config), cls._generator(config, device))
+
+    @classmethod
+    def from_checkpoint(cls, config: RunConfig, path: Path, device: torch.device) -> "_TrainingState":
+        tensors, meta = load_tensors(path)
+        try:
+            model = model_from_weights(config.model, _section(tensors, "model"), str(path)).to(device)
+            optimizer = cls._optimizer(model, config)
+            groups = json.loads(meta["param_groups"])
+            optim_state: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in _section(tensors, "optim").items():
+                index, name = key.split(".", 1)
+                optim_state.setdefault(int(index), {})[name] = value.to(device)
+            for group in groups:
+                group["betas"] = tuple(group["betas"])
+            optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
+            generator = cls._generator(config, device)
+            generator.set_state(tensors["rng"])
+            best = _section(tensors, "best") or None
+            return cls(model, optimizer, generator, int(meta["epoch"]), float(meta["best_val"]),
+                       int(meta["best_epoch"]), best)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise RunDirError(f"checkpoint {path} is incomplete or corrupt: {exc}") from None
+
+    def save_checkpoint(self, path: Path) -> None:
+        tensors = {f"model.{k}": v for k, v in weights_of(self.model).items()}
+        if self.best_weights is not None:
+            tensors.update({f"best.{k}": v for k, v in self.best_weights.items()})
+        optim = self.optimizer.state_dict()
+        for index, entries in optim["state"].items():
+            for name, value in entries.items():
+                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
+        tensors["rng"] = self.generator.get_state()
+        path.parent.mkdir(exist_ok=True)
+        save_tensors(path, tensors, {"epoch": str(self.epoch), "best_val": repr(self.best_val),
+                                     "best_epoch": str(self.best_epoch),
+                                     "param_groups": json.dumps(optim["param_groups"])})
+
+
+def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _derived_seed(seed: int, purpose: str) -> int:
+    """Independent 63-bit seeds for each purpose (data, init, noise) from one user seed."""
+    tag = {"data": 1, "init": 2, "noise": 3}[purpose]
+    return int(np.random.SeedSequence([seed, tag]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _targets(config: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-hot HMM sequences flattened to (n, T K): the training and validation thirds."""
+    t = config.train
+    obs, _ = config.hmm.sample(t.num_seq, t.seq_len, seed=_derived_seed(t.seed, "data"))
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(obs), config.hmm.n_outputs).float()
+    flat = onehot.reshape(t.num_seq, -1).to(device)
+    return flat[: t.n_train], flat[t.n_train: 2 * t.n_train]
+
+
+def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, generator: torch.Generator,
+                loss_fn: LossFn, optimizer: torch.optim.Optimizer | None) -> float:
+    """Mean batch loss over ``targets``; takes an optimizer step per batch when given one.
+
+    A non-finite loss or weight raises :class:`_NonFinite` carrying the last finite weights.
+    """
+    t = config.train
+    losses = []
+    for start in range(0, targets.shape[0], t.batch_size):
+        target = targets[start: start + t.batch_size]
+        noise = torch.randn(target.shape[0], t.seq_len, model.input, generator=generator,
+                            device=target.device)
+        with torch.set_grad_enabled(optimizer is not None):
+            outputs, _, _ = model(noise, generator, t.tau)
+            loss = loss_fn(outputs.reshape(target.shape[0], -1), target)
+        if not torch.isfinite(loss):
+            raise _NonFinite(f"non-finite loss {loss.item()}", weights_of(model))
+        if optimizer is not None:
+            last_good = weights_of(model)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise _NonFinite("non-finite weights after an optimizer step", last_good)
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+class _NonFinite(Exception):
+    def __init__(self, what: str, last_good: dict[str, torch.Tensor]) -> None:
+        super().__init__(what)
+        self.last_good = last_good
+
+
+def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool) -> Run:
+    t = config.train
+    device = next(state.model.parameters()).device
+    train_targets, val_targets = _targets(config, device)
+    loss_fn = sinkhorn_divergence(t.blur)
+    bar = tqdm(total=t.epochs, initial=state.epoch, desc=run_dir.name, unit="epoch", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        while state.epoch < t.epochs:
+            epoch = state.epoch + 1
+            started = time.perf_counter()
+            try:
+                train_loss = _epoch_loss(state.model, train_targets, config, state.generator, loss_fn,
+                                         state.optimizer)
+                val_loss = None
+                if epoch % t.val_every == 0 or epoch == t.epochs:
+                    val_loss = _epoch_loss(state.model, val_targets, config, state.generator, loss_fn, None)
+            except _NonFinite as exc:
+                message = (f"training diverged at epoch {epoch}: {exc}; last finite weights saved to "
+                           f"{run_dir / FINAL_WEIGHTS_FILE}")
+                _finish(run_dir, state, "diverged", message, last_good=exc.last_good)
+                raise TrainingDivergedError(message) from None
+            state.epoch = epoch
+            if val_loss is not None and val_loss < state.best_val:
+                state.best_val, state.best_epoch = val_loss, epoch
+                state.best_weights = weights_of(state.model)
+                save_tensors(run_dir / WEIGHTS_FILE, state.best_weights,
+                             {"epoch": str(epoch), "val_loss": repr(val_loss)})
+            state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                                  "seconds": round(time.perf_counter() - started, 4),
+                                  "lr": state.optimizer.param_groups[0]["lr"]})
+            write_history(run_dir / HISTORY_FILE, state.history)
+            if t.checkpoint_every and epoch % t.checkpoint_every == 0:
+                state.save_checkpoint(checkpoint_path(run_dir, epoch))
+            _write_status(run_dir, state, "running")
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.4f}",
+                            val=f"{val_loss:.4f}" if val_loss is not None else "-", refresh=False)
+    finally:
+        bar.close()
+    _finish(run_dir, state, "completed")
+    return load_run(run_dir)
+
+
+def _write_status(run_dir: Path, state: _TrainingState, status: str, message: str | None = None) -> None:
+    payload = {"state": status, "epoch": state.epoch, "best_epoch": state.best_epoch,
+               "best_val_loss": state.best_val if np.isfinite(state.best_val) else None}
+    if message:
+        payload["message"] = message
+    write_json(run_dir / STATUS_FILE, payload)
+
+
+def _finish(run_dir: Path, state: _TrainingState, status: str, message: str | None = None,
+            last_good: dict[str, torch.Tensor] | None = None) -> None:
+    """Write the final weights (or the last finite ones) and the status; keep a best model on disk."""
+    final = last_good if last_good is not None else weights_of(state.model)
+    save_tensors(run_dir / FINAL_WEIGHTS_FILE, final, {"epoch": str(state.epoch)})
+    if not (run_dir / WEIGHTS_FILE).exists():
+        save_tensors(run_dir / WEIGHTS_FILE, final, {"epoch": str(state.epoch)})
+    _write_status(run_dir, state, status, message)
