@@ -18,7 +18,7 @@ from .hmm import HMM
 from .presets import PRESETS, Preset, preset
 from .rnn import NoiseRNN
 from .runs import Run, load_run
-from .train import resume, train, train_config
+from .training import resume, train, train_config
 
 __all__ = [
     "__version__",

@@ -46,8 +46,8 @@ def train(
     Writes config.json, model.safetensors (best by validation), final.safetensors, history.csv,
     status.json and checkpoints/ into the run folder.
     """
-    from .train import resume as resume_run
-    from .train import train as train_run
+    from .training import resume as resume_run
+    from .training import train as train_run
 
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, hidden=hidden, input=input, seed=seed, batch_size=batch_size,

@@ -114,9 +114,10 @@ class NoiseRNN(nn.Module):
 
     def initial_hidden(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """h_0 for ``batch`` sequences: zeros, or N(0, I) when ``initial_state == "random"``. (batch, H)."""
+        like = {"dtype": self.w_rec.dtype, "device": self.w_rec.device}
         if self.initial_state == "random":
-            return torch.randn(batch, self.hidden, generator=generator, device=self.w_rec.device)
-        return torch.zeros(batch, self.hidden, device=self.w_rec.device)
+            return torch.randn(batch, self.hidden, generator=generator, **like)
+        return torch.zeros(batch, self.hidden, **like)
 
     def rollout(self, noise: torch.Tensor, h0: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:

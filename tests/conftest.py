@@ -1,0 +1,55 @@
+"""Shared helpers: tiny training settings, CLI invocation and disk snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+#: A model and data small enough to train for a few seconds on one CPU core.
+TINY = dict(hidden=16, input=4, num_seq=600, seq_len=20, batch_size=100, lr=0.01)
+TINY_FLAGS = ["--hidden", "16", "--input", "4", "--num-seq", "600", "--seq-len", "20",
+              "--batch-size", "100", "--lr", "0.01"]
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Relative path -> content hash of every file and folder under ``root``."""
+    root = Path(root)
+    state = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        state[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+    return state
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run ``hmmrnn ARGS`` in-process; returns (exit code, stdout, stderr)."""
+    from hmmrnn.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["hmmrnn", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke
+
+
+@pytest.fixture(autouse=True)
+def _quiet_progress(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    yield
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["TQDM_DISABLE"] = "1"
+    return env

@@ -1,0 +1,129 @@
+"""NoiseRNN against torch.nn.RNN, positive homogeneity, Gumbel emission statistics, generation semantics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hmmrnn import NoiseRNN
+from hmmrnn.rnn import gumbel_emit
+
+
+def _reference_rnn(model: NoiseRNN) -> torch.nn.RNN:
+    ref = torch.nn.RNN(model.input, model.hidden, nonlinearity="relu", bias=False, batch_first=True)
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(model.w_in)
+        ref.weight_hh_l0.copy_(model.w_rec)
+    return ref
+
+
+@pytest.mark.parametrize("hidden, inp", [(7, 3), (40, 10)])
+def test_rollout_matches_torch_rnn(hidden, inp):
+    model = NoiseRNN(hidden, inp, 3, seed=1)
+    noise = torch.randn(5, 25, inp, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model.rollout(noise)
+        theirs, _ = _reference_rnn(model)(noise)
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+        h0 = torch.rand(5, hidden)
+        torch.testing.assert_close(model.rollout(noise, h0), _reference_rnn(model)(noise, h0[None])[0],
+                                   atol=1e-5, rtol=0)
+
+
+def test_step_is_the_one_step_map():
+    model = NoiseRNN(6, 4, 3, seed=2)
+    h = torch.randn(3, 6)
+    x = torch.randn(3, 4)
+    expected = torch.relu(h @ model.w_rec.T + x @ model.w_in.T)
+    torch.testing.assert_close(model.step(h, x), expected)
+    # a rollout of one step is the step from h0 = 0
+    torch.testing.assert_close(model.rollout(x[:, None])[:, 0], model.step(torch.zeros(3, 6), x))
+
+
+@pytest.mark.parametrize("scale", [0.1, 2.0, 3.7])
+def test_positive_homogeneity(scale):
+    model = NoiseRNN(30, 8, 3, seed=3)
+    noise = torch.randn(4, 50, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    model = model.double()
+    with torch.no_grad():
+        hidden = model.rollout(noise)
+        scaled = model.rollout(scale * noise)
+        torch.testing.assert_close(scaled, scale * hidden, atol=1e-10, rtol=1e-10)
+        torch.testing.assert_close(model.readout(scaled), scale * model.readout(hidden), atol=1e-10, rtol=1e-10)
+    assert hidden.abs().max() > 0  # not trivially zero
+
+
+def test_initialisation_is_pytorch_default_and_seeded():
+    a, b = NoiseRNN(50, 10, 3, seed=4), NoiseRNN(50, 10, 3, seed=4)
+    for name in ("w_in", "w_rec", "w_out"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=0, rtol=0)
+        w = getattr(a, name)
+        bound = 1 / math.sqrt(50)
+        assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+        # uniform on (-bound, bound): variance bound^2 / 3
+        assert w.var().item() == pytest.approx(bound**2 / 3, rel=0.2)
+    assert not torch.equal(a.w_rec, NoiseRNN(50, 10, 3, seed=5).w_rec)
+
+
+def test_gumbel_emission_frequencies_match_softmax():
+    logits = torch.tensor([[1.5, -0.3, 0.2], [0.0, 0.0, 2.0]])
+    n = 100_000
+    samples = gumbel_emit(logits.expand(n, 2, 3), generator=torch.Generator().manual_seed(0))
+    assert torch.all(samples.sum(-1) == 1) and torch.all((samples == 0) | (samples == 1))
+    freq = samples.mean(0).numpy()
+    probs = torch.softmax(logits, -1).numpy()
+    se = np.sqrt(probs * (1 - probs) / n)
+    assert np.all(np.abs(freq - probs) < 5 * se)
+
+
+def test_gumbel_straight_through_gradient():
+    logits = torch.randn(4, 3, requires_grad=True)
+    weights = torch.randn(4, 3)
+    y = gumbel_emit(logits, tau=0.7, generator=torch.Generator().manual_seed(3))
+    (y * weights).sum().backward()
+    # the gradient is that of softmax((z + g) / tau) with the same Gumbel draw
+    z = logits.detach().clone().requires_grad_(True)
+    g = -torch.empty_like(z).exponential_(generator=torch.Generator().manual_seed(3)).log()
+    (torch.softmax((z + g) / 0.7, -1) * weights).sum().backward()
+    torch.testing.assert_close(logits.grad, z.grad)
+
+
+def test_generate_semantics_and_seed():
+    model = NoiseRNN(20, 5, 3, seed=6)
+    symbols, hidden, logits = model.generate(8, 12, seed=3)
+    assert symbols.shape == (8, 12) and hidden.shape == (8, 12, 20) and logits.shape == (8, 12, 3)
+    again, _, _ = model.generate(8, 12, seed=3)
+    assert torch.equal(symbols, again)
+    argmax, _, argmax_logits = model.generate(8, 12, seed=3, readout="argmax")
+    assert torch.equal(argmax, argmax_logits.argmax(-1))
+    # training semantics: hidden states equal a rollout of the same noise
+    gen = torch.Generator().manual_seed(3)
+    noise = torch.randn(8, 12, 5, generator=gen)
+    torch.testing.assert_close(hidden, model.rollout(noise))
+
+
+def test_reference_semantics_first_symbol_is_uniform():
+    model = NoiseRNN(20, 5, 3, seed=6)
+    symbols, hidden, logits = model.generate(30_000, 4, seed=0, semantics="reference")
+    assert torch.all(hidden[:, 0] == 0) and torch.all(logits[:, 0] == 0)
+    freq = np.bincount(symbols[:, 0].numpy(), minlength=3) / 30_000
+    assert np.all(np.abs(freq - 1 / 3) < 5 * np.sqrt(2 / 9 / 30_000))
+    argmax, _, _ = model.generate(10, 4, seed=0, semantics="reference", readout="argmax")
+    assert torch.all(argmax[:, 0] == 0)
+    # the remaining length-1 steps are an ordinary rollout
+    assert torch.all(hidden[:, 1:].abs().sum(-1) > 0)
+
+
+def test_random_initial_state_and_bad_arguments():
+    model = NoiseRNN(10, 3, 3, initial_state="random", seed=0)
+    h0 = model.initial_hidden(1000, torch.Generator().manual_seed(0))
+    assert h0.std().item() == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(ValueError, match="initial_state"):
+        NoiseRNN(10, 3, 3, initial_state="ones")
+    with pytest.raises(ValueError, match="noise must have shape"):
+        model.rollout(torch.zeros(2, 5, 4))
+    with pytest.raises(ValueError, match="semantics"):
+        model.generate(2, 3, semantics="paper")

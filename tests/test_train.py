@@ -1,0 +1,193 @@
+"""Training end to end on tiny models: learning, best-copy bookkeeping, checkpoints, resume, faults."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hmmrnn
+from hmmrnn import RunDirError, TrainingDivergedError, load_run
+from hmmrnn.runs import checkpoint_paths, load_tensors
+from hmmrnn.training import sinkhorn_divergence
+
+from conftest import TINY, TINY_FLAGS, subprocess_env
+
+
+def _weights(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    tensors, _ = load_tensors(path)
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix) and k[len(prefix):] in
+            ("w_in", "w_rec", "w_out")}
+
+
+def _assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys() == {"w_in", "w_rec", "w_out"}
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_tiny_training_lowers_validation_loss(tmp_path):
+    run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=25, seed=0, progress=False,
+                       checkpoint_every=1, **{**TINY, "num_seq": 1500, "batch_size": 250})
+    val = [row["val_loss"] for row in run.history]
+    assert len(val) == 25 and all(v is not None for v in val)
+    assert min(val[5:]) < 0.75 * val[0], val
+    assert run.status["state"] == "completed" and run.status["epoch"] == 25
+    best_epoch = run.status["best_epoch"]
+    assert run.status["best_val_loss"] == pytest.approx(min(val)) and val[best_epoch - 1] == min(val)
+    # model.safetensors holds a true copy of the weights at the best epoch, not the last ones
+    best = _weights(run.path / "model.safetensors")
+    _assert_same_weights(best, _weights(checkpoint_paths(run.path)[best_epoch - 1][1], "model."))
+    _assert_same_weights(_weights(run.path / "final.safetensors"),
+                         _weights(checkpoint_paths(run.path)[-1][1], "model."))
+    if best_epoch != 25:
+        assert not torch.equal(best["w_rec"], _weights(run.path / "final.safetensors")["w_rec"])
+    # the loaded run rebuilds the HMM and the model with the best weights
+    loaded = load_run(run.path)
+    assert loaded.hmm.name == "linear2" and loaded.config.model.hidden == 16
+    np.testing.assert_array_equal(loaded.hmm.transition, hmmrnn.preset("linear2").hmm.transition)
+    assert torch.equal(loaded.model.w_rec.detach(), best["w_rec"])
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["train"]["seed"] == 0 and config["versions"]["torch"] == torch.__version__
+
+
+def test_same_seed_same_weights_different_seed_different(tmp_path):
+    kwargs = dict(epochs=3, progress=False, checkpoint_every=0, **TINY)
+    a = hmmrnn.train("linear3", out=tmp_path / "a", seed=5, **kwargs)
+    b = hmmrnn.train("linear3", out=tmp_path / "b", seed=5, **kwargs)
+    c = hmmrnn.train("linear3", out=tmp_path / "c", seed=6, **kwargs)
+    _assert_same_weights(_weights(a.path / "final.safetensors"), _weights(b.path / "final.safetensors"))
+    assert [r["train_loss"] for r in a.history] == [r["train_loss"] for r in b.history]
+    assert not torch.equal(a.model.w_rec, c.model.w_rec)
+
+
+def test_resume_in_process_equals_uninterrupted(tmp_path):
+    kwargs = dict(seed=1, progress=False, checkpoint_every=2, **TINY)
+    full = hmmrnn.train("linear2", out=tmp_path / "full", epochs=6, **kwargs)
+    part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=4, **kwargs)
+    assert part.status["epoch"] == 4
+    resumed = hmmrnn.resume(part.path, epochs=6, progress=False)
+    _assert_same_weights(_weights(full.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
+    _assert_same_weights(_weights(full.path / "model.safetensors"), _weights(resumed.path / "model.safetensors"))
+    assert [r["val_loss"] for r in full.history] == [r["val_loss"] for r in resumed.history]
+    assert hmmrnn.load_run(part.path).config.train.epochs == 6
+    # a checkpoint holds the optimizer and RNG state besides the weights
+    tensors, meta = load_tensors(checkpoint_paths(full.path)[0][1])
+    assert {"rng", "optim.0.exp_avg", "optim.0.exp_avg_sq", "optim.0.step"} <= set(tensors)
+    assert meta["epoch"] == "2" and "betas" in json.loads(meta["param_groups"])[0]
+
+
+def _train_command(out: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "hmmrnn", "train", "--preset", "linear2", *TINY_FLAGS, "--seed", "3",
+            "--epochs", str(epochs), "--checkpoint-every", "1", "--out", str(out), "--quiet"]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    epochs = 40
+    env = subprocess_env()
+    subprocess.run(_train_command(tmp_path / "full", epochs), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_command(killed, epochs), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints" / "epoch_00008.safetensors").exists():
+        assert proc.poll() is None, "training finished before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = json.loads((killed / "status.json").read_text())
+    assert status["state"] == "running" and status["epoch"] < epochs
+    assert not (killed / "final.safetensors").exists()
+
+    resumed = subprocess.run([sys.executable, "-m", "hmmrnn", "train", "--resume", str(killed), "--quiet"],
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("final.safetensors", "model.safetensors"):
+        _assert_same_weights(_weights(tmp_path / "full" / name), _weights(killed / name))
+    full_rows = (tmp_path / "full" / "history.csv").read_text().splitlines()
+    killed_rows = (killed / "history.csv").read_text().splitlines()
+    drop_seconds = lambda rows: [",".join(r.split(",")[:3]) for r in rows]  # noqa: E731
+    assert drop_seconds(full_rows) == drop_seconds(killed_rows) and len(full_rows) == epochs + 1
+
+
+def test_non_finite_loss_stops_with_last_good_weights(tmp_path, monkeypatch):
+    real = sinkhorn_divergence
+    calls = {"n": 0}
+
+    def poisoned(blur):
+        loss = real(blur)
+
+        def divergence(x, y):
+            calls["n"] += 1
+            value = loss(x, y)
+            return value * float("nan") if calls["n"] > 25 else value
+
+        return divergence
+
+    monkeypatch.setattr("hmmrnn.training.sinkhorn_divergence", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match=r"training diverged at epoch \d+: non-finite loss"):
+        hmmrnn.train("linear2", out=out, epochs=50, seed=0, progress=False, **TINY)
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "diverged" and "non-finite loss" in status["message"]
+    for name in ("model.safetensors", "final.safetensors"):
+        weights = _weights(out / name)
+        assert all(torch.isfinite(w).all() for w in weights.values())
+    assert load_run(out, weights="final").model.w_rec.isfinite().all()
+
+
+def test_non_finite_weights_are_not_kept(tmp_path, monkeypatch):
+    """A step that makes the weights non-finite stops training and leaves the pre-step weights."""
+    real_step = torch.optim.Adam.step
+    calls = {"n": 0}
+
+    def bad_step(self, closure=None):
+        calls["n"] += 1
+        result = real_step(self, closure)
+        if calls["n"] == 7:
+            with torch.no_grad():
+                self.param_groups[0]["params"][1].fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(torch.optim.Adam, "step", bad_step)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match="non-finite weights"):
+        hmmrnn.train("linear2", out=out, epochs=20, seed=0, progress=False, **TINY)
+    assert load_run(out, weights="final").model.w_rec.isfinite().all()
+
+
+def test_load_run_names_mismatches(tmp_path):
+    run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=1, seed=0, progress=False, **TINY)
+    config = json.loads((run.path / "config.json").read_text())
+    config["model"]["hidden"] = 20
+    (run.path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunDirError, match=r"w_in has shape \(16, 4\), config expects \(20, 4\)"):
+        load_run(run.path)
+    config["model"]["hidden"] = 16
+    (run.path / "config.json").write_text(json.dumps(config))
+    load_run(run.path)
+    (run.path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbage")
+    with pytest.raises(RunDirError, match="not a valid safetensors file"):
+        load_run(run.path)
+    (run.path / "config.json").write_text("{")
+    with pytest.raises(RunDirError, match="config.json is not valid JSON"):
+        load_run(run.path)
+    with pytest.raises(RunDirError, match="run folder not found"):
+        load_run(tmp_path / "nope")
+
+
+def test_resume_completed_run_is_a_no_op(tmp_path):
+    run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=2, seed=0, progress=False, **TINY)
+    before = (run.path / "final.safetensors").read_bytes()
+    again = hmmrnn.resume(run.path, progress=False)
+    assert again.status["state"] == "completed"
+    assert (run.path / "final.safetensors").read_bytes() == before
