@@ -135,12 +135,14 @@ class NoiseRNN(nn.Module):
         if noise.ndim != 3 or noise.shape[-1] != self.input:
             raise ValueError(f"noise must have shape (B, T, d={self.input}), got {tuple(noise.shape)}")
         h = self.initial_hidden(noise.shape[0], generator) if h0 is None else h0
-        drive = noise @ self.w_in.T  # all time steps at once; only the recursion loops
         if noise.shape[1] == 0:
             return h.new_zeros(h.shape[0], 0, self.hidden)
+        # The input drive of all time steps in one matmul; only the recursion loops. unbind (not
+        # drive[:, t]) keeps the backward pass linear in T: each indexing op would scatter its
+        # gradient into a full (B, T, H) buffer.
         states = []
-        for t in range(noise.shape[1]):
-            h = self._advance(h, drive[:, t])
+        for drive_t in (noise @ self.w_in.T).unbind(1):
+            h = self._advance(h, drive_t)
             states.append(h)
         return torch.stack(states, dim=1)
 

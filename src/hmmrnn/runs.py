@@ -9,6 +9,7 @@
       history.csv          epoch, train_loss, val_loss, seconds, lr
       status.json          state (running / completed / diverged), epochs done, best epoch and loss
       checkpoints/epoch_00010.safetensors   full training state every k epochs
+      figures/loss.png, loss.pdf            training and validation loss per epoch
 
 Every file is written to a temporary sibling and renamed into place, so a killed process never
 leaves a half-written file. Weights are safetensors; nothing is ever unpickled.
@@ -44,6 +45,7 @@ FINAL_WEIGHTS_FILE = "final.safetensors"
 HISTORY_FILE = "history.csv"
 STATUS_FILE = "status.json"
 CHECKPOINT_DIR = "checkpoints"
+FIGURES_DIR = "figures"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr")
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.safetensors$")
 _UMASK = os.umask(0)
@@ -217,6 +219,8 @@ def _remove_run_files(out: Path) -> None:
     for name in (CONFIG_FILE, WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE):
         (out / name).unlink(missing_ok=True)
     for _, path in checkpoint_paths(out):
+        path.unlink()
+    for path in (out / FIGURES_DIR).glob("loss.*"):
         path.unlink()
 
 

@@ -34,7 +34,7 @@ from .config import RunConfig, make_config
 from .errors import ConfigError, RunDirError, TrainingDivergedError
 from .hmm import HMM
 from .rnn import WEIGHT_NAMES, NoiseRNN
-from .runs import (CONFIG_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
+from .runs import (CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
                    checkpoint_path, checkpoint_paths, load_config, load_run, load_tensors,
                    model_from_weights, prepare_run_dir, read_history, read_json, save_tensors, weights_of,
                    write_history, write_json)
@@ -318,4 +318,8 @@ def _finish(run_dir: Path, state: _TrainingState, status: str, message: str | No
     save_tensors(run_dir / FINAL_WEIGHTS_FILE, final, {"epoch": str(state.epoch)})
     if not (run_dir / WEIGHTS_FILE).exists():
         save_tensors(run_dir / WEIGHTS_FILE, final, {"epoch": str(state.epoch)})
+    if state.history:
+        from .plots import plot_history, save_figure
+
+        save_figure(plot_history(state.history, title=run_dir.name), run_dir / FIGURES_DIR / "loss")
     _write_status(run_dir, state, status, message)

@@ -1,0 +1,34 @@
+"""Shared figure settings and atomic saving."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+matplotlib.rcParams["pdf.fonttype"] = 42
+matplotlib.rcParams["ps.fonttype"] = 42
+matplotlib.rcParams["svg.fonttype"] = "none"
+
+from matplotlib.figure import Figure  # noqa: E402
+
+#: Colours of output symbols 0, 1, 2 (SPEC §7): dark green, royal blue, dark red.
+OUTPUT_COLOURS = ("darkgreen", "royalblue", "darkred")
+
+
+def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``stem.png`` / ``stem.pdf`` (atomically) and return the paths."""
+    from ..runs import atomic_write_bytes
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
+        path = stem.with_suffix(f".{fmt}")
+        atomic_write_bytes(path, buffer.getvalue())
+        paths.append(path)
+    return paths

@@ -1,0 +1,32 @@
+"""Training-history figures."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+
+
+def plot_history(history: Sequence[dict[str, Any]], title: str = "") -> Figure:
+    """Training and validation Sinkhorn divergence per epoch, best validation epoch marked.
+
+    Parameters
+    ----------
+    history : rows with ``epoch``, ``train_loss`` and ``val_loss`` (None where not validated).
+    """
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    epochs = [row["epoch"] for row in history]
+    ax.plot(epochs, [row["train_loss"] for row in history], color="royalblue", lw=1.2, label="training")
+    validated = [(row["epoch"], row["val_loss"]) for row in history if row.get("val_loss") is not None]
+    if validated:
+        ve, vl = zip(*validated)
+        ax.plot(ve, vl, color="darkorange", lw=1.2, label="validation")
+        best = min(validated, key=lambda item: item[1])
+        ax.plot(*best, "o", color="darkred", ms=5, label=f"best {best[1]:.3f} (epoch {best[0]})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Sinkhorn divergence")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig
