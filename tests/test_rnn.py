@@ -97,12 +97,26 @@ def test_generate_semantics_and_seed():
     assert symbols.shape == (8, 12) and hidden.shape == (8, 12, 20) and logits.shape == (8, 12, 3)
     again, _, _ = model.generate(8, 12, seed=3)
     assert torch.equal(symbols, again)
-    argmax, _, argmax_logits = model.generate(8, 12, seed=3, readout="argmax")
+    # sample() returns exactly generate()'s symbols for the same seed
+    np.testing.assert_array_equal(model.sample(8, 12, seed=3), symbols.numpy())
+    argmax, argmax_hidden, argmax_logits = model.generate(8, 12, seed=3, readout="argmax")
     assert torch.equal(argmax, argmax_logits.argmax(-1))
-    # training semantics: hidden states equal a rollout of the same noise
+    torch.testing.assert_close(argmax_logits, model.readout(argmax_hidden))
+    # the column-form generator is the one-step map: replaying its noise through rollout() gives the
+    # same hidden states (argmax readout draws nothing but the noise, d x batch per step)
     gen = torch.Generator().manual_seed(3)
-    noise = torch.randn(8, 12, 5, generator=gen)
-    torch.testing.assert_close(hidden, model.rollout(noise))
+    noise = torch.stack([torch.randn(5, 8, generator=gen).T for _ in range(12)], dim=1)
+    torch.testing.assert_close(argmax_hidden, model.rollout(noise), atol=1e-5, rtol=1e-5)
+
+
+def test_generate_in_batches_matches_one_batch_statistics():
+    model = NoiseRNN(20, 5, 3, seed=6)
+    small, _, _ = model.generate(3000, 10, seed=1, batch_size=256, keep_states=False)
+    large, _, _ = model.generate(3000, 10, seed=1, batch_size=4096, keep_states=False)
+    assert small.shape == large.shape == (3000, 10)
+    f_small = np.bincount(small.numpy().ravel(), minlength=3) / small.numel()
+    f_large = np.bincount(large.numpy().ravel(), minlength=3) / large.numel()
+    np.testing.assert_allclose(f_small, f_large, atol=0.02)
 
 
 def test_reference_semantics_first_symbol_is_uniform():

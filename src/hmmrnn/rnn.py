@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -171,21 +172,41 @@ class NoiseRNN(nn.Module):
     # ------------------------------------------------------------------ generation
 
     @torch.no_grad()
+    def sample(self, n: int, length: int, *, seed: int | None = None, semantics: Semantics = "training",
+               readout: Readout = "sample") -> np.ndarray:
+        """Output symbols only (no hidden states kept): :meth:`generate` for evaluation-sized N.
+
+        Returns
+        -------
+        (n, length) int64 numpy array.
+        """
+        symbols, _, _ = self.generate(n, length, seed=seed, semantics=semantics, readout=readout,
+                                      keep_states=False)
+        return symbols.cpu().numpy()
+
+    @torch.no_grad()
     def generate(self, n: int, length: int, *, seed: int | None = None,
                  generator: torch.Generator | None = None, semantics: Semantics = "training",
-                 readout: Readout = "sample") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 readout: Readout = "sample", keep_states: bool = True, batch_size: int = 1024
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Sample ``n`` output sequences of ``length`` steps from fresh noise.
 
         ``semantics="training"`` emits from h_1..h_T exactly as in training. ``"reference"``
-        reproduces the authors' generator: the first symbol comes from h_0 = 0 (zero logits, so a
-        uniform sample, or symbol 0 under argmax) and only ``length - 1`` noisy steps follow.
+        reproduces the authors' generator: the first symbol comes from h_0 (zero logits for h_0 = 0,
+        so a uniform sample, or symbol 0 under argmax) and only ``length - 1`` noisy steps follow.
         ``readout="argmax"`` gives the deterministic readout argmax(W_out h) instead of a sample.
+
+        The one-step map runs in column form, h' = relu([W_rec W_in] [h; x]), on ``batch_size``
+        sequences at a time: the noise of each step is drawn straight into the lower block of the
+        stacked (H + d, batch) buffer, so one matrix product per step does the whole update and no
+        (n, T, d) noise array is ever held. At step t the generator yields the noise (d, batch)
+        and then, for sampled readouts, the Gumbel noise (K, batch).
 
         Returns
         -------
         symbols : (n, length) int64
-        hidden : (n, length, H) (row 0 is h_0 under the reference semantics)
-        logits : (n, length, K)
+        hidden : (n, length, H), row 0 is h_0 under the reference semantics; None unless keep_states
+        logits : (n, length, K); None unless keep_states
         """
         if semantics not in ("training", "reference"):
             raise ValueError(f"semantics must be 'training' or 'reference', got {semantics!r}")
@@ -195,17 +216,41 @@ class NoiseRNN(nn.Module):
             generator = torch.Generator(device=self.w_rec.device)
             if seed is not None:
                 generator.manual_seed(seed)
-        device = self.w_rec.device
-        if semantics == "training":
-            noise = torch.randn(n, length, self.input, generator=generator, device=device)
-            hidden = self.rollout(noise, generator=generator)
-        else:
-            h0 = self.initial_hidden(n, generator)
-            noise = torch.randn(n, length - 1, self.input, generator=generator, device=device)
-            hidden = torch.cat([h0[:, None], self.rollout(noise, h0)], dim=1)
-        logits = self.readout(hidden)
-        if readout == "argmax":
-            symbols = logits.argmax(dim=-1)
-        else:
-            symbols = gumbel_emit(logits, 1.0, generator).argmax(dim=-1)
-        return symbols, hidden, logits
+        parts = [self._generate_batch(min(batch_size, n - start), length, generator, semantics, readout,
+                                      keep_states) for start in range(0, n, batch_size)]
+        symbols = torch.cat([p[0] for p in parts])
+        if not keep_states:
+            return symbols, None, None
+        return symbols, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
+
+    def _generate_batch(self, batch: int, length: int, generator: torch.Generator, semantics: Semantics,
+                        readout: Readout, keep_states: bool
+                        ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        hidden_size = self.hidden
+        w_step = torch.cat([self.w_rec, self.w_in], dim=1)  # (H, H + d)
+        stacked = torch.empty(hidden_size + self.input, batch, dtype=w_step.dtype, device=w_step.device)
+        stacked[:hidden_size] = self.initial_hidden(batch, generator).T
+        pre = torch.empty(hidden_size, batch, dtype=w_step.dtype, device=w_step.device)
+        symbols, states, logits = [], [], []
+
+        def emit() -> None:
+            z = self.w_out @ stacked[:hidden_size]  # (K, batch)
+            if readout == "sample":
+                gumbel = -torch.empty_like(z).exponential_(generator=generator).log()
+                symbols.append((z + gumbel).argmax(dim=0))
+            else:
+                symbols.append(z.argmax(dim=0))
+            if keep_states:
+                states.append(stacked[:hidden_size].T.clone())
+                logits.append(z.T)
+
+        if semantics == "reference":
+            emit()
+        for _ in range(length - len(symbols)):
+            torch.randn(self.input, batch, generator=generator, out=stacked[hidden_size:])
+            torch.mm(w_step, stacked, out=pre)
+            torch.clamp(pre, min=0, out=stacked[:hidden_size])
+            emit()
+        if not keep_states:
+            return torch.stack(symbols, dim=1), None, None
+        return torch.stack(symbols, dim=1), torch.stack(states, dim=1), torch.stack(logits, dim=1)
