@@ -73,7 +73,7 @@ def test_resume_in_process_equals_uninterrupted(tmp_path):
     full = hmmrnn.train("linear2", out=tmp_path / "full", epochs=6, **kwargs)
     part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=4, **kwargs)
     assert part.status["epoch"] == 4
-    resumed = hmmrnn.resume(part.path, epochs=6, progress=False)
+    resumed = hmmrnn.resume(part.path, epochs=6, progress=False, evaluate=False)
     _assert_same_weights(_weights(full.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
     _assert_same_weights(_weights(full.path / "model.safetensors"), _weights(resumed.path / "model.safetensors"))
     assert [r["val_loss"] for r in full.history] == [r["val_loss"] for r in resumed.history]
@@ -108,7 +108,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert status["state"] == "running" and status["epoch"] < epochs
     assert not (killed / "final.safetensors").exists()
 
-    resumed = subprocess.run([sys.executable, "-m", "hmmrnn", "train", "--resume", str(killed), "--quiet"],
+    resumed = subprocess.run([sys.executable, "-m", "hmmrnn", "train", "--resume", str(killed), "--quiet",
+                              "--no-evaluate"],
                              env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     for name in ("final.safetensors", "model.safetensors"):
@@ -188,6 +189,6 @@ def test_load_run_names_mismatches(tmp_path):
 def test_resume_completed_run_is_a_no_op(tmp_path):
     run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=2, seed=0, progress=False, **TINY)
     before = (run.path / "final.safetensors").read_bytes()
-    again = hmmrnn.resume(run.path, progress=False)
+    again = hmmrnn.resume(run.path, progress=False, evaluate=False)
     assert again.status["state"] == "completed"
     assert (run.path / "final.safetensors").read_bytes() == before

@@ -39,12 +39,15 @@ def train(
                                                    "0 disables [10]."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+    no_evaluate: bool = typer.Option(False, "--no-evaluate", help="Skip `hmmrnn evaluate` at the end."),
+    eval_n: int = typer.Option(5000, help="Sequences generated for the evaluation at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a NoiseRNN whose sampled outputs match the HMM's emission statistics.
 
     Writes config.json, model.safetensors (best by validation), final.safetensors, history.csv,
-    status.json and checkpoints/ into the run folder.
+    status.json, checkpoints/ and figures/ into the run folder, then evaluates the model
+    (metrics.json, verdict) unless --no-evaluate.
     """
     from .training import resume as resume_run
     from .training import train as train_run
@@ -57,17 +60,68 @@ def train(
         if changed:
             raise HmmrnnError(f"--resume continues a run with its saved settings (only --epochs may change); "
                               f"drop {', '.join(changed)}")
-        run = resume_run(resume, epochs=epochs, progress=not quiet)
+        run = resume_run(resume, epochs=epochs, progress=not quiet, evaluate=False)
     else:
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
-        run = train_run(preset, hmm=hmm, out=out, force=force, progress=not quiet, hidden=hidden, input=input,
+        run = train_run(preset, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False, hidden=hidden,
+                        input=input,
                         seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
                         checkpoint_every=checkpoint_every)
     best = run.status.get("best_val_loss")
     typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
                f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")
+    if not no_evaluate:
+        typer.echo(f"evaluating {run.path} (N = {eval_n}, T = {run.config.train.seq_len}) ...")
+        _evaluate_and_report(run, n=eval_n, seq_len=None, seed=0, thresholds=None, semantics="training",
+                             matching=True, refit=True)
+
+
+def _evaluate_and_report(run, **options) -> None:
+    from .evaluation import evaluate as evaluate_run
+
+    result = evaluate_run(run, **options)
+    typer.echo(result.summary())
+    typer.echo(f"wrote {run.path / 'metrics.json'} and figures/evaluation_*.png")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `hmmrnn train`."),
+    n: int = typer.Option(5000, "--n", help="Sequences generated from the RNN (and from the HMM per set)."),
+    seq_len: Optional[int] = typer.Option(None, help="Sequence length T [the run's training T]."),
+    seed: int = typer.Option(0, help="Seed of the RNN noise and the HMM samples."),
+    semantics: str = typer.Option("training", help="training: outputs from h_1..h_T; reference: the "
+                                  "authors' generator (uniform first symbol, T-1 steps)."),
+    weights: str = typer.Option("best", help="best (model.safetensors) or final (final.safetensors)."),
+    no_matching: bool = typer.Option(False, "--no-matching", help="Skip the matched distance (O(N^2))."),
+    no_refit: bool = typer.Option(False, "--no-refit", help="Skip the EM re-fit of an HMM to the RNN outputs."),
+    max_transition_diff: float = typer.Option(0.03, help="Verdict: max |diff| of the output transition matrix."),
+    max_frequency_diff: float = typer.Option(0.03, help="Verdict: max |diff| of the mean output frequencies."),
+    max_volatility_diff: float = typer.Option(0.10, help="Verdict: max relative diff of changes per sequence."),
+    distance_margin: float = typer.Option(0.1, help="Verdict: matched distance <= HMM baseline + this."),
+    max_loglik_gap: float = typer.Option(0.02, help="Verdict: max |log-likelihood gap| in nats per step."),
+    sampling_z: float = typer.Option(3.0, help="Verdict: transition entries may differ by this many "
+                                     "standard errors when that exceeds --max-transition-diff."),
+) -> None:
+    """Judge whether the trained RNN's outputs are statistically indistinguishable from its HMM.
+
+    Writes metrics.json and figures/evaluation_*.png|pdf into the run folder and prints a summary
+    table with the verdict (emulates: yes|no).
+    """
+    from .evaluation import Thresholds
+    from .runs import load_run
+
+    if n < 2:
+        raise HmmrnnError(f"--n must be at least 2, got {n}")
+    if semantics not in ("training", "reference"):
+        raise HmmrnnError(f"--semantics must be training or reference, got {semantics!r}")
+    run = load_run(run_dir, weights=weights)
+    thresholds = Thresholds(max_transition_diff, max_frequency_diff, max_volatility_diff, distance_margin,
+                            max_loglik_gap, sampling_z)
+    _evaluate_and_report(run, n=n, seq_len=seq_len, seed=seed, thresholds=thresholds, semantics=semantics,
+                         matching=not no_matching, refit=not no_refit)
 
 
 @app.command()

@@ -24,6 +24,7 @@ from .errors import HMMSpecError
 
 __all__ = [
     "HMM",
+    "em_step",
     "HMMSpecError",
     "TRANSITION_BUILDERS",
     "EMISSION_BUILDERS",
@@ -431,9 +432,9 @@ class HMM:
     def log_likelihood(self, obs: np.ndarray) -> np.ndarray:
         """Exact log P(o_1..o_T) of each sequence by the forward algorithm.
 
-        The recursion is carried in log space with a per-sequence shift:
-        ``log α_t = log((exp(log α_{t-1} - c) @ A)) + c + log B[:, o_t]``, ``c = max log α_{t-1}``,
-        which is exact and never underflows.
+        The forward variables are renormalised at every step, α̂_t = α_t / c_t, and the likelihood is
+        accumulated in log space, log P = Σ_t log c_t, so it never underflows; a sequence the HMM
+        cannot emit gets -inf.
 
         Parameters
         ----------
@@ -445,23 +446,56 @@ class HMM:
         """
         obs = np.asarray(obs)
         single = obs.ndim == 1
-        obs = np.atleast_2d(obs)
+        obs = self._check_obs(np.atleast_2d(obs))
+        _, log_scale = _forward(self.emission.T[obs.T], self.start, self.transition)
+        ll = log_scale.sum(axis=0)
+        return ll[0] if single else ll
+
+    def _check_obs(self, obs: np.ndarray) -> np.ndarray:
         if obs.ndim != 2 or not np.issubdtype(obs.dtype, np.integer):
             raise ValueError(f"obs must be an integer array (n, T), got dtype {obs.dtype} shape {obs.shape}")
         if obs.size and (obs.min() < 0 or obs.max() >= self.n_outputs):
             raise ValueError(f"obs symbols must lie in [0, {self.n_outputs}), got range "
                              f"[{obs.min()}, {obs.max()}]")
-        with np.errstate(divide="ignore"):
-            log_b = np.log(self.emission)  # (M, K)
-            log_alpha = np.log(self.start)[None, :] + log_b[:, obs[:, 0]].T  # (n, M)
-            for t in range(1, obs.shape[1]):
-                shift = log_alpha.max(axis=1, keepdims=True)
-                shift = np.where(np.isfinite(shift), shift, 0.0)
-                log_alpha = np.log(np.exp(log_alpha - shift) @ self.transition) + shift + log_b[:, obs[:, t]].T
-            shift = log_alpha.max(axis=1, keepdims=True)
-            shift = np.where(np.isfinite(shift), shift, 0.0)
-            ll = np.log(np.exp(log_alpha - shift).sum(axis=1)) + shift[:, 0]
-        return ll[0] if single else ll
+        return obs
+
+    @classmethod
+    def fit(cls, obs: np.ndarray, n_states: int, n_outputs: int, *, seed: int = 0, restarts: int = 5,
+            n_iter: int = 300, tol: float = 1e-6, name: str = "fitted") -> tuple["HMM", float]:
+        """Maximum-likelihood HMM for symbol sequences by Baum-Welch EM, best of seeded restarts.
+
+        Each restart draws start, transition and emission rows from a flat Dirichlet and iterates
+        :func:`em_step` until the mean log-likelihood per symbol improves by less than ``tol``.
+        All sequences are processed at once (hmmlearn's ``CategoricalHMM.fit``, which this
+        reproduces step for step, loops over sequences in Python: 2,000 sequences of 100 steps
+        took it 23-140 s per fit on this machine).
+
+        Parameters
+        ----------
+        obs : (n, T) integer symbols in [0, n_outputs).
+
+        Returns
+        -------
+        The best HMM and its total log-likelihood.
+        """
+        obs = np.asarray(obs)
+        placeholder = cls(np.full((n_states, n_states), 1 / n_states), np.full((n_states, n_outputs), 1 / n_outputs))
+        obs = placeholder._check_obs(obs)
+        best: tuple[float, tuple[np.ndarray, ...]] | None = None
+        for restart in range(restarts):
+            rng = np.random.default_rng([seed, restart])
+            params = (rng.dirichlet(np.ones(n_states)), rng.dirichlet(np.ones(n_states), n_states),
+                      rng.dirichlet(np.ones(n_outputs), n_states))
+            previous = -np.inf
+            for _ in range(n_iter):
+                *updated, ll = em_step(obs, *params)
+                if ll / obs.size - previous / obs.size < tol:
+                    break
+                params, previous = tuple(updated), ll
+            if best is None or previous > best[0]:
+                best = (previous, params)
+        start, transition, emission = best[1]
+        return cls(transition, emission, start, name=name), float(best[0])
 
     # ---------------------------------------------------------------- stationary output statistics
 
@@ -495,6 +529,67 @@ class HMM:
         pi = self.stationary_distribution()
         joint = (pi[:, None] * self.emission).T @ self.transition @ self.emission
         return float(1.0 - np.trace(joint))
+
+
+def _forward(emitted: np.ndarray, start: np.ndarray, transition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised forward variables of all sequences at once.
+
+    α̂_0 ∝ π ∘ B[:, o_0], α̂_t ∝ (α̂_{t-1} A) ∘ B[:, o_t], each divided by its sum c_t.
+
+    Parameters
+    ----------
+    emitted : (T, n, M) emission probabilities of the observed symbols, B[:, o_t] per sequence.
+
+    Returns
+    -------
+    alpha : (T, n, M) normalised forward variables (0 after an impossible symbol).
+    log_scale : (T, n) log c_t; their sum over t is log P(o).
+    """
+    alpha = np.empty_like(emitted)
+    scale = np.empty(emitted.shape[:2])
+    current = start[None, :] * emitted[0]
+    for t in range(emitted.shape[0]):
+        if t:
+            current = (alpha[t - 1] @ transition) * emitted[t]
+        scale[t] = current.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alpha[t] = np.where(scale[t][:, None] > 0, current / scale[t][:, None], 0.0)
+    with np.errstate(divide="ignore"):
+        return alpha, np.log(scale)
+
+
+def em_step(obs: np.ndarray, start: np.ndarray, transition: np.ndarray, emission: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One Baum-Welch update from the given parameters, over all sequences at once.
+
+    With normalised forward α̂ and backward β̂ (β̂_{T-1} = 1, β̂_t = A (B[:, o_{t+1}] ∘ β̂_{t+1}) / c_{t+1}):
+    γ_t = α̂_t ∘ β̂_t, ξ_t(i, j) = α̂_t(i) A_ij B_j(o_{t+1}) β̂_{t+1}(j) / c_{t+1};
+    π' = mean_n γ_0, A' ∝ Σ ξ, B'[:, k] ∝ Σ_{o_t = k} γ_t.
+
+    Parameters
+    ----------
+    obs : (n, T) symbols; start (M,), transition (M, M), emission (M, K).
+
+    Returns
+    -------
+    Updated start, transition, emission, and the log-likelihood of ``obs`` under the *input* parameters.
+    """
+    emitted = emission.T[obs.T]  # (T, n, M): B[:, o_t] for every sequence and step
+    alpha, log_scale = _forward(emitted, start, transition)
+    scale = np.exp(log_scale)
+    beta = np.ones_like(alpha)
+    xi = np.zeros_like(transition)
+    for t in range(obs.shape[1] - 2, -1, -1):
+        weighted = emitted[t + 1] * beta[t + 1] / scale[t + 1][:, None]  # (n, M)
+        beta[t] = weighted @ transition.T
+        xi += alpha[t].T @ weighted
+    xi *= transition
+    gamma = alpha * beta
+    counts = np.stack([gamma[obs.T == k].sum(axis=0) for k in range(emission.shape[1])], axis=1)  # (M, K)
+    new_start = gamma[0].mean(axis=0)
+    new_transition = xi / np.maximum(xi.sum(axis=1, keepdims=True), 1e-300)
+    new_emission = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-300)
+    return new_start, new_transition, new_emission, float(log_scale.sum())
 
 
 def _thresholds(probs: np.ndarray) -> np.ndarray:

@@ -235,6 +235,7 @@ class Run:
     model : :class:`NoiseRNN` with the loaded weights (best by validation unless asked otherwise).
     history : rows of ``history.csv``.
     status : contents of ``status.json`` (empty if absent).
+    weights_file : the safetensors file the model's weights came from.
     """
 
     path: Path
@@ -242,6 +243,7 @@ class Run:
     model: NoiseRNN
     history: list[dict[str, Any]]
     status: dict[str, Any]
+    weights_file: Path | None = None
 
     @property
     def hmm(self) -> HMM:
@@ -282,4 +284,4 @@ def load_run(path: str | Path, weights: str = "best") -> Run:
         tensors = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
     model = model_from_weights(config.model, tensors, str(source))
     status = read_json(run_dir / STATUS_FILE) if (run_dir / STATUS_FILE).exists() else {}
-    return Run(run_dir, config, model, read_history(run_dir / HISTORY_FILE), status)
+    return Run(run_dir, config, model, read_history(run_dir / HISTORY_FILE), status, source)

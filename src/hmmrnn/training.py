@@ -67,7 +67,7 @@ def sinkhorn_divergence(blur: float = 0.2) -> LossFn:
 
 
 def train(preset: str | None = None, *, hmm: HMM | str | Path | None = None, out: str | Path | None = None,
-          force: bool = False, progress: bool = True, **overrides) -> Run:
+          force: bool = False, progress: bool = True, evaluate: bool = True, **overrides) -> Run:
     """Train a NoiseRNN on a preset (or a custom HMM) and return the loaded run.
 
     Parameters
@@ -76,6 +76,7 @@ def train(preset: str | None = None, *, hmm: HMM | str | Path | None = None, out
     hmm : an :class:`HMM` or a path to a JSON/TOML HMM file, replacing the preset's HMM.
     out : run folder (default ``runs/<preset>-h<H>-d<d>-s<seed>``).
     force : overwrite an existing run folder.
+    evaluate : run :func:`hmmrnn.evaluate` (N = 5000, the run's T) at the end, writing metrics.json.
     **overrides : any of ``hidden, input, seed, epochs, batch_size, lr, num_seq, seq_len,
         grad_clip, device, checkpoint_every, val_every, initial_state``.
     """
@@ -85,22 +86,32 @@ def train(preset: str | None = None, *, hmm: HMM | str | Path | None = None, out
     if out is None:
         label = preset or config.hmm.name
         out = Path("runs") / f"{label}-h{config.model.hidden}-d{config.model.input}-s{config.train.seed}"
-    return train_config(config, out, force=force, progress=progress)
+    return train_config(config, out, force=force, progress=progress, evaluate=evaluate)
 
 
-def train_config(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = True) -> Run:
+def train_config(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = True,
+                 evaluate: bool = True) -> Run:
     """Train from a resolved :class:`RunConfig` into a new run folder ``out``."""
     device = _check_device(config.train.device)
     run_dir = prepare_run_dir(Path(out), force=force)
     write_json(run_dir / CONFIG_FILE, config.to_dict())
     state = _TrainingState.fresh(config, device)
-    return _fit(run_dir, config, state, progress)
+    return _evaluated(_fit(run_dir, config, state, progress), evaluate)
 
 
-def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = True) -> Run:
+def _evaluated(run: Run, evaluate: bool) -> Run:
+    if evaluate:
+        from .evaluation import evaluate as evaluate_run
+
+        evaluate_run(run)
+    return run
+
+
+def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = True, evaluate: bool = True) -> Run:
     """Continue a run from its last checkpoint (or from the start if it has none).
 
-    ``epochs`` may raise the total number of epochs of a finished or unfinished run.
+    ``epochs`` may raise the total number of epochs of a finished or unfinished run; ``evaluate``
+    as in :func:`train` (a finished run that is not extended is returned as it is).
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -118,9 +129,8 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
         state = _TrainingState.from_checkpoint(config, checkpoints[-1][1], device)
     else:
         state = _TrainingState.fresh(config, device)
-    history = [row for row in read_history(run_dir / HISTORY_FILE) if row["epoch"] <= state.epoch]
-    state.history = history
-    return _fit(run_dir, config, state, progress)
+    state.history = [row for row in read_history(run_dir / HISTORY_FILE) if row["epoch"] <= state.epoch]
+    return _evaluated(_fit(run_dir, config, state, progress), evaluate)
 
 
 def _check_device(name: str) -> torch.device:

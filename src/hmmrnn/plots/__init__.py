@@ -4,6 +4,9 @@
 """
 
 from ._common import save_figure
+from .evaluation import (plot_dwell_times, plot_frequencies, plot_matched_distances, plot_transition_matrices,
+                         plot_volatility, save_evaluation_figures)
 from .training import plot_history
 
-__all__ = ["plot_history", "save_figure"]
+__all__ = ["plot_history", "plot_transition_matrices", "plot_frequencies", "plot_volatility",
+           "plot_matched_distances", "plot_dwell_times", "save_evaluation_figures", "save_figure"]
