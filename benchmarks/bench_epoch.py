@@ -31,7 +31,7 @@ def main() -> None:
     device = torch.device("cpu")
     state = _TrainingState.fresh(config, device)
     train_targets, val_targets = _targets(config, device)
-    loss_fn = sinkhorn_divergence(config.train.blur)
+    loss_fn = sinkhorn_divergence(config.train.blur, config.hmm.n_outputs, device)
     t = config.train
     print(f"{args.preset}: H={config.model.hidden} d={config.model.input} T={t.seq_len} "
           f"train={train_targets.shape[0]} val={val_targets.shape[0]} batch={t.batch_size} "

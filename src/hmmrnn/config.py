@@ -90,14 +90,14 @@ class TrainConfig:
 
 def versions() -> dict[str, str]:
     """Versions of the package and of the libraries that determine the numbers."""
-    import geomloss
+    import numba
     import numpy
     import torch
 
     from . import __version__
 
     return {"hmmrnn": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "geomloss": geomloss.__version__, "python": platform.python_version()}
+            "numba": numba.__version__, "python": platform.python_version()}
 
 
 @dataclass(frozen=True)

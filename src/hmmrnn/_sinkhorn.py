@@ -1,0 +1,171 @@
+"""The paper's training loss, computed for one-hot sequences: GeomLoss's debiased Sinkhorn divergence.
+
+S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β) between uniform measures on B RNN sequences x_i
+and B' HMM sequences y_j in R^{T K}, cost C = ½‖x − y‖², ε = blur². The algorithm is GeomLoss's
+(``SamplesLoss("sinkhorn", p=2, blur=0.2)``, legacy tensorized loop) step for step: the same
+ε-scaling schedule (from diameter² down to blur² by factors scaling²), the same symmetric averaged
+updates of the four dual potentials, and a last extrapolation at ε = blur² whose envelope-theorem
+gradient is the only one taken.
+
+What is different is how each soft-min is computed. For one-hot sequences ½‖x_i − y_j‖² is the
+number m_ij of steps where the two sequences differ, an integer in [0, T], so
+
+    softmin_i = −ε log Σ_j exp(h_j − m_ij/ε) = −ε log Σ_m exp(−m/ε) · Σ_{j: m_ij = m} exp(h_j)
+
+is a histogram pass over uint8 counts plus T + 1 exponentials per row (the kernel shared with the
+matched-distance metric), instead of an exponential per pair over a dense float matrix allocated
+afresh at every call. The target–target problem OT_ε(β, β) does not depend on the model: it is
+solved once per target batch and reused (it is exactly the same computation). The gradient,
+∂S/∂x_i = a_i (Σ_j Q_ij x_j − Σ_j P_ij y_j) with P, Q the last extrapolation's soft-max weights
+of the x–y and x–x problems, is formed directly (two matrix products) instead of by autograd
+through N² matrices. Agreement with GeomLoss (value and gradient) is a test; the speed is in
+``benchmarks/bench_epoch.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from ._matching import _soft_min, mismatch_counts
+
+
+@njit(parallel=True, cache=True)
+def _plan_rows(counts: np.ndarray, log_kernel: np.ndarray, potential: np.ndarray,
+               row_lse: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """P_ij = exp(potential_j + log_kernel[counts_ij] − row_lse_i) as col_j · row_i[counts_ij].
+
+    col_j = exp(potential_j − max potential) ≤ 1 and row_i[m] = exp(max potential + log_kernel[m] −
+    row_lse_i): T + 1 exponentials per row instead of one per pair. row_i[m] is capped at e^700; a
+    capped factor only meets columns whose col_j underflowed to 0, whose P_ij is 0 either way.
+    """
+    n_rows, n_cols = counts.shape
+    top = potential.max()
+    col_weight = np.exp(potential - top)
+    out = np.empty((n_rows, n_cols), dtype=np.float32)
+    for i in prange(n_rows):
+        row_factor = np.exp(np.minimum(top + log_kernel - row_lse[i], 700.0))
+        row = counts[i]
+        for j in range(n_cols):
+            out[i, j] = col_weight[j] * row_factor[row[j]]
+    return out
+
+
+def _epsilon_schedule(diameter: float, blur: float, scaling: float) -> list[float]:
+    """GeomLoss's schedule for p = 2: diameter², then exp(e) for e from 2 log diameter down to
+    2 log blur in steps of 2 log scaling, then blur²."""
+    steps = np.arange(2 * np.log(diameter), 2 * np.log(blur), 2 * np.log(scaling))
+    return [diameter**2] + [float(np.exp(e)) for e in steps] + [blur**2]
+
+
+def _diameter(x_symbols: np.ndarray, y_symbols: np.ndarray, n_symbols: int) -> float:
+    """Norm of the bounding box of both one-hot clouds: sqrt(number of coordinates that vary)."""
+    length = x_symbols.shape[1]
+    present = np.zeros((length, n_symbols), dtype=bool)
+    absent = np.zeros((length, n_symbols), dtype=bool)
+    for symbols in (x_symbols, y_symbols):
+        onehot = np.zeros((symbols.shape[0], length, n_symbols), dtype=bool)
+        np.put_along_axis(onehot, symbols[..., None], True, axis=2)
+        present |= onehot.any(axis=0)
+        absent |= ~onehot.all(axis=0)
+    return math.sqrt(float((present & absent).sum()))
+
+
+def _softmin(eps: float, counts: np.ndarray, h: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """GeomLoss's softmin for mismatch counts: −ε LSE_j (h_j − m_ij / ε), and the LSE itself."""
+    lse = _soft_min(counts, -np.arange(length + 1) / eps, h)
+    return -eps * lse, lse
+
+
+def _self_transport(counts: np.ndarray, schedule: list[float], length: int) -> np.ndarray:
+    """Potential of the symmetric problem OT_ε(μ, μ) after GeomLoss's averaged updates."""
+    log_weight = np.log(1.0 / counts.shape[0])
+    potential = _softmin(schedule[0], counts, np.full(counts.shape[0], log_weight), length)[0]
+    for eps in schedule:
+        potential = 0.5 * (potential + _softmin(eps, counts, log_weight + potential / eps, length)[0])
+    return potential
+
+
+class OneHotSinkhornDivergence:
+    """Debiased Sinkhorn divergence between batches of one-hot sequences (see the module docstring).
+
+    Parameters
+    ----------
+    n_symbols : K.
+    blur : ε = blur² (the paper: 0.2).
+    scaling : ε-scaling factor of GeomLoss (default 0.5).
+
+    Call with ``x``: (B, T K) model outputs whose values are one-hot (straight-through samples) and
+    ``y``: (B', T K) one-hot targets. Returns a scalar tensor; its gradient flows to ``x`` only.
+    """
+
+    def __init__(self, n_symbols: int, blur: float = 0.2, scaling: float = 0.5) -> None:
+        self.n_symbols, self.blur, self.scaling = n_symbols, blur, scaling
+        self._target_cache: dict[tuple, tuple] = {}
+
+    def _symbols(self, onehot: torch.Tensor) -> np.ndarray:
+        return onehot.detach().reshape(onehot.shape[0], -1, self.n_symbols).argmax(-1).cpu().numpy()
+
+    def _target_term(self, y: torch.Tensor, y_symbols: np.ndarray, schedule: list[float]) -> np.ndarray:
+        """The y–y potential after the last extrapolation, solved once per target batch and schedule."""
+        key = (y.data_ptr(), tuple(y.shape), y._version, tuple(schedule))
+        if key not in self._target_cache:
+            length = y_symbols.shape[1]
+            counts = mismatch_counts(y_symbols, y_symbols, self.n_symbols)
+            potential = _self_transport(counts, schedule, length)
+            h = np.log(1.0 / counts.shape[0]) + potential / schedule[-1]
+            self._target_cache[key] = _softmin(schedule[-1], counts, h, length)[0]
+        return self._target_cache[key]
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x_symbols, y_symbols = self._symbols(x), self._symbols(y)
+        length = x_symbols.shape[1]
+        schedule = _epsilon_schedule(_diameter(x_symbols, y_symbols, self.n_symbols), self.blur, self.scaling)
+        g_bb = self._target_term(y, y_symbols, schedule)
+        counts_xy = mismatch_counts(x_symbols, y_symbols, self.n_symbols)
+        counts_yx = np.ascontiguousarray(counts_xy.T)
+        counts_xx = mismatch_counts(x_symbols, x_symbols, self.n_symbols)
+        n, m = counts_xy.shape
+        a_log, b_log = np.log(1.0 / n), np.log(1.0 / m)
+
+        eps0 = schedule[0]
+        g_ab = _softmin(eps0, counts_yx, np.full(n, a_log), length)[0]
+        f_ba = _softmin(eps0, counts_xy, np.full(m, b_log), length)[0]
+        f_aa = _softmin(eps0, counts_xx, np.full(n, a_log), length)[0]
+        for eps in schedule:
+            ft_ba = _softmin(eps, counts_xy, b_log + g_ab / eps, length)[0]
+            gt_ab = _softmin(eps, counts_yx, a_log + f_ba / eps, length)[0]
+            ft_aa = _softmin(eps, counts_xx, a_log + f_aa / eps, length)[0]
+            f_ba, g_ab, f_aa = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab), 0.5 * (f_aa + ft_aa)
+        eps = schedule[-1]
+        h_xy, h_yx, h_xx = b_log + g_ab / eps, a_log + f_ba / eps, a_log + f_aa / eps
+        f_ba, lse_xy = _softmin(eps, counts_xy, h_xy, length)
+        g_ab = _softmin(eps, counts_yx, h_yx, length)[0]
+        f_aa, lse_xx = _softmin(eps, counts_xx, h_xx, length)
+        value = torch.as_tensor((f_ba - f_aa).mean() + (g_ab - g_bb).mean(), dtype=x.dtype, device=x.device)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return value
+        log_kernel = -np.arange(length + 1) / eps
+        plan_xy = torch.from_numpy(_plan_rows(counts_xy, log_kernel, h_xy, lse_xy))
+        plan_xx = torch.from_numpy(_plan_rows(counts_xx, log_kernel, h_xx, lse_xx))
+        x_hard = torch.nn.functional.one_hot(torch.from_numpy(x_symbols), self.n_symbols).reshape(n, -1).float()
+        y_hard = torch.nn.functional.one_hot(torch.from_numpy(y_symbols), self.n_symbols).reshape(m, -1).float()
+        grad = ((plan_xx @ x_hard - plan_xy @ y_hard) / n).to(device=x.device, dtype=x.dtype)
+        return _WithGradient.apply(x, value, grad)
+
+
+class _WithGradient(torch.autograd.Function):
+    """Returns a precomputed value whose gradient with respect to ``x`` is a precomputed tensor."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(grad)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad_output * grad, None, None

@@ -1,0 +1,66 @@
+"""The training loss computed for one-hot sequences equals GeomLoss's debiased Sinkhorn divergence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from geomloss import SamplesLoss
+
+from hmmrnn import NoiseRNN, preset
+from hmmrnn._sinkhorn import OneHotSinkhornDivergence
+
+
+def _batches(name: str, n_model: int, n_target: int, length: int, seed: int):
+    obs, _ = preset(name).hmm.sample(n_target, length, seed=seed)
+    target = torch.nn.functional.one_hot(torch.from_numpy(obs), 3).float().reshape(n_target, -1)
+    model = NoiseRNN(20, 5, 3, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    outputs, _, _ = model(torch.randn(n_model, length, 5, generator=generator), generator)
+    return outputs.reshape(n_model, -1), target
+
+
+def _geomloss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    grad_mode = torch.is_grad_enabled()
+    try:
+        return SamplesLoss("sinkhorn", p=2, blur=0.2, backend="tensorized")(x, y)
+    finally:
+        torch.set_grad_enabled(grad_mode)
+
+
+@pytest.mark.parametrize("name, n_model, n_target, length, seed", [
+    ("linear3", 300, 300, 30, 0), ("linear2", 256, 200, 100, 1), ("cyclic4", 150, 260, 40, 2),
+    ("linear2", 100, 100, 5, 3)])
+def test_value_and_gradient_equal_geomloss(name, n_model, n_target, length, seed):
+    x, y = _batches(name, n_model, n_target, length, seed)
+    xa = x.detach().clone().requires_grad_(True)
+    xb = x.detach().clone().requires_grad_(True)
+    reference = _geomloss(xa, y)
+    reference.backward()
+    ours = OneHotSinkhornDivergence(3, blur=0.2)(xb, y)
+    ours.backward()
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5, abs=1e-6)
+    assert ((xa.grad - xb.grad).norm() / xa.grad.norm()).item() < 1e-4
+
+
+def test_gradient_reaches_the_model_through_straight_through_outputs():
+    model = NoiseRNN(12, 4, 3, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    outputs, _, _ = model(torch.randn(64, 10, 4, generator=generator), generator)
+    obs, _ = preset("linear2").hmm.sample(64, 10, seed=0)
+    target = torch.nn.functional.one_hot(torch.from_numpy(obs), 3).float().reshape(64, -1)
+    OneHotSinkhornDivergence(3)(outputs.reshape(64, -1), target).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_cached_target_term_and_no_grad_path():
+    x, y = _batches("linear3", 120, 120, 20, 4)
+    loss = OneHotSinkhornDivergence(3)
+    first = loss(x.detach(), y).item()
+    assert loss(x.detach(), y).item() == first  # second call reuses the cached y-y problem
+    assert OneHotSinkhornDivergence(3)(x.detach(), y).item() == first
+    with torch.no_grad():
+        value = loss(x, y)
+        assert not torch.is_grad_enabled() and not value.requires_grad
+    # a different target batch is not served from the cache
+    _, other = _batches("linear2", 120, 120, 20, 5)
+    assert loss(x.detach(), other).item() == pytest.approx(_geomloss(x.detach(), other).item(), rel=1e-5)
