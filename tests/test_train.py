@@ -192,3 +192,45 @@ def test_resume_completed_run_is_a_no_op(tmp_path):
     again = hmmrnn.resume(run.path, progress=False, evaluate=False)
     assert again.status["state"] == "completed"
     assert (run.path / "final.safetensors").read_bytes() == before
+
+
+def _iid_hmm(tmp_path: Path) -> Path:
+    """Two states with the same emission row: the output is i.i.d. fair coin flips."""
+    path = tmp_path / "iid.json"
+    path.write_text(json.dumps({"name": "iid", "transition": [[0.9, 0.1], [0.1, 0.9]],
+                                "emission": [[0.5, 0.5], [0.5, 0.5]]}))
+    return path
+
+
+def test_early_stop_on_the_verdict(tmp_path):
+    tiny = {**TINY, "hidden": 8, "input": 3}
+    run = hmmrnn.train(hmm=_iid_hmm(tmp_path), out=tmp_path / "run", epochs=30, seed=0, progress=False,
+                       checkpoint_every=5, eval_every=1, eval_n=600, early_stop=True, **tiny)
+    stopped = run.status["emulating_epoch"]
+    assert run.status["stopped_early"] and stopped < 30 and run.status["epoch"] == stopped
+    assert len(run.history) == stopped and run.history[-1]["emulates"] == 1.0
+    assert all(row["emulates"] == 0.0 for row in run.history[:-1])
+    # the emulating weights are the run's model, and a checkpoint was written at that epoch
+    _assert_same_weights(_weights(run.path / "model.safetensors"),
+                         _weights(checkpoint_paths(run.path)[-1][1], "model."))
+    assert checkpoint_paths(run.path)[-1][0] == stopped
+    # the recorded verdict is reproducible from the saved weights
+    from hmmrnn.evaluation import compare
+    from hmmrnn.training import _derived_seed
+
+    candidate = run.model.sample(600, 20, seed=_derived_seed(0, "eval") + stopped)
+    assert compare(run.hmm, candidate, seed=_derived_seed(0, "eval"), refit=False).emulates
+    # resuming an early-stopped run does nothing
+    before = (run.path / "final.safetensors").read_bytes()
+    hmmrnn.resume(run.path, progress=False, evaluate=False)
+    assert (run.path / "final.safetensors").read_bytes() == before
+
+
+def test_periodic_verdict_is_recorded_and_does_not_change_training(tmp_path):
+    plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=4, seed=2, progress=False, **TINY)
+    judged = hmmrnn.train("linear2", out=tmp_path / "judged", epochs=4, seed=2, progress=False, eval_every=2,
+                          eval_n=300, **TINY)
+    _assert_same_weights(_weights(plain.path / "final.safetensors"), _weights(judged.path / "final.safetensors"))
+    assert [row["emulates"] for row in judged.history] == [None, 0.0, None, 0.0]
+    assert judged.history[1]["transition_diff"] > 0.03 and judged.history[1]["matched_distance"] > 0
+    assert all(row["emulates"] is None for row in plain.history)

@@ -39,8 +39,12 @@ def train(
                                                    "0 disables [10]."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+    eval_every: Optional[int] = typer.Option(None, help="Compute the verdict on fresh samples every K epochs and "
+                                             "record it in history.csv; 0 disables [0]."),
+    early_stop: bool = typer.Option(False, "--early-stop", help="Stop at the first periodic verdict "
+                                    "'emulates: yes' (needs --eval-every)."),
     no_evaluate: bool = typer.Option(False, "--no-evaluate", help="Skip `hmmrnn evaluate` at the end."),
-    eval_n: int = typer.Option(5000, help="Sequences generated for the evaluation at the end."),
+    eval_n: int = typer.Option(5000, help="Sequences generated for each verdict (periodic and final)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a NoiseRNN whose sampled outputs match the HMM's emission statistics.
@@ -55,7 +59,8 @@ def train(
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
                         lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
-                        out=out, device=device, checkpoint_every=checkpoint_every, force=force or None)
+                        out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
+                        eval_every=eval_every, early_stop=early_stop or None)
         changed = ["--" + name.replace("_", "-") for name, value in settings.items() if value is not None]
         if changed:
             raise HmmrnnError(f"--resume continues a run with its saved settings (only --epochs may change); "
@@ -68,7 +73,8 @@ def train(
                         input=input,
                         seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
-                        checkpoint_every=checkpoint_every)
+                        checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
+                        early_stop=early_stop or None)
     best = run.status.get("best_val_loss")
     typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
                f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")

@@ -48,7 +48,10 @@ class TrainConfig:
     validation, unused test. Each epoch draws fresh noise, takes one Adam step per batch of
     ``batch_size`` training sequences (fixed order), clips the global gradient norm to
     ``grad_clip`` and, every ``val_every`` epochs, computes the validation loss. Every
-    ``checkpoint_every`` epochs (0 = never) the full training state is saved.
+    ``checkpoint_every`` epochs (0 = never) the full training state is saved. Every ``eval_every``
+    epochs (0 = never) the verdict of :func:`hmmrnn.compare` is computed on ``eval_n`` fresh RNN
+    sequences and recorded in the history; with ``early_stop`` training stops at the first epoch
+    whose model emulates the HMM, and that model becomes ``model.safetensors``.
     """
 
     seq_len: int = 30
@@ -62,6 +65,9 @@ class TrainConfig:
     tau: float = 1.0
     val_every: int = 1
     checkpoint_every: int = 10
+    eval_every: int = 0
+    eval_n: int = 5000
+    early_stop: bool = False
     seed: int = 0
     device: str = "cpu"
 
@@ -79,6 +85,9 @@ class TrainConfig:
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        _require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
+        _require(self.eval_n >= 2, f"eval_n must be >= 2, got {self.eval_n}")
+        _require(not self.early_stop or self.eval_every > 0, "early_stop needs eval_every > 0")
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
 
@@ -146,7 +155,8 @@ def make_config(preset: str | None = None, *, hmm: HMM | None = None, hidden: in
                 batch_size: int | None = None, lr: float | None = None, num_seq: int | None = None,
                 seq_len: int | None = None, grad_clip: float | None = None, device: str | None = None,
                 checkpoint_every: int | None = None, val_every: int | None = None,
-                initial_state: str | None = None) -> RunConfig:
+                initial_state: str | None = None, eval_every: int | None = None, eval_n: int | None = None,
+                early_stop: bool | None = None) -> RunConfig:
     """Resolve a preset plus overrides into a :class:`RunConfig`.
 
     ``hmm`` replaces the preset's HMM. Without a preset the training settings default to those of
@@ -163,6 +173,7 @@ def make_config(preset: str | None = None, *, hmm: HMM | None = None, hidden: in
                         batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip)
     train_overrides = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                        "num_seq": num_seq, "seq_len": seq_len, "grad_clip": grad_clip,
-                       "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every}
+                       "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every,
+                       "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

@@ -280,7 +280,7 @@ def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thres
     # matched Euclidean distance through the entropic OT plan (reference semantics)
     if matching:
         model = M.matched_distances(hmm_sets[0], candidate, k)
-        base = M.matched_distances(hmm_sets[1], hmm_sets[2], k)
+        base = _baseline_matching(hmm, hmm_sets, seed)
         metrics["matched_distance"] = {"candidate": model.summary(), "baseline": base.summary(),
                                        # distances are sqrt(2 m) for m mismatching steps: store P(m)
                                        "candidate_mismatch_histogram": _mismatch_histogram(model.distances, length),
@@ -298,6 +298,20 @@ def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thres
 
     checks = _verdict(metrics, thresholds, np.where(defined, np.abs(t_diff) <= allowed, True), allowed)
     return Evaluation(metrics, checks, thresholds)
+
+
+_BASELINES: dict[tuple, M.MatchingResult] = {}
+
+
+def _baseline_matching(hmm: HMM, hmm_sets: list[np.ndarray], seed: int) -> M.MatchingResult:
+    """HMM-vs-HMM matched distances; cached, since the same HMM, N, T and seed give the same sets
+    (periodic verdicts during training compare fresh RNN samples with one fixed HMM reference)."""
+    key = (hmm.start.tobytes(), hmm.transition.tobytes(), hmm.emission.tobytes(), hmm_sets[1].shape, seed)
+    if key not in _BASELINES:
+        if len(_BASELINES) >= 8:
+            _BASELINES.pop(next(iter(_BASELINES)))
+        _BASELINES[key] = M.matched_distances(hmm_sets[1], hmm_sets[2], hmm.n_outputs)
+    return _BASELINES[key]
 
 
 def _mean_of(lengths: np.ndarray, symbols: np.ndarray, symbol: int) -> float:

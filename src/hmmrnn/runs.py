@@ -6,7 +6,8 @@
       config.json          RunConfig: HMM matrices, model sizes, training settings, seed, versions
       model.safetensors    best weights by validation loss (written at every improvement)
       final.safetensors    weights after the last epoch (or the last finite weights if training diverged)
-      history.csv          epoch, train_loss, val_loss, seconds, lr
+      history.csv          epoch, train_loss, val_loss, seconds, lr (+ the periodic verdict: emulates,
+                           transition_diff, loglik_gap, matched_distance)
       status.json          state (running / completed / diverged), epochs done, best epoch and loss
       checkpoints/epoch_00010.safetensors   full training state every k epochs
       figures/loss.png, loss.pdf            training and validation loss per epoch
@@ -46,7 +47,8 @@ HISTORY_FILE = "history.csv"
 STATUS_FILE = "status.json"
 CHECKPOINT_DIR = "checkpoints"
 FIGURES_DIR = "figures"
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr")
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr", "emulates", "transition_diff",
+                   "loglik_gap", "matched_distance")
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.safetensors$")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -154,7 +156,7 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
-    """Rows of ``history.csv`` with numbers parsed (``val_loss`` is None on epochs without validation)."""
+    """Rows of ``history.csv`` with numbers parsed (None where an epoch had no validation or verdict)."""
     if not Path(path).exists():
         return []
     rows = []
@@ -162,7 +164,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         for row in csv.DictReader(handle):
             try:
                 rows.append({"epoch": int(row["epoch"]),
-                             **{k: (float(row[k]) if row[k] not in ("", None) else None)
+                             **{k: (float(row[k]) if row.get(k) not in ("", None) else None)
                                 for k in HISTORY_COLUMNS[1:]}})
             except (KeyError, ValueError) as exc:
                 raise RunDirError(f"{path} has a malformed row {row}: {exc}") from None

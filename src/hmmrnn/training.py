@@ -128,7 +128,8 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
         write_json(run_dir / CONFIG_FILE, config.to_dict())
     device = _check_device(config.train.device)
     status = read_json(run_dir / STATUS_FILE) if (run_dir / STATUS_FILE).exists() else {}
-    if status.get("state") == "completed" and status.get("epoch", 0) >= config.train.epochs:
+    if status.get("state") == "completed" and (status.get("epoch", 0) >= config.train.epochs
+                                               or status.get("stopped_early")):
         return load_run(run_dir)
     checkpoints = checkpoint_paths(run_dir)
     if checkpoints:
@@ -162,6 +163,7 @@ class _TrainingState:
         self.best_val = best_val
         self.best_epoch = best_epoch
         self.best_weights = best_weights
+        self.emulating_epoch: int | None = None
         self.history: list[dict] = []
 
     @staticmethod
@@ -224,7 +226,7 @@ def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.T
 
 def _derived_seed(seed: int, purpose: str) -> int:
     """Independent 63-bit seeds for each purpose (data, init, noise) from one user seed."""
-    tag = {"data": 1, "init": 2, "noise": 3}[purpose]
+    tag = {"data": 1, "init": 2, "noise": 3, "eval": 4}[purpose]
     return int(np.random.SeedSequence([seed, tag]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
@@ -298,6 +300,8 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                 _finish(run_dir, state, "diverged", message, last_good=exc.last_good)
                 raise TrainingDivergedError(message) from None
             state.epoch = epoch
+            verdict = _periodic_verdict(state.model, config, epoch) if t.eval_every and epoch % t.eval_every == 0 \
+                else {}
             if val_loss is not None and val_loss < state.best_val:
                 state.best_val, state.best_epoch = val_loss, epoch
                 state.best_weights = weights_of(state.model)
@@ -305,23 +309,51 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                              {"epoch": str(epoch), "val_loss": repr(val_loss)})
             state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                                   "seconds": round(time.perf_counter() - started, 4),
-                                  "lr": state.optimizer.param_groups[0]["lr"]})
+                                  "lr": state.optimizer.param_groups[0]["lr"], **verdict})
             write_history(run_dir / HISTORY_FILE, state.history)
-            if t.checkpoint_every and epoch % t.checkpoint_every == 0:
+            stop = t.early_stop and bool(verdict.get("emulates"))
+            if stop:  # the emulating model is the result, whatever its validation loss
+                state.best_weights = weights_of(state.model)
+                save_tensors(run_dir / WEIGHTS_FILE, state.best_weights, {"epoch": str(epoch), "emulates": "1"})
+                state.emulating_epoch = epoch
+            if t.checkpoint_every and (epoch % t.checkpoint_every == 0 or stop):
                 state.save_checkpoint(checkpoint_path(run_dir, epoch))
             _write_status(run_dir, state, "running")
             bar.update(1)
-            bar.set_postfix(train=f"{train_loss:.4f}",
-                            val=f"{val_loss:.4f}" if val_loss is not None else "-", refresh=False)
+            bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}" if val_loss is not None else "-",
+                            **({"emulates": "yes" if verdict["emulates"] else "no"} if verdict else {}),
+                            refresh=False)
+            if stop:
+                break
     finally:
         bar.close()
     _finish(run_dir, state, "completed")
     return load_run(run_dir)
 
 
+def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
+    """The verdict on ``eval_n`` fresh RNN sequences (no EM re-fit), as history columns.
+
+    The RNN noise is seeded by (run seed, epoch); the HMM reference samples are the same at every
+    epoch, so their baseline distance is computed once. Training's own generator is untouched, so
+    evaluating does not change the training trajectory.
+    """
+    from .evaluation import compare
+
+    t = config.train
+    candidate = model.sample(t.eval_n, t.seq_len, seed=_derived_seed(t.seed, "eval") + epoch)
+    result = compare(config.hmm, candidate, seed=_derived_seed(t.seed, "eval"), refit=False)
+    m = result.metrics
+    return {"emulates": int(result.emulates), "transition_diff": m["transition_matrix"]["max_abs_diff"],
+            "loglik_gap": m["log_likelihood"]["gap"], "matched_distance": m["matched_distance"]["candidate"]["mean"]}
+
+
 def _write_status(run_dir: Path, state: _TrainingState, status: str, message: str | None = None) -> None:
     payload = {"state": status, "epoch": state.epoch, "best_epoch": state.best_epoch,
                "best_val_loss": state.best_val if np.isfinite(state.best_val) else None}
+    if state.emulating_epoch is not None:
+        payload["stopped_early"] = True
+        payload["emulating_epoch"] = state.emulating_epoch
     if message:
         payload["message"] = message
     write_json(run_dir / STATUS_FILE, payload)
