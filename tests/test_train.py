@@ -234,3 +234,21 @@ def test_periodic_verdict_is_recorded_and_does_not_change_training(tmp_path):
     assert [row["emulates"] for row in judged.history] == [None, 0.0, None, 0.0]
     assert judged.history[1]["transition_diff"] > 0.03 and judged.history[1]["matched_distance"] > 0
     assert all(row["emulates"] is None for row in plain.history)
+
+
+def test_stuck_runs_are_retried_with_new_seeds(tmp_path):
+    run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=4, seed=0, progress=False, eval_every=1,
+                       eval_n=200, retries=2, stuck_patience=1, stuck_tolerance=0.9, **TINY)
+    attempts = json.loads((run.path / "attempts.json").read_text())
+    assert [a["seed"] for a in attempts] == [0, 1000] and all(a["epochs"] == 2 for a in attempts)
+    assert all("no emulation" in a["reason"] and a["last_verdict"]["emulates"] == 0 for a in attempts)
+    for k in (0, 1):
+        archived = run.path / "attempts" / f"attempt_{k}"
+        assert len((archived / "history.csv").read_text().splitlines()) == 3
+        assert (archived / "model.safetensors").is_file()
+    # the last attempt has no retries left and runs to the end
+    assert run.config.train.seed == 2000 and len(run.history) == 4 and run.status["state"] == "completed"
+    # with no retries the same settings never restart
+    plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=4, seed=0, progress=False, eval_every=1,
+                         eval_n=200, stuck_patience=1, stuck_tolerance=0.9, **TINY)
+    assert not (plain.path / "attempts.json").exists() and plain.config.train.seed == 0

@@ -43,6 +43,11 @@ def train(
                                              "record it in history.csv; 0 disables [0]."),
     early_stop: bool = typer.Option(False, "--early-stop", help="Stop at the first periodic verdict "
                                     "'emulates: yes' (needs --eval-every)."),
+    retries: Optional[int] = typer.Option(None, help="Restart a stuck run (no emulation, validation loss flat "
+                                          "for --stuck-patience epochs) with a new seed, at most N times; "
+                                          "needs --eval-every [0]."),
+    stuck_patience: Optional[int] = typer.Option(None, help="Epochs without 1% validation improvement that "
+                                                 "make a run stuck [100]."),
     no_evaluate: bool = typer.Option(False, "--no-evaluate", help="Skip `hmmrnn evaluate` at the end."),
     eval_n: int = typer.Option(5000, help="Sequences generated for each verdict (periodic and final)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -60,7 +65,8 @@ def train(
         settings = dict(preset=preset, hmm=hmm, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
                         lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
                         out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
-                        eval_every=eval_every, early_stop=early_stop or None)
+                        eval_every=eval_every, early_stop=early_stop or None, retries=retries,
+                        stuck_patience=stuck_patience)
         changed = ["--" + name.replace("_", "-") for name, value in settings.items() if value is not None]
         if changed:
             raise HmmrnnError(f"--resume continues a run with its saved settings (only --epochs may change); "
@@ -74,7 +80,7 @@ def train(
                         seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
                         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
-                        early_stop=early_stop or None)
+                        early_stop=early_stop or None, retries=retries, stuck_patience=stuck_patience)
     best = run.status.get("best_val_loss")
     typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
                f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")

@@ -51,7 +51,10 @@ class TrainConfig:
     ``checkpoint_every`` epochs (0 = never) the full training state is saved. Every ``eval_every``
     epochs (0 = never) the verdict of :func:`hmmrnn.compare` is computed on ``eval_n`` fresh RNN
     sequences and recorded in the history; with ``early_stop`` training stops at the first epoch
-    whose model emulates the HMM, and that model becomes ``model.safetensors``.
+    whose model emulates the HMM, and that model becomes ``model.safetensors``. With ``retries``
+    (needs ``eval_every``), a run that is stuck — no emulation and a best validation loss that
+    improved by less than ``stuck_tolerance`` (relative) over the last ``stuck_patience`` epochs —
+    is archived under ``attempts/`` and restarted with seed + 1000·k, at most ``retries`` times.
     """
 
     seq_len: int = 30
@@ -68,6 +71,9 @@ class TrainConfig:
     eval_every: int = 0
     eval_n: int = 5000
     early_stop: bool = False
+    retries: int = 0
+    stuck_patience: int = 100
+    stuck_tolerance: float = 0.01
     seed: int = 0
     device: str = "cpu"
 
@@ -88,6 +94,10 @@ class TrainConfig:
         _require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         _require(self.eval_n >= 2, f"eval_n must be >= 2, got {self.eval_n}")
         _require(not self.early_stop or self.eval_every > 0, "early_stop needs eval_every > 0")
+        _require(self.retries >= 0, f"retries must be >= 0, got {self.retries}")
+        _require(not self.retries or self.eval_every > 0, "retries need eval_every > 0 to detect a stuck run")
+        _require(self.stuck_patience >= 1, f"stuck_patience must be >= 1, got {self.stuck_patience}")
+        _require(0 <= self.stuck_tolerance < 1, f"stuck_tolerance must lie in [0, 1), got {self.stuck_tolerance}")
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
 
@@ -156,7 +166,8 @@ def make_config(preset: str | None = None, *, hmm: HMM | None = None, hidden: in
                 seq_len: int | None = None, grad_clip: float | None = None, device: str | None = None,
                 checkpoint_every: int | None = None, val_every: int | None = None,
                 initial_state: str | None = None, eval_every: int | None = None, eval_n: int | None = None,
-                early_stop: bool | None = None) -> RunConfig:
+                early_stop: bool | None = None, retries: int | None = None,
+                stuck_patience: int | None = None, stuck_tolerance: float | None = None) -> RunConfig:
     """Resolve a preset plus overrides into a :class:`RunConfig`.
 
     ``hmm`` replaces the preset's HMM. Without a preset the training settings default to those of
@@ -174,6 +185,7 @@ def make_config(preset: str | None = None, *, hmm: HMM | None = None, hidden: in
     train_overrides = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                        "num_seq": num_seq, "seq_len": seq_len, "grad_clip": grad_clip,
                        "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every,
-                       "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop}
+                       "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop, "retries": retries,
+                       "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

@@ -11,6 +11,7 @@
       status.json          state (running / completed / diverged), epochs done, best epoch and loss
       checkpoints/epoch_00010.safetensors   full training state every k epochs
       figures/loss.png, loss.pdf            training and validation loss per epoch
+      attempts.json, attempts/attempt_<k>/  runs abandoned as stuck and restarted (--retries)
 
 Every file is written to a temporary sibling and renamed into place, so a killed process never
 leaves a half-written file. Weights are safetensors; nothing is ever unpickled.
@@ -23,6 +24,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,7 @@ FINAL_WEIGHTS_FILE = "final.safetensors"
 HISTORY_FILE = "history.csv"
 STATUS_FILE = "status.json"
 CHECKPOINT_DIR = "checkpoints"
+ATTEMPTS_FILE = "attempts.json"
 FIGURES_DIR = "figures"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr", "emulates", "transition_diff",
                    "loglik_gap", "matched_distance")
@@ -218,8 +221,10 @@ def prepare_run_dir(out: Path, *, force: bool) -> Path:
 
 
 def _remove_run_files(out: Path) -> None:
-    for name in (CONFIG_FILE, WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE):
+    for name in (CONFIG_FILE, WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, ATTEMPTS_FILE):
         (out / name).unlink(missing_ok=True)
+    if (out / "attempts").is_dir():
+        shutil.rmtree(out / "attempts")
     for _, path in checkpoint_paths(out):
         path.unlink()
     for path in (out / FIGURES_DIR).glob("loss.*"):

@@ -20,6 +20,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from .errors import ConfigError, RunDirError, TrainingDivergedError
 from ._sinkhorn import OneHotSinkhornDivergence
 from .hmm import HMM
 from .rnn import WEIGHT_NAMES, NoiseRNN
-from .runs import (CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
+from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
                    checkpoint_path, checkpoint_paths, load_config, load_run, load_tensors,
                    model_from_weights, prepare_run_dir, read_history, read_json, save_tensors, weights_of,
                    write_history, write_json)
@@ -102,7 +103,7 @@ def train_config(config: RunConfig, out: str | Path, *, force: bool = False, pro
     run_dir = prepare_run_dir(Path(out), force=force)
     write_json(run_dir / CONFIG_FILE, config.to_dict())
     state = _TrainingState.fresh(config, device)
-    return _evaluated(_fit(run_dir, config, state, progress), evaluate)
+    return _evaluated(_fit_with_retries(run_dir, config, state, progress), evaluate)
 
 
 def _evaluated(run: Run, evaluate: bool) -> Run:
@@ -137,7 +138,7 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     else:
         state = _TrainingState.fresh(config, device)
     state.history = [row for row in read_history(run_dir / HISTORY_FILE) if row["epoch"] <= state.epoch]
-    return _evaluated(_fit(run_dir, config, state, progress), evaluate)
+    return _evaluated(_fit_with_retries(run_dir, config, state, progress), evaluate)
 
 
 def _check_device(name: str) -> torch.device:
@@ -277,7 +278,53 @@ class _NonFinite(Exception):
         self.last_good = last_good
 
 
-def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool) -> Run:
+class _Stuck(Exception):
+    """The run plateaued without emulating; carries what the attempts record keeps."""
+
+    def __init__(self, record: dict) -> None:
+        super().__init__(record["reason"])
+        self.record = record
+
+
+def _fit_with_retries(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool) -> Run:
+    """:func:`_fit`, restarting a stuck run with a new seed at most ``retries`` times.
+
+    Each abandoned attempt's files move to ``attempts/attempt_<k>/`` and its record (seed, epochs,
+    best validation loss, last verdict, reason) is appended to ``attempts.json``; ``config.json``
+    always describes the current attempt.
+    """
+    attempts_file = run_dir / ATTEMPTS_FILE
+    attempts = read_json(attempts_file) if attempts_file.exists() else []
+    first_seed = attempts[0]["seed"] if attempts else config.train.seed
+    while True:
+        try:
+            return _fit(run_dir, config, state, progress, can_retry=len(attempts) < config.train.retries)
+        except _Stuck as stuck:
+            attempts.append({"attempt": len(attempts), "seed": config.train.seed, **stuck.record})
+            archive = run_dir / "attempts" / f"attempt_{len(attempts) - 1}"
+            archive.mkdir(parents=True, exist_ok=True)
+            for name in (WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, CHECKPOINT_DIR, FIGURES_DIR):
+                if (run_dir / name).exists():
+                    os.replace(run_dir / name, archive / name)
+            write_json(attempts_file, attempts)
+            config = replace(config, train=replace(config.train, seed=first_seed + 1000 * len(attempts)))
+            write_json(run_dir / CONFIG_FILE, config.to_dict())
+            state = _TrainingState.fresh(config, next(state.model.parameters()).device)
+
+
+def _is_stuck(history: list[dict], patience: int, tolerance: float) -> bool:
+    """No relative improvement of at least ``tolerance`` in the best validation loss over the last
+    ``patience`` epochs."""
+    losses = [(row["epoch"], row["val_loss"]) for row in history if row["val_loss"] is not None]
+    if not losses or losses[-1][0] <= patience:
+        return False
+    cutoff = losses[-1][0] - patience
+    before = min(loss for epoch, loss in losses if epoch <= cutoff)
+    recent = min(loss for epoch, loss in losses if epoch > cutoff)
+    return recent > (1 - tolerance) * before
+
+
+def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool, can_retry: bool = False) -> Run:
     t = config.train
     device = next(state.model.parameters()).device
     train_targets, val_targets = _targets(config, device)
@@ -325,6 +372,11 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                             refresh=False)
             if stop:
                 break
+            if can_retry and verdict and not verdict["emulates"] and _is_stuck(state.history, t.stuck_patience,
+                                                                              t.stuck_tolerance):
+                raise _Stuck({"epochs": epoch, "best_val_loss": state.best_val, "last_verdict": verdict,
+                              "reason": f"no emulation and < {t.stuck_tolerance:g} relative improvement of the "
+                                        f"validation loss in {t.stuck_patience} epochs"})
     finally:
         bar.close()
     _finish(run_dir, state, "completed")
