@@ -113,6 +113,8 @@ class OneHotSinkhornDivergence:
         """The y–y potential after the last extrapolation, solved once per target batch and schedule."""
         key = (y.data_ptr(), tuple(y.shape), y._version, tuple(schedule))
         if key not in self._target_cache:
+            if len(self._target_cache) >= 64:  # training uses one entry per target batch
+                self._target_cache.pop(next(iter(self._target_cache)))
             length = y_symbols.shape[1]
             counts = mismatch_counts(y_symbols, y_symbols, self.n_symbols)
             potential = _self_transport(counts, schedule, length)

@@ -446,18 +446,10 @@ class HMM:
         """
         obs = np.asarray(obs)
         single = obs.ndim == 1
-        obs = self._check_obs(np.atleast_2d(obs))
+        obs = check_symbols(np.atleast_2d(obs), self.n_outputs)
         _, log_scale = _forward(self.emission.T[obs.T], self.start, self.transition)
         ll = log_scale.sum(axis=0)
         return ll[0] if single else ll
-
-    def _check_obs(self, obs: np.ndarray) -> np.ndarray:
-        if obs.ndim != 2 or not np.issubdtype(obs.dtype, np.integer):
-            raise ValueError(f"obs must be an integer array (n, T), got dtype {obs.dtype} shape {obs.shape}")
-        if obs.size and (obs.min() < 0 or obs.max() >= self.n_outputs):
-            raise ValueError(f"obs symbols must lie in [0, {self.n_outputs}), got range "
-                             f"[{obs.min()}, {obs.max()}]")
-        return obs
 
     @classmethod
     def fit(cls, obs: np.ndarray, n_states: int, n_outputs: int, *, seed: int = 0, restarts: int = 5,
@@ -478,9 +470,7 @@ class HMM:
         -------
         The best HMM and its total log-likelihood.
         """
-        obs = np.asarray(obs)
-        placeholder = cls(np.full((n_states, n_states), 1 / n_states), np.full((n_states, n_outputs), 1 / n_outputs))
-        obs = placeholder._check_obs(obs)
+        obs = check_symbols(obs, n_outputs)
         best: tuple[float, tuple[np.ndarray, ...]] | None = None
         for restart in range(restarts):
             rng = np.random.default_rng([seed, restart])
@@ -529,6 +519,16 @@ class HMM:
         pi = self.stationary_distribution()
         joint = (pi[:, None] * self.emission).T @ self.transition @ self.emission
         return float(1.0 - np.trace(joint))
+
+
+def check_symbols(obs: np.ndarray, n_symbols: int) -> np.ndarray:
+    """``obs`` as an (n, T) integer array of symbols in [0, n_symbols), or a ValueError saying why not."""
+    obs = np.asarray(obs)
+    if obs.ndim != 2 or not np.issubdtype(obs.dtype, np.integer):
+        raise ValueError(f"symbols must be an integer array (n, T), got dtype {obs.dtype} shape {obs.shape}")
+    if obs.size and (obs.min() < 0 or obs.max() >= n_symbols):
+        raise ValueError(f"symbols must lie in [0, {n_symbols}), got range [{obs.min()}, {obs.max()}]")
+    return obs
 
 
 def _forward(emitted: np.ndarray, start: np.ndarray, transition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._matching import MatchingResult, matched_distances
+from .hmm import check_symbols
 
 __all__ = [
     "output_frequencies",
@@ -23,18 +24,9 @@ __all__ = [
 ]
 
 
-def _check(obs: np.ndarray, n_symbols: int) -> np.ndarray:
-    obs = np.asarray(obs)
-    if obs.ndim != 2 or not np.issubdtype(obs.dtype, np.integer):
-        raise ValueError(f"symbols must be an integer array (N, T), got dtype {obs.dtype} shape {obs.shape}")
-    if obs.size and (obs.min() < 0 or obs.max() >= n_symbols):
-        raise ValueError(f"symbols must lie in [0, {n_symbols}), got range [{obs.min()}, {obs.max()}]")
-    return obs
-
-
 def output_frequencies(obs: np.ndarray, n_symbols: int) -> np.ndarray:
     """Fraction of time steps with each symbol, per sequence. (N, T) -> (N, K)."""
-    obs = _check(obs, n_symbols)
+    obs = check_symbols(obs, n_symbols)
     counts = np.zeros((obs.shape[0], n_symbols))
     np.add.at(counts, (np.repeat(np.arange(obs.shape[0]), obs.shape[1]), obs.ravel()), 1)
     return counts / obs.shape[1]
@@ -48,7 +40,7 @@ def volatility(obs: np.ndarray) -> np.ndarray:
 
 def transition_counts(obs: np.ndarray, n_symbols: int) -> np.ndarray:
     """Counts of consecutive pairs (o_{t−1} = k, o_t = l) over all sequences. (K, K)."""
-    obs = _check(obs, n_symbols)
+    obs = check_symbols(obs, n_symbols)
     codes = obs[:, :-1] * n_symbols + obs[:, 1:]
     return np.bincount(codes.ravel(), minlength=n_symbols**2).reshape(n_symbols, n_symbols).astype(float)
 
@@ -83,7 +75,7 @@ def dwell_times(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def dwell_distribution(obs: np.ndarray, n_symbols: int) -> np.ndarray:
     """P(run length = L | symbol k) for L = 1..T. (K, T); rows of symbols never seen are NaN."""
-    obs = _check(obs, n_symbols)
+    obs = check_symbols(obs, n_symbols)
     lengths, symbols = dwell_times(obs)
     hist = np.zeros((n_symbols, obs.shape[1]))
     np.add.at(hist, (symbols, lengths - 1), 1)
@@ -99,7 +91,7 @@ def ngram_distribution(obs: np.ndarray, n_symbols: int, n: int) -> np.ndarray:
     -------
     (K ** n,) probabilities, word (s_1, ..., s_n) at index Σ s_k K^(n−k).
     """
-    obs = _check(obs, n_symbols)
+    obs = check_symbols(obs, n_symbols)
     if not 1 <= n <= obs.shape[1]:
         raise ValueError(f"n-gram order must lie in [1, T={obs.shape[1]}], got {n}")
     codes = np.zeros((obs.shape[0], obs.shape[1] - n + 1), dtype=np.int64)
