@@ -347,8 +347,8 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                 _finish(run_dir, state, "diverged", message, last_good=exc.last_good)
                 raise TrainingDivergedError(message) from None
             state.epoch = epoch
-            verdict = _periodic_verdict(state.model, config, epoch) if t.eval_every and epoch % t.eval_every == 0 \
-                else {}
+            judge_now = t.eval_every > 0 and epoch % t.eval_every == 0
+            verdict = _periodic_verdict(state.model, config, epoch) if judge_now else {}
             if val_loss is not None and val_loss < state.best_val:
                 state.best_val, state.best_epoch = val_loss, epoch
                 state.best_weights = weights_of(state.model)
