@@ -136,12 +136,11 @@ class OneHotSinkhornDivergence:
         eps0 = schedule[0]
         g_ab = _softmin(eps0, counts_yx, np.full(n, a_log), length)[0]
         f_ba = _softmin(eps0, counts_xy, np.full(m, b_log), length)[0]
-        f_aa = _softmin(eps0, counts_xx, np.full(n, a_log), length)[0]
         for eps in schedule:
             ft_ba = _softmin(eps, counts_xy, b_log + g_ab / eps, length)[0]
             gt_ab = _softmin(eps, counts_yx, a_log + f_ba / eps, length)[0]
-            ft_aa = _softmin(eps, counts_xx, a_log + f_aa / eps, length)[0]
-            f_ba, g_ab, f_aa = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab), 0.5 * (f_aa + ft_aa)
+            f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
+        f_aa = _self_transport(counts_xx, schedule, length)  # independent of the x-y updates
         eps = schedule[-1]
         h_xy, h_yx, h_xx = b_log + g_ab / eps, a_log + f_ba / eps, a_log + f_aa / eps
         f_ba, lse_xy = _softmin(eps, counts_xy, h_xy, length)

@@ -182,10 +182,6 @@ def align_states(transition: np.ndarray, emission: np.ndarray, true: HMM) -> np.
 # --------------------------------------------------------------------------- comparison
 
 
-def _mean_std(values: np.ndarray) -> dict[str, Any]:
-    return {"mean": values.mean(axis=0), "std": values.std(axis=0)}
-
-
 def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thresholds | None = None,
             matching: bool = True, refit: bool = True, refit_restarts: int = 3,
             info: dict[str, Any] | None = None) -> Evaluation:

@@ -28,6 +28,11 @@ Semantics = Literal["training", "reference"]
 Readout = Literal["sample", "argmax"]
 
 
+def _gumbel_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """i.i.d. Gumbel(0, 1) noise shaped like ``like``: −log of an Exp(1) draw."""
+    return -torch.empty_like(like).exponential_(generator=generator).log()
+
+
 def gumbel_emit(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generator | None = None
                 ) -> torch.Tensor:
     """Hard straight-through Gumbel-softmax.
@@ -44,8 +49,7 @@ def gumbel_emit(logits: torch.Tensor, tau: float = 1.0, generator: torch.Generat
     -------
     (..., K) one-hot in the forward pass.
     """
-    gumbels = -torch.empty_like(logits).exponential_(generator=generator).log()
-    soft = torch.softmax((logits + gumbels) / tau, dim=-1)
+    soft = torch.softmax((logits + _gumbel_noise(logits, generator)) / tau, dim=-1)
     hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
     return hard - soft.detach() + soft
 
@@ -236,8 +240,7 @@ class NoiseRNN(nn.Module):
         def emit() -> None:
             z = self.w_out @ stacked[:hidden_size]  # (K, batch)
             if readout == "sample":
-                gumbel = -torch.empty_like(z).exponential_(generator=generator).log()
-                symbols.append((z + gumbel).argmax(dim=0))
+                symbols.append((z + _gumbel_noise(z, generator)).argmax(dim=0))
             else:
                 symbols.append(z.argmax(dim=0))
             if keep_states:

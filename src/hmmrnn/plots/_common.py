@@ -18,6 +18,15 @@ from matplotlib.figure import Figure  # noqa: E402
 OUTPUT_COLOURS = ("darkgreen", "royalblue", "darkred")
 
 
+def finish_axes(ax, xlabel: str, ylabel: str, legend: bool = True) -> None:
+    """Labels, a frameless legend and no top/right spines: the house style of single-panel figures."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
 def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Save ``fig`` as ``stem.png`` / ``stem.pdf`` (atomically) and return the paths."""
     from ..runs import atomic_write_bytes

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._common import save_figure
+from ._common import finish_axes, save_figure
 
 HMM_COLOUR, CANDIDATE_COLOUR, BASELINE_COLOUR = "seagreen", "royalblue", "grey"
 
@@ -53,10 +53,7 @@ def plot_frequencies(metrics: dict) -> Figure:
     ax.bar(x + 0.2, f["candidate_mean"], 0.4, yerr=f["candidate_std"], color=CANDIDATE_COLOUR, label="RNN",
            capsize=3)
     ax.set_xticks(x)
-    ax.set_xlabel("symbol")
-    ax.set_ylabel("frequency per sequence")
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    finish_axes(ax, "symbol", "frequency per sequence")
     return fig
 
 
@@ -69,10 +66,7 @@ def plot_volatility(metrics: dict) -> Figure:
         hist = _values(v[key])
         ax.step(np.arange(len(hist)), hist, where="mid", color=colour,
                 label=f"{label}: {v[key.replace('histogram', 'mean')]:.2f} ± {v[key.replace('histogram', 'std')]:.2f}")
-    ax.set_xlabel("symbol changes per sequence")
-    ax.set_ylabel("fraction of sequences")
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    finish_axes(ax, "symbol changes per sequence", "fraction of sequences")
     return fig
 
 
@@ -87,10 +81,7 @@ def plot_matched_distances(metrics: dict) -> Figure:
         distances = np.sqrt(2 * np.arange(len(hist)))
         ax.plot(distances, hist, "o-", ms=3, color=colour,
                 label=f"{label}: {d[summary]['mean']:.3f} ± {d[summary]['std']:.3f}")
-    ax.set_xlabel("matched Euclidean distance")
-    ax.set_ylabel("fraction of sequences")
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    finish_axes(ax, "matched Euclidean distance", "fraction of sequences")
     return fig
 
 

@@ -6,6 +6,8 @@ from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
+from ._common import finish_axes
+
 
 def plot_history(history: Sequence[dict[str, Any]], title: str = "") -> Figure:
     """Training and validation Sinkhorn divergence per epoch, best validation epoch marked.
@@ -24,9 +26,6 @@ def plot_history(history: Sequence[dict[str, Any]], title: str = "") -> Figure:
         ax.plot(ve, vl, color="darkorange", lw=1.2, label="validation")
         best = min(validated, key=lambda item: item[1])
         ax.plot(*best, "o", color="darkred", ms=5, label=f"best {best[1]:.3f} (epoch {best[0]})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("Sinkhorn divergence")
     ax.set_title(title)
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
+    finish_axes(ax, "epoch", "Sinkhorn divergence")
     return fig
