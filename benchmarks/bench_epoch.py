@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = make_config(args.preset, seed=0, device=args.device)
+    config = make_config(args.preset, recipe="paper", seed=0, device=args.device)
     device = torch.device(args.device)
     state = _TrainingState.fresh(config, device)
     train_targets, val_targets = _targets(config, device)

@@ -1,13 +1,15 @@
 """Wall time and epochs until `emulates: yes` (N = 5000, the preset's T), per preset.
 
-    python benchmarks/time_to_emulation.py --presets linear3 [--max-epochs 300] [--eval-every 10]
-        [--seed 0] [--out benchmarks/runs]
+    python benchmarks/time_to_emulation.py --presets linear2,linear3 [--recipe fast] [--max-minutes 20]
+        [--seed 0] [--threads 2] [--device cpu] [--out benchmarks/runs]
 
-Trains with the paper's recipe plus the periodic verdict (every ``--eval-every`` epochs, N = 5000)
-and early stopping, then re-checks the stored model with `hmmrnn.evaluate` (N = 5000, seed 0,
-default thresholds, no EM re-fit). Prints one line per preset and appends
-a JSON line to ``<out>/time_to_emulation.jsonl``. Each preset runs in this process; peak memory
-is the process's max RSS so far.
+Trains each preset with the recipe (default ``fast``: verdict every 10 epochs, early stop; with
+``--recipe paper`` the verdict every 10 epochs and early stopping are switched on as well), stopping
+at the first periodic verdict that says "emulates: yes" or at ``--max-minutes`` of wall time
+(SIGALRM; SIGTERM from ``timeout`` is handled the same way). Then re-checks the stored model with
+:func:`hmmrnn.evaluate` (N = 5000, seed 0, default thresholds, no EM re-fit). Prints one JSON line
+per preset and appends it to ``<out>/time_to_emulation.jsonl``. Peak memory is the process's max
+RSS so far (run one preset per process for its own figure).
 """
 
 from __future__ import annotations
@@ -15,46 +17,86 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import time
 from pathlib import Path
 
 import torch
 
 import hmmrnn
+from hmmrnn.runs import read_history
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def _time_up(signum, frame):
+    raise _TimeUp()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="linear2,linear3")
+    parser.add_argument("--recipe", default="fast")
+    parser.add_argument("--max-minutes", type=float, default=45.0)
     parser.add_argument("--max-epochs", type=int, default=None, help="default: the preset's epochs")
-    parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="benchmarks/runs")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra training setting, e.g. --set lr_half_life=100 (numbers only)")
+    parser.add_argument("--tag", default="", help="suffix of the run folder names")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    settings = {key: float(value) if "." in value or "e" in value else int(value)
+                for key, value in (item.split("=", 1) for item in args.set)}
+    seed = settings.pop("seed", args.seed)
+    signal.signal(signal.SIGALRM, _time_up)
+    signal.signal(signal.SIGTERM, _time_up)
     for name in args.presets.split(","):
-        run_dir = out / f"{name}-s{args.seed}"
+        run_dir = out / f"{name}-{args.recipe}-s{seed}{args.tag}"
         start = time.perf_counter()
-        run = hmmrnn.train(name, out=run_dir, force=True, seed=args.seed, eval_every=args.eval_every,
-                           early_stop=True, evaluate=False, progress=True,
-                           **({"epochs": args.max_epochs} if args.max_epochs else {}))
+        signal.setitimer(signal.ITIMER_REAL, args.max_minutes * 60)
+        timed_out = False
+        try:
+            hmmrnn.train(name, recipe=args.recipe, out=run_dir, force=True, seed=seed, eval_every=10,
+                         early_stop=True, evaluate=False, progress=False, device=args.device,
+                         **({"epochs": args.max_epochs} if args.max_epochs else {}), **settings)
+        except _TimeUp:
+            timed_out = True
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         trained = time.perf_counter() - start
-        final = hmmrnn.evaluate(run, n=5000, seed=0, refit=False)
-        m = final.metrics
-        record = {
-            "preset": name, "seed": args.seed, "threads": torch.get_num_threads(),
-            "stopped_early": bool(run.status.get("stopped_early")), "epochs": run.status["epoch"],
-            "train_minutes": round(trained / 60, 2), "emulates_final_check": final.emulates,
-            "transition_max_abs_diff": m["transition_matrix"]["max_abs_diff"],
-            "frequency_max_abs_diff": m["frequencies"]["max_abs_diff"],
-            "volatility_relative_diff": m["volatility"]["relative_diff"],
-            "matched_distance": m["matched_distance"]["candidate"]["mean"],
-            "baseline_distance": m["matched_distance"]["baseline"]["mean"],
-            "loglik_gap": m["log_likelihood"]["gap"],
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}
+        history = read_history(run_dir / "history.csv")
+        verdicts = [row for row in history if row.get("emulates") is not None]
+        first = next((row["epoch"] for row in verdicts if row["emulates"]), None)
+        record = {"preset": name, "recipe": args.recipe, "settings": settings, "seed": seed, "device": args.device,
+                  "threads": torch.get_num_threads(), "emulated": first is not None, "emulating_epoch": first,
+                  "epochs_run": history[-1]["epoch"] if history else 0, "timed_out": timed_out,
+                  "train_minutes": round(trained / 60, 2),
+                  "seconds_per_epoch": round(sum(r["seconds"] for r in history) / max(len(history), 1), 2),
+                  "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}
+        if verdicts:
+            last = verdicts[-1]
+            record["last_verdict"] = {k: last[k] for k in ("epoch", "emulates", "transition_diff", "loglik_gap",
+                                                           "matched_distance")}
+        if first is not None:
+            run = hmmrnn.load_run(run_dir)
+            final = hmmrnn.evaluate(run, n=5000, seed=0, refit=False, save=False, figures=False)
+            m = final.metrics
+            record["final_check"] = {
+                "emulates": final.emulates,
+                "transition_max_abs_diff": m["transition_matrix"]["max_abs_diff"],
+                "frequency_max_abs_diff": m["frequencies"]["max_abs_diff"],
+                "rare_symbol_frequency": min(m["frequencies"]["candidate_mean"]),
+                "volatility_relative_diff": m["volatility"]["relative_diff"],
+                "matched_distance": m["matched_distance"]["candidate"]["mean"],
+                "baseline_distance": m["matched_distance"]["baseline"]["mean"],
+                "loglik_gap": m["log_likelihood"]["gap"]}
         print(json.dumps(record), flush=True)
         with open(out / "time_to_emulation.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

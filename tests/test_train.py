@@ -218,8 +218,9 @@ def test_early_stop_on_the_verdict(tmp_path):
     from hmmrnn.evaluation import compare
     from hmmrnn.training import _derived_seed
 
-    candidate = run.model.sample(600, 20, seed=_derived_seed(0, "eval") + stopped)
-    assert compare(run.hmm, candidate, seed=_derived_seed(0, "eval"), refit=False).emulates
+    for purpose in ("eval", "confirm"):  # the verdict and its confirmation on independent samples
+        candidate = run.model.sample(600, 20, seed=_derived_seed(0, purpose) + stopped)
+        assert compare(run.hmm, candidate, seed=_derived_seed(0, purpose), refit=False).emulates
     # resuming an early-stopped run does nothing
     before = (run.path / "final.safetensors").read_bytes()
     hmmrnn.resume(run.path, progress=False, evaluate=False)
@@ -252,3 +253,46 @@ def test_stuck_runs_are_retried_with_new_seeds(tmp_path):
     plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=4, seed=0, progress=False, eval_every=1,
                          eval_n=200, stuck_patience=1, stuck_tolerance=0.9, **TINY)
     assert not (plain.path / "attempts.json").exists() and plain.config.train.seed == 0
+
+
+def test_a_yes_counts_only_when_confirmed_on_independent_samples(tmp_path, monkeypatch):
+    import hmmrnn.evaluation as evaluation
+
+    real_compare = evaluation.compare
+    seeds = []
+
+    def first_yes_then_no(hmm, candidate, *, seed, **kwargs):
+        result = real_compare(hmm, candidate, seed=seed, **kwargs)
+        seeds.append(seed)
+        result.emulates = len(seeds) == 1
+        return result
+
+    monkeypatch.setattr(evaluation, "compare", first_yes_then_no)
+    run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=2, seed=0, progress=False, eval_every=2,
+                       eval_n=200, early_stop=True, **TINY)
+    assert len(seeds) == 2 and seeds[0] != seeds[1]
+    assert run.history[-1]["emulates"] == 0.0 and not run.status.get("stopped_early")
+
+
+def test_learning_rate_half_life_is_applied_and_resumable(tmp_path):
+    kwargs = dict(seed=3, progress=False, checkpoint_every=1, lr_half_life=2.0, **TINY)
+    full = hmmrnn.train("linear2", out=tmp_path / "full", epochs=5, **kwargs)
+    np.testing.assert_allclose([row["lr"] for row in full.history], [0.01 * 2 ** (-e / 2) for e in range(5)])
+    part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=3, **kwargs)
+    resumed = hmmrnn.resume(part.path, epochs=5, progress=False, evaluate=False)
+    _assert_same_weights(_weights(full.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
+    assert [row["lr"] for row in resumed.history] == [row["lr"] for row in full.history]
+
+
+def test_recipes_paper_is_the_paper_and_fast_is_the_default():
+    paper = hmmrnn.make_config("linear3", recipe="paper").train
+    assert paper == hmmrnn.TrainConfig(seq_len=30, epochs=500, grad_clip=0.9, recipe="paper")
+    assert (paper.bigram_weight, paper.val_every, paper.eval_every, paper.early_stop, paper.lr_half_life) == (
+        0, 1, 0, False, 0)
+    fast = hmmrnn.make_config("linear3").train
+    assert fast.recipe == "fast" and fast.bigram_weight > 0 and fast.eval_every > 0 and fast.early_stop
+    assert (fast.lr, fast.batch_size, fast.num_seq, fast.blur, fast.betas) == (1e-3, 4096, 30_000, 0.2, (0.9, 0.9))
+    # explicit settings win over the recipe
+    assert hmmrnn.make_config("linear3", bigram_weight=0, early_stop=False).train.bigram_weight == 0
+    with pytest.raises(hmmrnn.ConfigError, match="unknown recipe 'quick'; choose from fast, paper"):
+        hmmrnn.make_config("linear3", recipe="quick")

@@ -17,7 +17,7 @@ from .errors import (ConfigError, HmmrnnError, HMMSpecError, RunDirError, Traini
                      UnknownPresetError)
 from .evaluation import Evaluation, Thresholds, compare, evaluate
 from .hmm import HMM
-from .presets import PRESETS, Preset, preset
+from .presets import PRESETS, RECIPES, Preset, Recipe, preset
 from .rnn import NoiseRNN
 from .runs import Run, load_run
 from .training import resume, train, train_config
@@ -29,6 +29,8 @@ __all__ = [
     "Preset",
     "PRESETS",
     "preset",
+    "Recipe",
+    "RECIPES",
     "ModelConfig",
     "TrainConfig",
     "RunConfig",

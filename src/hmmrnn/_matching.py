@@ -20,8 +20,34 @@ iteration). Measured in ``benchmarks/bench_matching.py``.
 
 from __future__ import annotations
 
+import functools
+from typing import Callable, TypeVar
+
 import numpy as np
 from numba import njit, prange
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def keeps_torch_threads(function: _F) -> _F:
+    """Restore torch's intra-op thread count after ``function``.
+
+    Numba's OpenMP threading layer calls omp_set_num_threads(NUMBA_NUM_THREADS) when it first
+    launches, which silently resets ``torch.set_num_threads`` (measured: 1 -> 2 on this 2-core
+    machine), so every entry point that runs parallel numba kernels is wrapped in this.
+    """
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+
+    return wrapper  # type: ignore[return-value]
 
 __all__ = ["mismatch_counts", "matched_distances", "MatchingResult"]
 
@@ -110,6 +136,7 @@ class MatchingResult:
                 "iterations": self.iterations, "converged": self.converged}
 
 
+@keeps_torch_threads
 def matched_distances(first: np.ndarray, second: np.ndarray, n_symbols: int, *, epsilon: float = 0.1,
                       max_iter: int = 1000, tol: float = 2e-5) -> MatchingResult:
     """Entropic-OT matched Euclidean distances between two sets of symbol sequences.

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from ._matching import _soft_min, mismatch_counts
+from ._matching import _soft_min, keeps_torch_threads, mismatch_counts
 
 
 @njit(parallel=True, cache=True)
@@ -122,6 +122,7 @@ class OneHotSinkhornDivergence:
             self._target_cache[key] = _softmin(schedule[-1], counts, h, length)[0]
         return self._target_cache[key]
 
+    @keeps_torch_threads
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x_symbols, y_symbols = self._symbols(x), self._symbols(y)
         length = x_symbols.shape[1]

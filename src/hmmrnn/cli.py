@@ -21,6 +21,8 @@ def train(
                                          "paper's training settings."),
     hmm: Optional[Path] = typer.Option(None, help="JSON/TOML file with a custom HMM (replaces the preset's HMM; "
                                        "without --preset the linear3 training settings apply)."),
+    recipe: str = typer.Option("fast", help="fast: paper loss + bigram penalty, verdict every 10 epochs, stop "
+                               "when it emulates; paper: SPEC section 4 unchanged. Options below win."),
     hidden: Optional[int] = typer.Option(None, help="Hidden units H [preset: 150]."),
     input: Optional[int] = typer.Option(None, "--input", help="Noise input dimension d [preset: 100]."),
     seed: Optional[int] = typer.Option(None, help="Seed of data, initialisation and noise [0]."),
@@ -32,7 +34,9 @@ def train(
                                           "validation / test [30000]."),
     seq_len: Optional[int] = typer.Option(None, help="Sequence length T [preset: 30, 40 or 100]."),
     grad_clip: Optional[float] = typer.Option(None, help="Global gradient-norm clip [preset: 0.9 or 0.3]."),
-    val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [1]."),
+    val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [fast: 10, paper: 1]."),
+    bigram_weight: Optional[float] = typer.Option(None, help="Weight of the bigram-frequency penalty; 0 = the "
+                                                  "paper's loss [fast: 100, paper: 0]."),
     out: Optional[Path] = typer.Option(None, help="Run folder [runs/<preset>-h<H>-d<d>-s<seed>]."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Save the full training state every K epochs; "
@@ -40,9 +44,10 @@ def train(
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
     eval_every: Optional[int] = typer.Option(None, help="Compute the verdict on fresh samples every K epochs and "
-                                             "record it in history.csv; 0 disables [0]."),
-    early_stop: bool = typer.Option(False, "--early-stop", help="Stop at the first periodic verdict "
-                                    "'emulates: yes' (needs --eval-every)."),
+                                             "record it in history.csv; 0 disables [fast: 10, paper: 0]."),
+    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop",
+                                              help="Stop at the first periodic verdict 'emulates: yes' (needs "
+                                              "--eval-every) [fast: on, paper: off]."),
     retries: Optional[int] = typer.Option(None, help="Restart a stuck run (no emulation, validation loss flat "
                                           "for --stuck-patience epochs) with a new seed, at most N times; "
                                           "needs --eval-every [0]."),
@@ -62,10 +67,11 @@ def train(
     from .training import train as train_run
 
     if resume is not None:
-        settings = dict(preset=preset, hmm=hmm, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
+        settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
+                        bigram_weight=bigram_weight, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
                         lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
                         out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
-                        eval_every=eval_every, early_stop=early_stop or None, retries=retries,
+                        eval_every=eval_every, early_stop=early_stop, retries=retries,
                         stuck_patience=stuck_patience)
         changed = ["--" + name.replace("_", "-") for name, value in settings.items() if value is not None]
         if changed:
@@ -75,12 +81,12 @@ def train(
     else:
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
-        run = train_run(preset, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False, hidden=hidden,
-                        input=input,
+        run = train_run(preset, recipe=recipe, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False,
+                        hidden=hidden, input=input, bigram_weight=bigram_weight,
                         seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
                         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
-                        early_stop=early_stop or None, retries=retries, stuck_patience=stuck_patience)
+                        early_stop=early_stop, retries=retries, stuck_patience=stuck_patience)
     best = run.status.get("best_val_loss")
     typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
                f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")
@@ -138,8 +144,8 @@ def evaluate(
 
 @app.command()
 def presets() -> None:
-    """List the built-in presets with their matrices and training settings."""
-    from .presets import PRESETS
+    """List the built-in presets with their matrices and training settings, and the training recipes."""
+    from .presets import PRESETS, RECIPES
 
     with np.printoptions(precision=4, suppress=True, linewidth=120):
         for p in PRESETS.values():
@@ -151,6 +157,10 @@ def presets() -> None:
             typer.echo("  transition:\n" + _indent(np.array2string(hmm.transition), 4))
             typer.echo("  emission:\n" + _indent(np.array2string(hmm.emission), 4))
             typer.echo("")
+    typer.echo("training recipes (--recipe):")
+    for r in RECIPES.values():
+        settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
+        typer.echo(f"  {r.name}: {r.summary}" + (f" ({settings})" if settings else ""))
 
 
 def _indent(text: str, n: int) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from .errors import ConfigError
 from .hmm import HMM
 from .presets import preset as get_preset
+from .presets import recipe as get_recipe
 
 __all__ = ["ModelConfig", "TrainConfig", "RunConfig", "make_config", "versions"]
 
@@ -62,9 +63,11 @@ class TrainConfig:
     epochs: int = 500
     batch_size: int = 4096
     lr: float = 1e-3
+    lr_half_life: float = 0.0
     betas: tuple[float, float] = (0.9, 0.9)
     grad_clip: float = 0.9
     blur: float = 0.2
+    bigram_weight: float = 0.0
     tau: float = 1.0
     val_every: int = 1
     checkpoint_every: int = 10
@@ -76,6 +79,7 @@ class TrainConfig:
     stuck_tolerance: float = 0.01
     seed: int = 0
     device: str = "cpu"
+    recipe: str = "paper"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -84,10 +88,12 @@ class TrainConfig:
         _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 2, f"batch size must be >= 2, got {self.batch_size}")
         _require(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
+        _require(self.lr_half_life >= 0, f"lr_half_life must be >= 0, got {self.lr_half_life}")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                  f"betas must be two numbers in [0, 1), got {self.betas}")
         _require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
         _require(self.blur > 0, f"blur must be > 0, got {self.blur}")
+        _require(self.bigram_weight >= 0, f"bigram_weight must be >= 0, got {self.bigram_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
@@ -100,6 +106,13 @@ class TrainConfig:
         _require(0 <= self.stuck_tolerance < 1, f"stuck_tolerance must lie in [0, 1), got {self.stuck_tolerance}")
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
+
+    def learning_rate(self, epoch: int) -> float:
+        """Adam's learning rate in epoch ``epoch`` (1-based): lr · 2^(−(epoch − 1) / lr_half_life),
+        or the constant ``lr`` when ``lr_half_life`` is 0."""
+        if self.lr_half_life == 0:
+            return self.lr
+        return self.lr * 2.0 ** (-(epoch - 1) / self.lr_half_life)
 
     @property
     def n_train(self) -> int:
@@ -160,17 +173,19 @@ def _dataclass_from(cls: type, values: dict[str, Any]) -> Any:
         raise ConfigError(f"bad {cls.__name__}: {exc}") from None
 
 
-def make_config(preset: str | None = None, *, hmm: HMM | None = None, hidden: int | None = None,
+def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | None = None, hidden: int | None = None,
                 input: int | None = None, seed: int | None = None, epochs: int | None = None,
                 batch_size: int | None = None, lr: float | None = None, num_seq: int | None = None,
                 seq_len: int | None = None, grad_clip: float | None = None, device: str | None = None,
                 checkpoint_every: int | None = None, val_every: int | None = None,
                 initial_state: str | None = None, eval_every: int | None = None, eval_n: int | None = None,
                 early_stop: bool | None = None, retries: int | None = None,
-                stuck_patience: int | None = None, stuck_tolerance: float | None = None) -> RunConfig:
-    """Resolve a preset plus overrides into a :class:`RunConfig`.
+                stuck_patience: int | None = None, stuck_tolerance: float | None = None,
+                bigram_weight: float | None = None, lr_half_life: float | None = None) -> RunConfig:
+    """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
-    ``hmm`` replaces the preset's HMM. Without a preset the training settings default to those of
+    Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
+    the preset's HMM. Without a preset the training settings default to those of
     ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any 3-output HMM.
     """
     if preset is None and hmm is None:
@@ -181,11 +196,13 @@ def make_config(preset: str | None = None, *, hmm: HMM | None = None, hidden: in
     model = ModelConfig(hidden=base.hidden, input=base.input, outputs=hmm.n_outputs)
     model = replace(model, **{k: v for k, v in overrides.items() if v is not None})
     train = TrainConfig(seq_len=base.seq_len, num_seq=base.num_seq, epochs=base.epochs,
-                        batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip)
+                        batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip, recipe=recipe)
+    train = replace(train, **get_recipe(recipe).settings)
     train_overrides = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                        "num_seq": num_seq, "seq_len": seq_len, "grad_clip": grad_clip,
                        "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every,
                        "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop, "retries": retries,
-                       "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance}
+                       "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
+                       "bigram_weight": bigram_weight, "lr_half_life": lr_half_life}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

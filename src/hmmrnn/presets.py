@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import UnknownPresetError
+from .errors import ConfigError, UnknownPresetError
 from .hmm import HMM
 
-__all__ = ["Preset", "PRESETS", "preset"]
+__all__ = ["Preset", "PRESETS", "preset", "Recipe", "RECIPES", "recipe"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,34 @@ def preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise UnknownPresetError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named set of training settings applied on top of a preset (before the user's overrides)."""
+
+    name: str
+    settings: dict
+    summary: str
+
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in [
+        Recipe("fast", {"bigram_weight": 100.0, "val_every": 10, "eval_every": 10, "early_stop": True},
+               summary="the default: paper loss + bigram penalty (weight 100), validation and verdict every "
+                       "10 epochs, stop at the first 'emulates: yes'"),
+        Recipe("paper", {}, summary="SPEC §4 unchanged: Sinkhorn divergence only, validation every epoch, "
+                                    "all epochs, best validation loss kept"),
+    ]
+}
+"""Training recipes by name. ``fast`` is the default: why each setting, with measurements, in
+BENCHMARKS.md ("Time to emulation")."""
+
+
+def recipe(name: str) -> Recipe:
+    """Look up a recipe by name; the error lists the known names."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}") from None
