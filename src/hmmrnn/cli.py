@@ -30,6 +30,8 @@ def train(
                                          "a new total."),
     batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step [4096]."),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]."),
+    lr_half_life: Optional[float] = typer.Option(None, help="Halve the learning rate every H epochs "
+                                                 "(lr * 2^(-(epoch-1)/H)); 0 keeps it constant [0]."),
     num_seq: Optional[int] = typer.Option(None, help="HMM sequences sampled, split into thirds: train / "
                                           "validation / test [30000]."),
     seq_len: Optional[int] = typer.Option(None, help="Sequence length T [preset: 30, 40 or 100]."),
@@ -68,7 +70,7 @@ def train(
 
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
-                        bigram_weight=bigram_weight, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
+                        bigram_weight=bigram_weight, lr_half_life=lr_half_life, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
                         lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
                         out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
                         eval_every=eval_every, early_stop=early_stop, retries=retries,
@@ -82,7 +84,7 @@ def train(
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
         run = train_run(preset, recipe=recipe, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False,
-                        hidden=hidden, input=input, bigram_weight=bigram_weight,
+                        hidden=hidden, input=input, bigram_weight=bigram_weight, lr_half_life=lr_half_life,
                         seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
                         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
@@ -140,6 +142,33 @@ def evaluate(
                             max_loglik_gap, sampling_z)
     _evaluate_and_report(run, n=n, seq_len=seq_len, seed=seed, thresholds=thresholds, semantics=semantics,
                          matching=not no_matching, refit=not no_refit)
+
+
+@app.command()
+def analyze(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `hmmrnn train`."),
+    only: Optional[str] = typer.Option(None, help="Comma-separated analyses to run [all]: latent_geometry, "
+                                       "input_free, fixed_points, variance_contours, output_pairs, "
+                                       "readout_alignment, jacobian_spectra."),
+    seed: int = typer.Option(0, help="Seed of every simulation and sample."),
+    no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON results only."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Reverse-engineer a trained network: state-space geometry, input-free dynamics, fixed and slow
+    points, variance contours, output-pair subspaces, readout alignment, Jacobian spectra.
+
+    Writes analysis/<name>.json and analysis/<name>.png|pdf into the run folder and prints one line
+    per analysis with its key numbers.
+    """
+    from .analysis import analyze as run_analyses
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+
+    def report(name, result, seconds) -> None:
+        typer.echo(f"{name} ({seconds:.1f} s): {result.summary()}")
+
+    run_analyses(run_dir, only=names, seed=seed, figures=not no_figures, progress=not quiet, report=report)
+    typer.echo(f"wrote {run_dir / 'analysis'}")
 
 
 @app.command()

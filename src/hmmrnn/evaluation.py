@@ -73,9 +73,9 @@ class Evaluation:
                 "thresholds": asdict(self.thresholds), **self.metrics}
 
     def save(self, path: str | Path) -> None:
-        from .runs import write_json
+        from .runs import json_ready, write_json
 
-        write_json(Path(path), _json_ready(self.to_dict()))
+        write_json(Path(path), json_ready(self.to_dict()))
 
     def summary(self) -> str:
         """A readable table of the key numbers and the verdict."""
@@ -124,21 +124,6 @@ class Evaluation:
 def _fmt(x: float | None, digits: int, width: int = 0) -> str:
     text = "nan" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
     return text.rjust(width)
-
-
-def _json_ready(obj: Any) -> Any:
-    """NaN/inf become None; numpy scalars and arrays become Python numbers and lists."""
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_ready(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 # --------------------------------------------------------------------------- EM re-fit

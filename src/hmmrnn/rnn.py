@@ -99,19 +99,33 @@ class NoiseRNN(nn.Module):
 
     # ------------------------------------------------------------------ the one-step map
 
-    def step(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def step(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """F(h, x) = relu(W_rec h + W_in x).
 
         Parameters
         ----------
         h : (..., H) previous state.
-        x : (..., d) input (noise) at this step.
+        x : (..., d) input (noise) at this step; None for the input-free map relu(W_rec h).
 
         Returns
         -------
         (..., H) next state.
         """
-        return self._advance(h, x @ self.w_in.T)
+        return self._advance(h, 0.0 if x is None else x @ self.w_in.T)
+
+    def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """∂F/∂h at (h, x): J = diag(relu'(W_rec h + W_in x)) W_rec, with relu'(0) = 0.
+
+        Parameters
+        ----------
+        h : (..., H); x : (..., d) or None (input-free map).
+
+        Returns
+        -------
+        (..., H, H); J[..., i, j] = ∂F_i / ∂h_j.
+        """
+        pre = h @ self.w_rec.T + (0.0 if x is None else x @ self.w_in.T)
+        return (pre > 0).to(self.w_rec.dtype).unsqueeze(-1) * self.w_rec
 
     def _advance(self, h: torch.Tensor, input_drive: torch.Tensor) -> torch.Tensor:
         """The step with its input drive W_in x precomputed (rollouts batch it over time)."""

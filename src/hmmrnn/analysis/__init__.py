@@ -1,0 +1,79 @@
+"""Reverse engineering of trained networks: each analysis is ``analysis(run_or_model, ..., seed=...) -> Result``.
+
+A Result is a dataclass of numbers and arrays with ``save(path)`` (JSON) and ``summary()`` (one
+line); its figure comes from the matching function in :mod:`hmmrnn.plots`. :func:`analyze` runs a
+selection on a run folder and writes ``analysis/<name>.json`` and ``analysis/<name>.png|pdf``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from ..errors import HmmrnnError
+from ._common import Result
+from .fixed_points import FixedPoints, JacobianSpectra, classify, find_fixed_points, jacobian_spectra, mobius
+from .geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, ReadoutAlignment, VarianceContours,
+                       input_free_dynamics, latent_geometry, output_pair_subspaces, readout_alignment,
+                       variance_contours)
+
+__all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "input_free_dynamics",
+           "FixedPoints", "find_fixed_points", "classify", "mobius", "VarianceContours", "variance_contours",
+           "OutputPairSubspaces", "output_pair_subspaces", "ReadoutAlignment", "readout_alignment",
+           "JacobianSpectra", "jacobian_spectra", "ANALYSES", "analyze", "ANALYSIS_DIR"]
+
+ANALYSIS_DIR = "analysis"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    compute: Callable[..., Result]
+    plot: str  # name of the figure function in hmmrnn.plots
+
+
+#: Every analysis ``hmmrnn analyze`` knows, by name, in the order it runs them.
+ANALYSES: dict[str, _Entry] = {
+    "latent_geometry": _Entry(latent_geometry, "plot_latent_geometry"),
+    "input_free": _Entry(input_free_dynamics, "plot_input_free"),
+    "fixed_points": _Entry(find_fixed_points, "plot_fixed_points"),
+    "variance_contours": _Entry(variance_contours, "plot_variance_contours"),
+    "output_pairs": _Entry(output_pair_subspaces, "plot_output_pairs"),
+    "readout_alignment": _Entry(readout_alignment, "plot_readout_alignment"),
+    "jacobian_spectra": _Entry(jacobian_spectra, "plot_jacobian_spectra"),
+}
+
+
+def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0, figures: bool = True,
+            progress: bool = True, report: Callable[[str, Result, float], None] | None = None
+            ) -> dict[str, Result]:
+    """Run analyses on a run folder, writing ``analysis/<name>.json`` and figures.
+
+    Parameters
+    ----------
+    only : names from :data:`ANALYSES` (default: all).
+    report : called after each analysis with (name, result, seconds), e.g. to print its summary.
+    """
+    from .. import plots
+    from ..runs import load_run
+
+    names = list(ANALYSES) if not only else list(only)
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown:
+        raise HmmrnnError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(ANALYSES)}")
+    run = load_run(run_dir)
+    out = Path(run_dir) / ANALYSIS_DIR
+    results: dict[str, Result] = {}
+    for name in tqdm(names, desc="analyses", unit="analysis", disable=not progress):
+        started = time.perf_counter()
+        result = ANALYSES[name].compute(run, seed=seed)
+        result.save(out / f"{name}.json")
+        if figures:
+            plots.save_figure(getattr(plots, ANALYSES[name].plot)(result), out / name)
+        results[name] = result
+        if report is not None:
+            report(name, result, time.perf_counter() - started)
+    return results

@@ -1,0 +1,203 @@
+"""State-space analyses: hand-built networks with known answers, finite differences, homogeneity,
+end to end on a tiny trained model, reproducibility and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import hmmrnn
+from hmmrnn import NoiseRNN
+from hmmrnn.analysis import (ANALYSES, classify, find_fixed_points, input_free_dynamics, jacobian_spectra,
+                             variance_contours)
+
+from conftest import TINY
+
+
+def _network(w_rec, w_in=None, w_out=None) -> NoiseRNN:
+    w_rec = torch.tensor(w_rec, dtype=torch.float32)
+    h = w_rec.shape[0]
+    w_in = torch.eye(h) if w_in is None else torch.tensor(w_in, dtype=torch.float32)
+    model = NoiseRNN(h, w_in.shape[1], 3, seed=0)
+    with torch.no_grad():
+        model.w_rec.copy_(w_rec)
+        model.w_in.copy_(w_in)
+        if w_out is not None:
+            model.w_out.copy_(torch.tensor(w_out, dtype=torch.float32))
+    return model
+
+
+def _grid_starts(low: float = 0.2, high: float = 2.0, n: int = 7) -> np.ndarray:
+    a = np.linspace(low, high, n)
+    return np.array([[x, y] for x in a for y in a], dtype=np.float32)
+
+
+def test_jacobian_matches_central_finite_differences():
+    gen = torch.Generator().manual_seed(0)
+    model = NoiseRNN(12, 5, 3, seed=1).double()
+    h = torch.rand(4, 12, generator=gen, dtype=torch.float64)
+    x = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    jac = model.jacobian(h, x).detach()
+    eps = 1e-6
+    for i in range(12):
+        e = torch.zeros(12, dtype=torch.float64)
+        e[i] = eps
+        numeric = (model.step(h + e, x) - model.step(h - e, x)).detach() / (2 * eps)
+        torch.testing.assert_close(jac[:, :, i], numeric, atol=1e-8, rtol=1e-6)
+    # input-free map: x = None
+    torch.testing.assert_close(model.jacobian(h).detach(),
+                               (h @ model.w_rec.T > 0).double().unsqueeze(-1) * model.w_rec.detach())
+
+
+def test_stable_spiral_under_constant_input_is_found_and_classified():
+    # h* = (1, 1) with both units active: h* = W h* + b  =>  b = (I - W) h* = (0.9, 0.1); eigs 0.5 ± 0.4i
+    model = _network([[0.5, -0.4], [0.4, 0.5]])
+    result = find_fixed_points(model, input=np.array([0.9, 0.1]), initial_states=_grid_starts(), orbit_steps=500,
+                               shown=100)
+    assert len(result.points) == 1, result.points
+    point = result.points[0]
+    assert point["kind"] == "fixed point" and point["stability"] == "stable spiral"
+    np.testing.assert_allclose(point["state"], [1, 1], atol=1e-5)
+    eig = np.asarray(point["eigenvalues"])
+    np.testing.assert_allclose(sorted(eig[:, 1]), [-0.4, 0.4], atol=1e-6)
+    np.testing.assert_allclose(eig[:, 0], [0.5, 0.5], atol=1e-6)
+    assert point["count"] == len(_grid_starts()) - result.outliers_dropped
+
+
+def test_saddle_under_constant_input_is_found_and_classified():
+    # W = [[0.5, -1], [-1, 0.5]]: eigenvalues -0.5 along (1, 1) and 1.5 along (1, -1); h* = (1, 1)
+    # needs b = (I - W) h* = (1.5, 1.5). Under noise alone the orbit stays bounded (mutual inhibition).
+    model = _network([[0.5, -1.0], [-1.0, 0.5]])
+    result = find_fixed_points(model, input=np.array([1.5, 1.5]), initial_states=_grid_starts(0.6, 1.4),
+                               orbit_steps=500, shown=100)
+    saddles = [p for p in result.points if p["kind"] == "fixed point" and p["stability"] == "saddle"]
+    assert len(saddles) == 1, result.points
+    np.testing.assert_allclose(saddles[0]["state"], [1, 1], atol=1e-5)
+    np.testing.assert_allclose(sorted(np.asarray(saddles[0]["eigenvalues"])[:, 0]), [-0.5, 1.5], atol=1e-6)
+
+
+def test_a_diverging_orbit_is_a_clear_error():
+    model = _network([[1.5, 0.0], [0.0, 0.5]])
+    with pytest.raises(hmmrnn.HmmrnnError, match="noisy orbit diverges"):
+        find_fixed_points(model, orbit_steps=2000, shown=100)
+
+
+def test_line_attractor_is_reported_as_one_ray_and_the_origin_does_not_attract():
+    # no input, no biases: W (1, 1) = (1, 1), other eigenvalue 0.5 -> a ray of fixed points along (1, 1)
+    model = _network([[0.75, 0.25], [0.25, 0.75]])
+    result = find_fixed_points(model, initial_states=_grid_starts(), orbit_steps=500, shown=100)
+    rays = [p for p in result.points if p["kind"] == "fixed ray"]
+    assert len(rays) == 1, result.points  # one direction, not one point per start
+    np.testing.assert_allclose(rays[0]["state"], [2 ** -0.5, 2 ** -0.5], atol=1e-5)
+    assert rays[0]["stability"] == "attracting ray" and rays[0]["speed"] < 1e-6
+    assert not result.origin["attracting"] and abs(result.origin["max_growth_exponent"]) < 1e-3
+
+
+def test_contracting_network_has_only_the_origin():
+    model = _network([[0.3, 0.1], [-0.2, 0.4]])
+    result = find_fixed_points(model, initial_states=_grid_starts(), orbit_steps=500, shown=100)
+    assert result.points == [] and result.origin["attracting"]
+    assert result.origin["max_growth_exponent"] < np.log(0.6)
+    dynamics = input_free_dynamics(model, n_initial=20, steps=200, pca_steps=500)
+    assert dynamics.converged and dynamics.final_norms.max() < 1e-10
+
+
+def test_classify_names():
+    assert classify(np.array([0.5, 0.2])) == "stable node"
+    assert classify(np.array([1.2 + 0.3j, 1.2 - 0.3j])) == "unstable spiral"
+    assert classify(np.array([1.5, 0.5])) == "saddle"
+    assert classify(np.array([1.0, 1.3]), on_ray=True) == "repelling ray"
+    assert classify(np.array([1.0, 0.9, 1.2]), on_ray=True) == "saddle ray"
+
+
+def test_variance_clouds_are_exact_rescalings():
+    model = NoiseRNN(20, 6, 3, seed=3)
+    result = variance_contours(model, scales=(0.1, 1, 3), steps=600, pca_steps=800)
+    assert result.homogeneity_error < 1e-5
+    std = np.asarray(result.cloud_std)
+    np.testing.assert_allclose(std / std[1], np.array([[0.1, 0.1], [1, 1], [3, 3]]), rtol=1e-4)
+
+
+def test_jacobian_spectra_equal_a_one_state_at_a_time_loop():
+    from hmmrnn.analysis import mobius
+    from hmmrnn.analysis._common import simulate
+
+    model = NoiseRNN(10, 3, 3, seed=5)
+    with torch.no_grad():
+        model.w_rec.mul_(2.5)  # some eigenvalues leave the unit circle; the orbit stays bounded
+    result = jacobian_spectra(model, n_states=30, burn_in=5, pca_steps=200, seed=2)
+    states, noise = simulate(model, 36, seed=2 + 7, return_noise=True)
+    unstable, critical = [], []
+    for t in range(5, 35):  # J of h_{t+1} = F(h_t, x_{t+1}) at h_t
+        pre = model.w_rec.detach().numpy() @ states[0, t].numpy() + model.w_in.detach().numpy() @ noise[0, t + 1].numpy()
+        eig = np.linalg.eigvals((pre > 0)[:, None] * model.w_rec.detach().numpy().astype(np.float64))
+        m = mobius(eig)
+        unstable.append(int((np.abs(eig) > 1).sum()))
+        critical.append(int(((np.abs(m.real) < 0.1) & (m.imag > 0.05)).sum()))
+    assert result.unstable_counts.tolist() == unstable and result.critical_pairs.tolist() == critical
+    assert sum(unstable) > 0
+    # the Möbius criterion: a pair at radius 1.02 and angle 60 degrees is critical, its conjugate counted once
+    theta = np.pi / 3
+    pair = 1.02 * np.exp(1j * np.array([theta, -theta]))
+    m = mobius(pair)
+    assert ((np.abs(m.real) < 0.1) & (m.imag > 0.05)).sum() == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("analysis") / "run"
+    return hmmrnn.train("linear3", out=out, epochs=3, seed=0, progress=False, **TINY)
+
+
+_FAST = {"latent_geometry": dict(steps=2000, shown=200), "input_free": dict(n_initial=10, steps=50, pca_steps=2000),
+         "fixed_points": dict(n_initial=16, iterations=100, orbit_steps=2000, shown=200),
+         "variance_contours": dict(steps=500, pca_steps=2000), "output_pairs": dict(steps=3000, contour_steps=500),
+         "readout_alignment": dict(steps=500), "jacobian_spectra": dict(n_states=100, pca_steps=2000)}
+
+
+def test_every_analysis_runs_end_to_end_and_is_reproducible(tiny_run, tmp_path):
+    from hmmrnn import plots
+
+    for name, entry in ANALYSES.items():
+        first = entry.compute(tiny_run, seed=4, **_FAST[name])
+        second = entry.compute(tiny_run.path, seed=4, **_FAST[name])
+        a, b = first.save(tmp_path / f"{name}_a.json"), second.save(tmp_path / f"{name}_b.json")
+        assert a.read_bytes() == b.read_bytes(), name
+        assert json.loads(a.read_text())["analysis"] == name
+        assert isinstance(first.summary(), str) and first.summary()
+        paths = plots.save_figure(getattr(plots, entry.plot)(first), tmp_path / name)
+        assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_analyze_cli_writes_json_and_figures(tiny_run, cli, monkeypatch):
+    import hmmrnn.analysis as analysis
+
+    # shrink the defaults so the CLI path runs in seconds
+    for name, entry in list(analysis.ANALYSES.items()):
+        fast = _FAST[name]
+        monkeypatch.setitem(analysis.ANALYSES, name, analysis._Entry(
+            lambda run, seed, _f=entry.compute, _o=fast: _f(run, seed=seed, **_o), entry.plot))
+    code, out, err = cli("analyze", tiny_run.path, "--only", "input_free,readout_alignment", "-q")
+    assert code == 0, err
+    assert "input_free" in out and "readout_alignment" in out and "readout projection" in out
+    for name in ("input_free", "readout_alignment"):
+        assert (tiny_run.path / "analysis" / f"{name}.json").is_file()
+        assert (tiny_run.path / "analysis" / f"{name}.png").is_file()
+    code, out, err = cli("analyze", tiny_run.path, "--only", "nope")
+    assert code == 1 and "unknown analysis nope" in err
+
+
+def test_analyze_with_missing_or_corrupt_weights_is_one_line_error(tiny_run, tmp_path, cli):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run.path, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    code, out, err = cli("analyze", broken)
+    assert code == 1 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+    (broken / "model.safetensors").unlink()
+    code, out, err = cli("analyze", broken)
+    assert code == 1 and "model.safetensors" in err and len(err.strip().splitlines()) == 1
