@@ -155,7 +155,8 @@ def tiny_run(tmp_path_factory):
 _FAST = {"latent_geometry": dict(steps=2000, shown=200), "input_free": dict(n_initial=10, steps=50, pca_steps=2000),
          "fixed_points": dict(n_initial=16, iterations=100, orbit_steps=2000, shown=200),
          "variance_contours": dict(steps=500, pca_steps=2000), "output_pairs": dict(steps=3000, contour_steps=500),
-         "readout_alignment": dict(steps=500), "jacobian_spectra": dict(n_states=100, pca_steps=2000)}
+         "readout_alignment": dict(steps=500), "jacobian_spectra": dict(n_states=100, pca_steps=2000),
+         "residency": dict(n_states=100, n_samples=4, max_steps=20)}
 
 
 def test_every_analysis_runs_end_to_end_and_is_reproducible(tiny_run, tmp_path):
@@ -201,3 +202,59 @@ def test_analyze_with_missing_or_corrupt_weights_is_one_line_error(tiny_run, tmp
     (broken / "model.safetensors").unlink()
     code, out, err = cli("analyze", broken)
     assert code == 1 and "model.safetensors" in err and len(err.strip().splitlines()) == 1
+
+
+def _slow_residency(model, states, n_samples, max_steps, seed):
+    """One rollout at a time, one step at a time: the reference algorithm of SPEC §7.4."""
+    gen = torch.Generator().manual_seed(seed)
+    n = len(states)
+    noises = [torch.randn(n * n_samples, model.input, generator=gen) for _ in range(max_steps)]
+    rt, sc = np.zeros(n), np.zeros(n)
+    with torch.no_grad():
+        for i in range(n):
+            target = int(model.readout(states[i]).argmax())
+            for k in range(n_samples):
+                r = i * n_samples + k
+                h, last, last_sign, changes = states[i], float(model.readout(states[i])[target]), 0.0, 0
+                for step in range(1, max_steps + 1):
+                    h = model.step(h, noises[step - 1][r])
+                    logits = model.readout(h)
+                    sign = float(np.sign(float(logits[target]) - last))
+                    if step > 1 and sign != 0 and sign != last_sign:
+                        changes += 1
+                    last, last_sign = float(logits[target]), sign
+                    if int(logits.argmax()) != target or step == max_steps:
+                        break
+                rt[i] += step / n_samples
+                sc[i] += changes / n_samples
+    return rt, sc
+
+
+def test_batched_residency_equals_a_slow_loop():
+    from hmmrnn.analysis.regions import rollout_residency
+    from hmmrnn.analysis._common import simulate
+
+    model = NoiseRNN(12, 4, 3, seed=2)
+    states = simulate(model, 6, seed=1)[0]
+    fast_rt, fast_sc = rollout_residency(model, states, n_samples=5, max_steps=15, seed=3)
+    slow_rt, slow_sc = _slow_residency(model, states, 5, 15, 3)
+    np.testing.assert_allclose(fast_rt, slow_rt, atol=1e-5)
+    np.testing.assert_allclose(fast_sc, slow_sc, atol=1e-5)
+
+
+def test_residency_groups_on_a_toy_system_with_known_dwells():
+    """Two units inhibiting each other: deep inside a well the output stays (clusters, long RT),
+    on the border between the wells it switches at once (transitions)."""
+    from hmmrnn.analysis import residency
+
+    model = _network([[0.9, -0.8], [-0.8, 0.9]], w_in=0.3 * np.eye(2), w_out=[[4.0, -4.0], [0.0, 0.0], [-4.0, 4.0]])
+    result = residency(model, n_states=400, n_samples=10, max_steps=40, seed=0)
+    deep = np.abs(result.pc[:, 0]) > np.quantile(np.abs(result.pc[:, 0]), 0.9)
+    # the states furthest from the border dwell longest; the ones nearest switch soonest
+    assert result.residency[deep].mean() > 3 * result.residency[~deep].min()
+    assert set(np.unique(result.groups)) <= {-1, 0, 1, 2}
+    rt = result.residency
+    assert ((result.groups == 0) == (rt < 2)).all()
+    assert ((result.groups == 1) == ((rt >= 2) & (rt <= 8))).all()
+    assert ((result.groups == 2) == ((rt > 8) & (result.confidence > 0.8))).all()
+    assert result.group_summary["cluster"]["mean_residency"] > result.group_summary["transition"]["mean_residency"]

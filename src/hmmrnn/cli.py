@@ -149,7 +149,7 @@ def analyze(
     run_dir: Path = typer.Argument(..., help="Run folder written by `hmmrnn train`."),
     only: Optional[str] = typer.Option(None, help="Comma-separated analyses to run [all]: latent_geometry, "
                                        "input_free, fixed_points, variance_contours, output_pairs, "
-                                       "readout_alignment, jacobian_spectra."),
+                                       "readout_alignment, jacobian_spectra, residency."),
     seed: int = typer.Option(0, help="Seed of every simulation and sample."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON results only."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..errors import HmmrnnError
 from ._common import Result
 from .fixed_points import FixedPoints, JacobianSpectra, classify, find_fixed_points, jacobian_spectra, mobius
+from .regions import GROUPS, Residency, residency, rollout_residency
 from .geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, ReadoutAlignment, VarianceContours,
                        input_free_dynamics, latent_geometry, output_pair_subspaces, readout_alignment,
                        variance_contours)
@@ -24,7 +25,8 @@ from .geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, R
 __all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "input_free_dynamics",
            "FixedPoints", "find_fixed_points", "classify", "mobius", "VarianceContours", "variance_contours",
            "OutputPairSubspaces", "output_pair_subspaces", "ReadoutAlignment", "readout_alignment",
-           "JacobianSpectra", "jacobian_spectra", "ANALYSES", "analyze", "ANALYSIS_DIR"]
+           "JacobianSpectra", "jacobian_spectra", "Residency", "residency", "rollout_residency", "GROUPS",
+           "ANALYSES", "analyze", "ANALYSIS_DIR"]
 
 ANALYSIS_DIR = "analysis"
 
@@ -44,6 +46,7 @@ ANALYSES: dict[str, _Entry] = {
     "output_pairs": _Entry(output_pair_subspaces, "plot_output_pairs"),
     "readout_alignment": _Entry(readout_alignment, "plot_readout_alignment"),
     "jacobian_spectra": _Entry(jacobian_spectra, "plot_jacobian_spectra"),
+    "residency": _Entry(residency, "plot_residency"),
 }
 
 

@@ -5,7 +5,7 @@
 
 from ._common import save_figure
 from .analysis import (plot_fixed_points, plot_input_free, plot_jacobian_spectra, plot_latent_geometry,
-                       plot_output_pairs, plot_readout_alignment, plot_variance_contours)
+                       plot_output_pairs, plot_readout_alignment, plot_residency, plot_variance_contours)
 from .evaluation import (plot_dwell_times, plot_frequencies, plot_matched_distances, plot_transition_matrices,
                          plot_volatility, save_evaluation_figures)
 from .training import plot_history
@@ -13,4 +13,4 @@ from .training import plot_history
 __all__ = ["plot_history", "plot_transition_matrices", "plot_frequencies", "plot_volatility",
            "plot_matched_distances", "plot_dwell_times", "save_evaluation_figures", "save_figure",
            "plot_latent_geometry", "plot_input_free", "plot_fixed_points", "plot_variance_contours",
-           "plot_output_pairs", "plot_readout_alignment", "plot_jacobian_spectra"]
+           "plot_output_pairs", "plot_readout_alignment", "plot_jacobian_spectra", "plot_residency"]

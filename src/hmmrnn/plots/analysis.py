@@ -175,3 +175,48 @@ def plot_jacobian_spectra(result) -> Figure:
     ax.set_title("eigenvalues at 50 states along the orbit", fontsize=9)
     finish_axes(ax, "Re", "Im", legend=False)
     return fig
+
+
+def plot_residency(result) -> Figure:
+    """SPEC §7.4: (a) orbit coloured by residency time, (b) sign-change histogram coloured by mean
+    residency, (c) mean unstable-eigenvalue count per group, (d) orbit coloured by unstable count."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    fig = Figure(figsize=(18, 4.2))
+    pc, rt = np.asarray(result.pc), np.asarray(result.residency)
+    inferno = colormaps["inferno"]
+    cmap = ListedColormap([inferno(10 / 14), inferno(9 / 14), "darkred", "grey"])
+    bounds = [1, 2, 4, 9, max(float(rt.max()), 9) + 1]
+    ax = fig.add_subplot(1, 4, 1)
+    sc = ax.scatter(pc[:, 0], pc[:, 1], c=rt, s=3, cmap=cmap, norm=BoundaryNorm(bounds, cmap.N))
+    fig.colorbar(sc, ax=ax, label="residency time (steps)")
+    ax.set_title("residency time along the orbit", fontsize=9)
+    finish_axes(ax, *_pc_labels(np.asarray(result.explained_variance_ratio)), legend=False)
+
+    ax = fig.add_subplot(1, 4, 2)
+    changes = np.asarray(result.sign_changes)
+    bins = np.arange(0, max(int(changes.max()), 1) + 2)
+    which = np.digitize(changes, bins) - 1
+    mean_rt = np.array([rt[which == b].mean() if (which == b).any() else 0 for b in range(len(bins) - 1)])
+    colours = colormaps["viridis"](mean_rt / max(mean_rt.max(), 1e-9))
+    counts = np.histogram(changes, bins)[0]
+    ax.bar(bins[:-1], counts, width=0.9, align="edge", color=colours)
+    ax.set_title("logit sign changes per rollout (colour: mean residency)", fontsize=9)
+    finish_axes(ax, "sign changes", "states", legend=False)
+
+    ax = fig.add_subplot(1, 4, 3)
+    names = list(result.group_summary)
+    values = [result.group_summary[g]["mean_unstable"] for g in names]
+    rts = np.array([result.group_summary[g]["mean_residency"] for g in names], dtype=float)
+    ax.bar(names, np.nan_to_num(values), color=colormaps["inferno"](np.nan_to_num(rts) / max(np.nanmax(rts), 1)))
+    ax.set_title("mean unstable eigenvalues per group", fontsize=9)
+    finish_axes(ax, "group", "eigenvalues with |lambda| > 1", legend=False)
+
+    ax = fig.add_subplot(1, 4, 4)
+    unstable = np.asarray(result.unstable_counts)
+    cmap2 = ListedColormap(["lightgrey", "darkred", "orange", "gold"])
+    sc = ax.scatter(pc[:, 0], pc[:, 1], c=np.minimum(unstable, 3), s=3, cmap=cmap2, vmin=-0.5, vmax=3.5)
+    fig.colorbar(sc, ax=ax, ticks=[0, 1, 2, 3], label="unstable eigenvalues (3 = 3 or more)")
+    ax.set_title("unstable eigenvalues of the input-free Jacobian", fontsize=9)
+    finish_axes(ax, "PC1", "PC2", legend=False)
+    return fig

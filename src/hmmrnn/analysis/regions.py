@@ -1,0 +1,143 @@
+"""Where the network dwells and where it jumps: residency times along the orbit (SPEC §7.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._common import Result, argmax_labels, fit_pca, generator, resolve, simulate
+
+__all__ = ["Residency", "residency", "rollout_residency", "GROUPS"]
+
+#: Group names in the order of their codes in :attr:`Residency.groups` (−1: in no group).
+GROUPS = ("transition", "kick zone", "cluster")
+
+
+@torch.no_grad()
+def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps: int, seed: int,
+                      noise_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Residency time and logit sign changes of noisy rollouts from each state, all in parallel.
+
+    From every state h (with o* = argmax W_out h and ℓ₀ its logit) ``n_samples`` independent noisy
+    rollouts step until the argmax label differs from o* or ``max_steps`` steps are taken. The
+    residency time of a rollout is the number of steps taken (1 if the first step switches). Along
+    the rollout the increments ℓ_t − ℓ_{t−1} of the o*-logit are tracked: a change of sign between
+    successive non-zero increments counts; the first increment (from ℓ₀) never counts; a zero
+    increment is not counted but resets the remembered sign, so the next non-zero one counts
+    (SPEC §7.4).
+
+    All n × n_samples rollouts advance together; finished ones are dropped from the batch, so the
+    matrix products follow the surviving rollouts. At every step one (n · n_samples, d) block of
+    noise is drawn from the seeded generator and rollout r uses row r, so each rollout's noise
+    does not depend on which others are still alive.
+
+    Parameters
+    ----------
+    states : (n, H)
+
+    Returns
+    -------
+    residency : (n,) mean residency time over the rollouts; sign_changes : (n,) mean sign changes.
+    """
+    n = states.shape[0]
+    gen = generator(seed)
+    h = states.repeat_interleave(n_samples, dim=0)
+    owner = torch.arange(n).repeat_interleave(n_samples)
+    target = model.readout(states).argmax(-1).repeat_interleave(n_samples)
+    last_logit = model.readout(h).gather(1, target[:, None])[:, 0]
+    last_sign = torch.zeros(len(h))
+    changes = torch.zeros(len(h))
+    total_time = torch.zeros(n)
+    total_changes = torch.zeros(n)
+    alive = torch.arange(len(h))
+    for step in range(1, max_steps + 1):
+        x = torch.randn(n * n_samples, model.input, generator=gen)[alive] * noise_scale
+        h = model.step(h, x)
+        logits = model.readout(h)
+        logit = logits.gather(1, target[alive][:, None])[:, 0]
+        increment = logit - last_logit
+        sign = torch.sign(increment)
+        if step > 1:
+            changes += ((sign != 0) & (sign != last_sign)).float()
+        last_sign, last_logit = sign, logit
+        done = (logits.argmax(-1) != target[alive]) | (step == max_steps)
+        if done.any():
+            finished = owner[alive[done]]
+            total_time.index_add_(0, finished, torch.full((int(done.sum()),), float(step)))
+            total_changes.index_add_(0, finished, changes[done])
+            keep = ~done
+            alive, h, last_logit, last_sign, changes = (alive[keep], h[keep], last_logit[keep], last_sign[keep],
+                                                        changes[keep])
+        if len(alive) == 0:
+            break
+    return (total_time / n_samples).numpy(), (total_changes / n_samples).numpy()
+
+
+@dataclass
+class Residency(Result):
+    """Residency-time decomposition of the orbit into transitions, kick zones and clusters.
+
+    residency, sign_changes : (n,) means over rollouts per recorded state
+    unstable_counts : (n,) eigenvalues of diag(1[W_rec h > 0]) W_rec with |λ| > 1 (input-free)
+    confidence : (n,) max softmax probability of the readout
+    groups : (n,) 0 transition (RT < 2), 1 kick zone (2 ≤ RT ≤ 8), 2 cluster (RT > 8 and confidence
+        > 0.8), −1 none
+    pc, labels : (n, 2), (n,) PC1–2 coordinates and argmax outputs of the states
+    group_summary : per group: fraction of states, mean RT, mean sign changes, mean unstable count
+    """
+
+    name = "residency"
+    n_states: int
+    n_samples: int
+    max_steps: int
+    seed: int
+    thresholds: dict[str, float]
+    residency: np.ndarray
+    sign_changes: np.ndarray
+    unstable_counts: np.ndarray
+    confidence: np.ndarray
+    groups: np.ndarray
+    pc: np.ndarray
+    labels: np.ndarray
+    explained_variance_ratio: np.ndarray
+    group_summary: dict[str, dict[str, float]]
+
+    def summary(self) -> str:
+        parts = [f"{g} {100 * s['fraction']:.0f}% (RT {s['mean_residency']:.1f}, unstable "
+                 f"{s['mean_unstable']:.2f})" for g, s in self.group_summary.items()]
+        return f"residency of {self.n_states} orbit states: max RT {self.residency.max():.0f}; " + ", ".join(parts)
+
+
+def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_samples: int = 20, max_steps: int = 60,
+              transition_below: float = 2.0, kick_up_to: float = 8.0, cluster_confidence: float = 0.8,
+              seed: int = 0) -> Residency:
+    """SPEC §7.4: ``n_states`` consecutive noisy states after ``warmup`` steps from h_0 = 0, the
+    residency time and sign changes of ``n_samples`` rollouts from each (:func:`rollout_residency`),
+    the unstable-eigenvalue count of the input-free Jacobian at each, and the three groups with the
+    paper's thresholds (transition RT < 2, kick zone 2 ≤ RT ≤ 8, cluster RT > 8 with readout
+    confidence > 0.8)."""
+    model, _ = resolve(run_or_model)
+    states = simulate(model, warmup + n_states, seed=seed)[0, warmup:]
+    rt, sc = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed + 1)
+    with torch.no_grad():
+        eig = torch.linalg.eigvals(model.jacobian(states)).numpy()
+        confidence = torch.softmax(model.readout(states), -1).max(-1).values.numpy()
+    unstable = (np.abs(eig) > 1).sum(1)
+    groups = np.full(n_states, -1)
+    groups[rt < transition_below] = 0
+    groups[(rt >= transition_below) & (rt <= kick_up_to)] = 1
+    groups[(rt > kick_up_to) & (confidence > cluster_confidence)] = 2
+    basis = fit_pca(states.numpy(), 2)
+    summary = {name: {"fraction": float((groups == code).mean()),
+                      "mean_residency": float(rt[groups == code].mean()) if (groups == code).any() else float("nan"),
+                      "mean_sign_changes": float(sc[groups == code].mean()) if (groups == code).any() else float("nan"),
+                      "mean_unstable": float(unstable[groups == code].mean()) if (groups == code).any() else float("nan")}
+               for code, name in enumerate(GROUPS)}
+    return Residency(n_states, n_samples, max_steps, seed,
+                     {"transition_below": transition_below, "kick_up_to": kick_up_to,
+                      "cluster_confidence": cluster_confidence}, rt, sc, unstable, confidence, groups,
+                     basis.project(states.numpy()), argmax_labels(model, states), basis.explained_variance_ratio,
+                     summary)
