@@ -149,7 +149,9 @@ def analyze(
     run_dir: Path = typer.Argument(..., help="Run folder written by `hmmrnn train`."),
     only: Optional[str] = typer.Option(None, help="Comma-separated analyses to run [all]: latent_geometry, "
                                        "input_free, fixed_points, variance_contours, output_pairs, "
-                                       "readout_alignment, jacobian_spectra, residency."),
+                                       "readout_alignment, jacobian_spectra, residency, kick_neurons, "
+                                       "connectivity, ablation, transition_points, noise_sensitivity, "
+                                       "noise_drift, stochastic_resonance."),
     seed: int = typer.Option(0, help="Seed of every simulation and sample."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON results only."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -164,8 +166,8 @@ def analyze(
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
 
-    def report(name, result, seconds) -> None:
-        typer.echo(f"{name} ({seconds:.1f} s): {result.summary()}")
+    def report(name, result, seconds, why_not) -> None:
+        typer.echo(f"{name} ({seconds:.1f} s): {result.summary() if result is not None else 'not available: ' + why_not}")
 
     run_analyses(run_dir, only=names, seed=seed, figures=not no_figures, progress=not quiet, report=report)
     typer.echo(f"wrote {run_dir / 'analysis'}")

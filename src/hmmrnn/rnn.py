@@ -99,22 +99,33 @@ class NoiseRNN(nn.Module):
 
     # ------------------------------------------------------------------ the one-step map
 
-    def step(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        """F(h, x) = relu(W_rec h + W_in x).
+    def step(self, h: torch.Tensor, x: torch.Tensor | None = None, *, recurrent_gain: torch.Tensor | None = None,
+             input_gain: torch.Tensor | None = None) -> torch.Tensor:
+        """F(h, x) = relu(g_rec ⊙ (W_rec h) + g_in ⊙ (W_in x)).
 
         Parameters
         ----------
         h : (..., H) previous state.
         x : (..., d) input (noise) at this step; None for the input-free map relu(W_rec h).
+        recurrent_gain, input_gain : (H,) per-unit gains on the recurrent and the input drive
+            (SPEC §7.10); None means 1. Both 0 on a unit silences it (ablation).
 
         Returns
         -------
         (..., H) next state.
         """
-        return self._advance(h, 0.0 if x is None else x @ self.w_in.T)
+        recurrent = h @ self.w_rec.T
+        drive = 0.0 if x is None else x @ self.w_in.T
+        if recurrent_gain is not None:
+            recurrent = recurrent * recurrent_gain
+        if input_gain is not None and x is not None:
+            drive = drive * input_gain
+        return torch.relu(recurrent + drive)
 
-    def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
-        """∂F/∂h at (h, x): J = diag(relu'(W_rec h + W_in x)) W_rec, with relu'(0) = 0.
+    def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None, *, recurrent_gain: torch.Tensor | None = None,
+                 input_gain: torch.Tensor | None = None) -> torch.Tensor:
+        """∂F/∂h at (h, x): J = diag(relu'(pre)) diag(g_rec) W_rec, pre the argument of the relu in
+        :meth:`step` (gains as there), with relu'(0) = 0.
 
         Parameters
         ----------
@@ -124,8 +135,15 @@ class NoiseRNN(nn.Module):
         -------
         (..., H, H); J[..., i, j] = ∂F_i / ∂h_j.
         """
-        pre = h @ self.w_rec.T + (0.0 if x is None else x @ self.w_in.T)
-        return (pre > 0).to(self.w_rec.dtype).unsqueeze(-1) * self.w_rec
+        recurrent = h @ self.w_rec.T
+        drive = 0.0 if x is None else x @ self.w_in.T
+        w = self.w_rec
+        if recurrent_gain is not None:
+            recurrent = recurrent * recurrent_gain
+            w = recurrent_gain[:, None] * w
+        if input_gain is not None and x is not None:
+            drive = drive * input_gain
+        return ((recurrent + drive) > 0).to(self.w_rec.dtype).unsqueeze(-1) * w
 
     def _advance(self, h: torch.Tensor, input_drive: torch.Tensor) -> torch.Tensor:
         """The step with its input drive W_in x precomputed (rollouts batch it over time)."""
@@ -191,7 +209,7 @@ class NoiseRNN(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, length: int, *, seed: int | None = None, semantics: Semantics = "training",
-               readout: Readout = "sample") -> np.ndarray:
+               readout: Readout = "sample", noise_scale: float = 1.0) -> np.ndarray:
         """Output symbols only (no hidden states kept): :meth:`generate` for evaluation-sized N.
 
         Returns
@@ -199,14 +217,14 @@ class NoiseRNN(nn.Module):
         (n, length) int64 numpy array.
         """
         symbols, _, _ = self.generate(n, length, seed=seed, semantics=semantics, readout=readout,
-                                      keep_states=False)
+                                      keep_states=False, noise_scale=noise_scale)
         return symbols.cpu().numpy()
 
     @torch.no_grad()
     def generate(self, n: int, length: int, *, seed: int | None = None,
                  generator: torch.Generator | None = None, semantics: Semantics = "training",
-                 readout: Readout = "sample", keep_states: bool = True, batch_size: int = 1024
-                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+                 readout: Readout = "sample", keep_states: bool = True, batch_size: int = 1024,
+                 noise_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Sample ``n`` output sequences of ``length`` steps from fresh noise.
 
         ``semantics="training"`` emits from h_1..h_T exactly as in training. ``"reference"``
@@ -218,7 +236,8 @@ class NoiseRNN(nn.Module):
         sequences at a time: the noise of each step is drawn straight into the lower block of the
         stacked (H + d, batch) buffer, so one matrix product per step does the whole update and no
         (n, T, d) noise array is ever held. At step t the generator yields the noise (d, batch)
-        and then, for sampled readouts, the Gumbel noise (K, batch).
+        and then, for sampled readouts, the Gumbel noise (K, batch). ``noise_scale`` multiplies the
+        input noise (x_t ~ N(0, s² I)).
 
         Returns
         -------
@@ -235,14 +254,14 @@ class NoiseRNN(nn.Module):
             if seed is not None:
                 generator.manual_seed(seed)
         parts = [self._generate_batch(min(batch_size, n - start), length, generator, semantics, readout,
-                                      keep_states) for start in range(0, n, batch_size)]
+                                      keep_states, noise_scale) for start in range(0, n, batch_size)]
         symbols = torch.cat([p[0] for p in parts])
         if not keep_states:
             return symbols, None, None
         return symbols, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])
 
     def _generate_batch(self, batch: int, length: int, generator: torch.Generator, semantics: Semantics,
-                        readout: Readout, keep_states: bool
+                        readout: Readout, keep_states: bool, noise_scale: float = 1.0
                         ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         hidden_size = self.hidden
         w_step = torch.cat([self.w_rec, self.w_in], dim=1)  # (H, H + d)
@@ -265,6 +284,8 @@ class NoiseRNN(nn.Module):
             emit()
         for _ in range(length - len(symbols)):
             torch.randn(self.input, batch, generator=generator, out=stacked[hidden_size:])
+            if noise_scale != 1.0:
+                stacked[hidden_size:] *= noise_scale
             torch.mm(w_step, stacked, out=pre)
             torch.clamp(pre, min=0, out=stacked[:hidden_size])
             emit()

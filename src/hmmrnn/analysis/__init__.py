@@ -7,6 +7,7 @@ selection on a run folder and writes ``analysis/<name>.json`` and ``analysis/<na
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,10 @@ from tqdm.auto import tqdm
 from ..errors import HmmrnnError
 from ._common import Result
 from .fixed_points import FixedPoints, JacobianSpectra, classify, find_fixed_points, jacobian_spectra, mobius
+from .neurons import (Ablation, Connectivity, KickNeurons, ablation, connectivity, kick_neurons, switch_events,
+                      transition_rates)
+from .perturb import NoiseDrift, Resonance, expected_second_order, noise_drift, stochastic_resonance
+from .transitions import NoiseSensitivity, TransitionPoints, locate_transition, noise_sensitivity
 from .regions import GROUPS, Residency, residency, rollout_residency
 from .geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, ReadoutAlignment, VarianceContours,
                        input_free_dynamics, latent_geometry, output_pair_subspaces, readout_alignment,
@@ -26,7 +31,10 @@ __all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "
            "FixedPoints", "find_fixed_points", "classify", "mobius", "VarianceContours", "variance_contours",
            "OutputPairSubspaces", "output_pair_subspaces", "ReadoutAlignment", "readout_alignment",
            "JacobianSpectra", "jacobian_spectra", "Residency", "residency", "rollout_residency", "GROUPS",
-           "ANALYSES", "analyze", "ANALYSIS_DIR"]
+           "KickNeurons", "kick_neurons", "Connectivity", "connectivity", "Ablation", "ablation", "switch_events",
+           "transition_rates", "Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift",
+           "expected_second_order", "TransitionPoints", "locate_transition", "NoiseSensitivity",
+           "noise_sensitivity", "ANALYSES", "analyze", "ANALYSIS_DIR"]
 
 ANALYSIS_DIR = "analysis"
 
@@ -47,7 +55,20 @@ ANALYSES: dict[str, _Entry] = {
     "readout_alignment": _Entry(readout_alignment, "plot_readout_alignment"),
     "jacobian_spectra": _Entry(jacobian_spectra, "plot_jacobian_spectra"),
     "residency": _Entry(residency, "plot_residency"),
+    "kick_neurons": _Entry(kick_neurons, "plot_kick_neurons"),
+    "connectivity": _Entry(connectivity, "plot_connectivity"),
+    "ablation": _Entry(ablation, "plot_ablation"),
+    "transition_points": _Entry(locate_transition, "plot_transition_points"),
+    "noise_sensitivity": _Entry(noise_sensitivity, "plot_noise_sensitivity"),
+    "noise_drift": _Entry(noise_drift, "plot_noise_drift"),
+    "stochastic_resonance": _Entry(stochastic_resonance, "plot_stochastic_resonance"),
 }
+
+
+#: keyword argument of an analysis -> the earlier analysis whose result it takes
+_REUSED = {"kicks": "kick_neurons", "points": "transition_points"}
+#: analyses that end with a HmmrnnError when the network has nothing of the kind (no usable transition)
+_MAY_FIND_NOTHING = ("transition_points", "noise_sensitivity")
 
 
 def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0, figures: bool = True,
@@ -58,7 +79,9 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
     Parameters
     ----------
     only : names from :data:`ANALYSES` (default: all).
-    report : called after each analysis with (name, result, seconds), e.g. to print its summary.
+    report : called after each analysis with (name, result, seconds, why_not), e.g. to print its
+        summary; for an analysis that found nothing to report (no usable transition), result is None
+        and why_not says why, and no JSON is written for it.
     """
     from .. import plots
     from ..runs import load_run
@@ -72,11 +95,24 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
     results: dict[str, Result] = {}
     for name in tqdm(names, desc="analyses", unit="analysis", disable=not progress):
         started = time.perf_counter()
-        result = ANALYSES[name].compute(run, seed=seed)
+        compute = ANALYSES[name].compute
+        parameters = inspect.signature(compute).parameters
+        # later analyses build on earlier ones: kick groups, transition points
+        reuse = {arg: results[source] for arg, source in _REUSED.items() if source in results and arg in parameters}
+        try:
+            result = compute(run, seed=seed, **reuse)
+        except HmmrnnError as exc:
+            if name not in _MAY_FIND_NOTHING:
+                raise
+            # nothing to report is a finding, not a failure: say so and go on with the others
+            (out / f"{name}.json").unlink(missing_ok=True)
+            if report is not None:
+                report(name, None, time.perf_counter() - started, str(exc))
+            continue
         result.save(out / f"{name}.json")
         if figures:
             plots.save_figure(getattr(plots, ANALYSES[name].plot)(result), out / name)
         results[name] = result
         if report is not None:
-            report(name, result, time.perf_counter() - started)
+            report(name, result, time.perf_counter() - started, None)
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,11 +24,14 @@ class Result:
     """
 
     name = "result"
+    #: fields too large for the JSON file (kept in memory for figures and later analyses)
+    not_saved: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         from ..runs import json_ready
 
-        return json_ready({"analysis": self.name, **asdict(self)})
+        data = {k: v for k, v in asdict(self).items() if k not in self.not_saved}
+        return json_ready({"analysis": self.name, **data})
 
     def save(self, path: str | Path) -> Path:
         """Write the result as JSON (atomically); returns the path."""

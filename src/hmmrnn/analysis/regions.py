@@ -40,7 +40,8 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
 
     Returns
     -------
-    residency : (n,) mean residency time over the rollouts; sign_changes : (n,) mean sign changes.
+    residency : (n,) mean residency time over the rollouts; sign_changes : (n,) mean sign changes;
+    switched : (n,) fraction of rollouts that switched (did not run out of ``max_steps`` unchanged).
     """
     n = states.shape[0]
     gen = generator(seed)
@@ -52,6 +53,7 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     changes = torch.zeros(len(h))
     total_time = torch.zeros(n)
     total_changes = torch.zeros(n)
+    total_switched = torch.zeros(n)
     alive = torch.arange(len(h))
     for step in range(1, max_steps + 1):
         x = torch.randn(n * n_samples, model.input, generator=gen)[alive] * noise_scale
@@ -63,17 +65,20 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
         if step > 1:
             changes += ((sign != 0) & (sign != last_sign)).float()
         last_sign, last_logit = sign, logit
-        done = (logits.argmax(-1) != target[alive]) | (step == max_steps)
+        switched = logits.argmax(-1) != target[alive]
+        done = switched | (step == max_steps)
         if done.any():
             finished = owner[alive[done]]
             total_time.index_add_(0, finished, torch.full((int(done.sum()),), float(step)))
             total_changes.index_add_(0, finished, changes[done])
+            total_switched.index_add_(0, finished, switched[done].float())
             keep = ~done
             alive, h, last_logit, last_sign, changes = (alive[keep], h[keep], last_logit[keep], last_sign[keep],
                                                         changes[keep])
         if len(alive) == 0:
             break
-    return (total_time / n_samples).numpy(), (total_changes / n_samples).numpy()
+    return ((total_time / n_samples).numpy(), (total_changes / n_samples).numpy(),
+            (total_switched / n_samples).numpy())
 
 
 @dataclass
@@ -121,7 +126,7 @@ def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_sa
     confidence > 0.8)."""
     model, _ = resolve(run_or_model)
     states = simulate(model, warmup + n_states, seed=seed)[0, warmup:]
-    rt, sc = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed + 1)
+    rt, sc, _ = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed + 1)
     with torch.no_grad():
         eig = torch.linalg.eigvals(model.jacobian(states)).numpy()
         confidence = torch.softmax(model.readout(states), -1).max(-1).values.numpy()

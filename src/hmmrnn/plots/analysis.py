@@ -220,3 +220,164 @@ def plot_residency(result) -> Figure:
     ax.set_title("unstable eigenvalues of the input-free Jacobian", fontsize=9)
     finish_axes(ax, "PC1", "PC2", legend=False)
     return fig
+
+
+def plot_kick_neurons(result) -> Figure:
+    """SPEC §7.7: the orbit in PC1–2 coloured by each chosen kick neuron's pre-activation."""
+    units = [u for d in result.directions for u in d["units"]]
+    if not units:
+        fig = Figure(figsize=(5, 1.5))
+        fig.text(0.5, 0.5, result.summary(), ha="center", va="center", wrap=True)
+        return fig
+    kicks = sorted(set(units))
+    pre = np.asarray(result.preactivations)
+    pc = np.asarray(result.pc)
+    cols = min(3, len(units))
+    rows = -(-len(units) // cols)
+    fig = Figure(figsize=(5 * cols, 4 * rows))
+    limit = float(np.abs(pre).max()) or 1.0
+    for k, d in enumerate([d for d in result.directions for _ in d["units"]]):
+        unit = units[k]
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.plot(pc[:, 0], pc[:, 1], color="lightgrey", lw=0.4)
+        sc = ax.scatter(pc[:, 0], pc[:, 1], c=pre[kicks.index(unit)], s=4, cmap="seismic", vmin=-limit, vmax=limit)
+        ax.set_title(f"unit {unit}: kick for {d['from']}->{d['to']}", fontsize=9)
+        finish_axes(ax, "PC1", "PC2", legend=False)
+    fig.colorbar(sc, ax=fig.axes, label="pre-activation")
+    return fig
+
+
+def plot_connectivity(result) -> Figure:
+    """SPEC §7.8–7.9: kick↔kick, populations→kick and population↔population weights, and the mean
+    activities of groups and populations with the dwell periods shaded."""
+    if result.skipped:
+        fig = Figure(figsize=(5, 1.5))
+        fig.text(0.5, 0.5, f"connectivity skipped: {result.skipped}", ha="center", va="center")
+        return fig
+    fig = Figure(figsize=(16, 8))
+    blocks = [(result.kick_kick, "kick <- kick"), (result.kick_population, "kick <- populations"),
+              (result.population_population, "population <- population")]
+    limit = max(float(np.abs(np.asarray(b)).max()) for b, _ in blocks if np.asarray(b).size) or 1.0
+    for i, (block, title) in enumerate(blocks):
+        ax = fig.add_subplot(2, 3, i + 1)
+        im = ax.imshow(np.asarray(block), cmap="bwr", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=fig.axes[:3], orientation="horizontal", fraction=0.05, label="W_rec (row <- column)")
+    ax = fig.add_subplot(2, 1, 2)
+    labels = np.asarray(result.labels)
+    edges = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    bounds = np.concatenate([[0], edges, [len(labels)]])
+    for k in range(len(bounds) - 1):
+        ax.axvspan(bounds[k], bounds[k + 1], color="0.85" if k % 2 else "0.95", lw=0)
+    for key, style, colour, label in [("group1", "-", "navy", f"kick group {result.directions[0]}"),
+                                      ("group2", "-", "darkred", f"kick group {result.directions[1]}"),
+                                      ("pop1", "--", "royalblue", "population 1"),
+                                      ("pop2", "--", "red", "population 2")]:
+        ax.plot(np.asarray(result.activity[key]), style, color=colour, lw=1, label=label)
+    finish_axes(ax, "time step", "mean activity")
+    return fig
+
+
+def plot_ablation(result) -> Figure:
+    """Transition rate per direction: intact, kick group silenced, random groups silenced (mean ± sd)."""
+    fig = Figure(figsize=(2.5 + 2.5 * max(len(result.per_direction), 1), 4))
+    ax = fig.add_subplot()
+    for i, d in enumerate(result.per_direction):
+        ax.bar(i - 0.25, d["intact"], 0.25, color="grey", label="intact" if i == 0 else None)
+        ax.bar(i, d["kick_ablated"], 0.25, color="darkred", label="kick units silenced" if i == 0 else None)
+        ax.bar(i + 0.25, d["random_mean"], 0.25, yerr=d["random_std"], color="royalblue",
+               label="random units silenced" if i == 0 else None)
+    ax.set_xticks(range(len(result.per_direction)), [d["direction"] for d in result.per_direction])
+    ax.set_title("causal test: silencing discovered kick neurons", fontsize=9)
+    finish_axes(ax, "switch direction", "switches per 1000 steps", legend=bool(result.per_direction))
+    return fig
+
+
+def plot_noise_drift(result) -> Figure:
+    """|E[δ2]| per orbit state (coloured by output) and E[δ2] per unit as a heat map."""
+    fig = Figure(figsize=(12, 4))
+    ax = fig.add_subplot(1, 2, 1)
+    norm, labels = np.asarray(result.norm), np.asarray(result.labels)
+    ax.bar(np.arange(len(norm)), norm, color=[_colour(k) for k in labels])
+    ax.set_title("second-order noise drift along the orbit", fontsize=9)
+    finish_axes(ax, "orbit state", "|E[delta2]|", legend=False)
+    _output_legend(ax)
+    ax = fig.add_subplot(1, 2, 2)
+    drift = np.asarray(result.drift)
+    limit = float(np.abs(drift).max()) or 1.0
+    im = ax.imshow(drift.T, aspect="auto", cmap="bwr", vmin=-limit, vmax=limit, interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="E[delta2]")
+    ax.set_title("E[delta2] per unit", fontsize=9)
+    finish_axes(ax, "orbit state", "unit", legend=False)
+    return fig
+
+
+def plot_stochastic_resonance(result) -> Figure:
+    """Verdict metrics and output changes versus the test-time noise scale (sampled outputs)."""
+    fig = Figure(figsize=(12, 3.8))
+    scales = [r["scale"] for r in result.rows]
+    panels = [("loglik_gap", "log-likelihood gap (nats/step)", 0.02),
+              ("transition_max_abs_diff", "transition matrix max |diff|", 0.03),
+              ("changes_per_step", "output changes per step", None)]
+    for i, (key, label, limit) in enumerate(panels):
+        ax = fig.add_subplot(1, 3, i + 1)
+        ax.plot(scales, [r[key] for r in result.rows], "o-", color="darkred", label="sampled")
+        if key == "changes_per_step":
+            ax.plot(scales, [r["argmax_changes_per_step"] for r in result.rows], "s--", color="grey", label="argmax")
+        if limit is not None:
+            ax.axhspan(-limit, limit, color="0.9", label="verdict limit")
+        ax.axvline(1.0, color="black", lw=0.8, ls=":")
+        finish_axes(ax, "noise scale s", label)
+    fig.suptitle("emulation versus test-time noise (argmax switching is scale-invariant: positive homogeneity)",
+                 fontsize=9)
+    return fig
+
+
+def plot_transition_points(result) -> Figure:
+    """The probe curves around the chosen switch, and the recorded track with the two points."""
+    fig = Figure(figsize=(12, 4))
+    ax = fig.add_subplot(1, 2, 1)
+    times = np.asarray(result.probe_times)
+    ax.plot(times, result.probe_residency, "o-", ms=3, color="darkred", label="mean first-switch time")
+    ax2 = ax.twinx()
+    ax2.plot(times, result.probe_switched, "s-", ms=3, color="royalblue", label="fraction switched")
+    ax2.set_ylabel("fraction of rollouts that switched")
+    for t, name, colour in [(result.switch_time, "switch", "black"), (result.transition_time, "transition", "red"),
+                            (result.cluster_time, "cluster", "grey")]:
+        ax.axvline(t, color=colour, ls="--", lw=1, label=name)
+    ax.set_title(f"probing back from the switch {result.direction}", fontsize=9)
+    finish_axes(ax, "recorded time", "steps to first switch")
+    ax = fig.add_subplot(1, 2, 2)
+    pc = np.asarray(result.track_pc)
+    _segments(ax, pc, np.asarray(result.labels), lw=0.4, alpha=0.5)
+    ax.plot(*pc[result.cluster_time], "*", color="grey", ms=14, mec="black", label="cluster point")
+    ax.plot(*pc[result.transition_time], "*", color="red", ms=14, mec="black", label="transition point")
+    finish_axes(ax, "PC1", "PC2")
+    return fig
+
+
+def plot_noise_sensitivity(result) -> Figure:
+    """Trajectories from each point under each γ, and the spread over time (SPEC §7.6)."""
+    locations = ["cluster", "transition"]
+    fig = Figure(figsize=(4 * len(result.gammas) * 2 / 1.5, 7.5))
+    track = np.asarray(result.track_pc)
+    panels = len(result.gammas) * 2
+    for i, curve in enumerate(sorted(result.curves, key=lambda c: (locations.index(c["location"]), c["gamma"]))):
+        ax = fig.add_subplot(2, panels, i + 1)
+        ax.scatter(track[:, 0], track[:, 1], c=[_colour(k) for k in np.asarray(result.labels)], s=1, alpha=0.3)
+        for traj in np.asarray(curve["trajectories"]):
+            ax.plot(traj[:, 0], traj[:, 1], color="darkblue", lw=0.6, alpha=0.6)
+        ax.plot(*np.asarray(curve["trajectories"])[0, 0], "*", color="gold", ms=12, mec="black")
+        ax.set_title(f"{curve['location']} (gamma = {curve['gamma']:g})", fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+    for j, key in enumerate(["trace", "distance"]):
+        ax = fig.add_subplot(2, 2, 3 + j)
+        for curve in result.curves:
+            if curve["gamma"] == 0:
+                continue
+            shade = 0.4 + 0.6 * curve["gamma"]
+            colour = (0, 0, shade) if curve["location"] == "cluster" else (shade, 0, 0)
+            ax.plot(np.asarray(curve[key]), "o-", ms=3, color=colour,
+                    label=f"{curve['location']}, gamma {curve['gamma']:g}")
+        finish_axes(ax, "step", "trace of covariance" if key == "trace" else "mean distance to mean")
+    return fig

@@ -1,0 +1,305 @@
+"""Which units make the jumps: kick neurons, the populations that feed them, and the causal test
+(SPEC §7.7–7.9, §7.11). Everything is discovered from the model; no index is hard-coded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._common import Result, fit_pca, generator, resolve, simulate
+
+__all__ = ["KickNeurons", "kick_neurons", "kick_scores", "Connectivity", "connectivity", "Ablation", "ablation",
+           "switch_events", "transition_rates"]
+
+
+def switch_events(labels: np.ndarray) -> list[tuple[int, int, int]]:
+    """(t, from, to) for every t ≥ 1 with labels[t] ≠ labels[t − 1] in a 1-D label sequence."""
+    t = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    return [(int(i), int(labels[i - 1]), int(labels[i])) for i in t]
+
+
+@torch.no_grad()
+def _orbit_with_preactivations(model, steps: int, seed: int, warmup: int = 100):
+    """A noisy orbit from h_0 = 0 after ``warmup`` steps: states (L, H), pre-activations
+    W_rec h_{t−1} + W_in x_t (L, H) and argmax labels (L,)."""
+    states, noise = simulate(model, warmup + steps, seed=seed, return_noise=True)
+    states, noise = states[0], noise[0]
+    previous = torch.cat([torch.zeros(1, model.hidden), states[:-1]])
+    pre = previous @ model.w_rec.T + noise @ model.w_in.T
+    states, pre = states[warmup:], pre[warmup:]
+    return states, pre, model.readout(states).argmax(-1).numpy()
+
+
+# --------------------------------------------------------------------------- kick neurons (§7.7)
+
+
+def kick_scores(firing: np.ndarray, labels: np.ndarray, window: int):
+    """The kick-neuron criterion on a recorded orbit (see :func:`kick_neurons`).
+
+    Parameters
+    ----------
+    firing : (L, H) bool, unit i's pre-activation u_t > 0 at step t.
+    labels : (L,) argmax labels ℓ_t of the states those pre-activations produced.
+
+    Returns
+    -------
+    scores : {"a->b": (H,)};  counts : {(a, b): switches};  p_before : {(a, b): (H,)};
+    p_elsewhere : (H,)
+    """
+    events = switch_events(labels)
+    in_window: dict[tuple[int, int], np.ndarray] = {}
+    for t, a, b in events:
+        mask = in_window.setdefault((a, b), np.zeros(len(labels), dtype=bool))
+        mask[max(0, t - window + 1): t + 1] = True
+    counts = {key: sum(1 for _, a, b in events if (a, b) == key) for key in in_window}
+    anywhere = np.zeros(len(labels), dtype=bool)
+    for mask in in_window.values():
+        anywhere |= mask
+    p_elsewhere = firing[~anywhere].mean(0) if (~anywhere).any() else np.zeros(firing.shape[1])
+    p_before = {key: firing[mask].mean(0) for key, mask in in_window.items()}
+    scores = {}
+    for key in in_window:
+        others = [p for other, p in p_before.items() if other != key]
+        rival = np.maximum(p_elsewhere, np.max(others, axis=0)) if others else p_elsewhere
+        scores[f"{key[0]}->{key[1]}"] = p_before[key] - rival
+    return scores, counts, p_before, p_elsewhere
+
+
+@dataclass
+class KickNeurons(Result):
+    """Per switch direction a→b: the units whose pre-activation is positive just before such switches
+    and rarely elsewhere.
+
+    directions : per direction {"from", "to", "events", "units" (chosen, best first), "scores"
+        (their scores), "p_before" (their firing fractions before the switches), "p_elsewhere"}
+    scores : {"a->b": (H,) score of every unit}
+    """
+
+    name = "kick_neurons"
+    steps: int
+    window: int
+    per_group: int
+    min_score: float
+    min_events: int
+    seed: int
+    directions: list[dict[str, Any]]
+    scores: dict[str, np.ndarray]
+    pc: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    preactivations: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    def summary(self) -> str:
+        if not self.directions:
+            return f"no switch direction with >= {self.min_events} events in {self.steps} steps"
+        parts = [f"{d['from']}->{d['to']} ({d['events']} switches): units {d['units']} "
+                 f"(score {', '.join(f'{s:.2f}' for s in d['scores'])})" for d in self.directions]
+        return "kick neurons: " + "; ".join(parts)
+
+    def group(self, source: int, target: int) -> list[int]:
+        """The chosen units for switches source → target (empty if none)."""
+        for d in self.directions:
+            if (d["from"], d["to"]) == (source, target):
+                return list(d["units"])
+        return []
+
+
+def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per_group: int = 3,
+                 min_score: float = 0.2, min_events: int = 10, shown: int = 1000, seed: int = 0) -> KickNeurons:
+    """Discover kick neurons: a deterministic criterion (the reference picked them by hand).
+
+    On a noisy orbit of ``steps`` steps with argmax labels ℓ_t, a switch a→b at t is ℓ_{t−1} = a,
+    ℓ_t = b. Its window is the ``window`` pre-activations u_{t−window+1..t} (u_t = W_rec h_{t−1} +
+    W_in x_t, the drive that produces h_t). For unit i and direction D:
+
+        p_D(i)  = fraction of D's windows' steps with u_i > 0,
+        p_0(i)  = fraction of steps outside every window with u_i > 0,
+        score_D(i) = p_D(i) − max(p_0(i), max_{D' ≠ D} p_D'(i)),
+
+    i.e. how much more often the unit fires just before D than anywhere else, including before the
+    other directions. Directions with at least ``min_events`` switches get the ``per_group`` best
+    units whose score exceeds ``min_score`` (fewer if fewer pass; ties broken by index).
+    """
+    model, _ = resolve(run_or_model)
+    states, pre, labels = _orbit_with_preactivations(model, steps, seed)
+    scores, counts, p_before, p_elsewhere = kick_scores((pre > 0).numpy(), labels, window)
+    directions = []
+    for key in sorted(counts, key=lambda k: (-counts[k], k)):
+        if counts[key] < min_events:
+            continue
+        score = scores[f"{key[0]}->{key[1]}"]
+        order = np.lexsort((np.arange(model.hidden), -score))
+        chosen = [int(i) for i in order[:per_group] if score[i] > min_score]
+        directions.append({"from": key[0], "to": key[1], "events": counts[key], "units": chosen,
+                           "scores": [float(score[i]) for i in chosen],
+                           "p_before": [float(p_before[key][i]) for i in chosen],
+                           "p_elsewhere": [float(p_elsewhere[i]) for i in chosen]})
+    head = slice(0, shown)
+    kicks = sorted({u for d in directions for u in d["units"]})
+    basis = fit_pca(states.numpy(), 2)
+    return KickNeurons(steps, window, per_group, min_score, min_events, seed, directions, scores,
+                       basis.project(states[head].numpy()), pre[head][:, kicks].numpy().T if kicks else
+                       np.zeros((0, len(labels[head]))), labels[head])
+
+
+# --------------------------------------------------------------------------- connectivity (§7.8, §7.9)
+
+
+@dataclass
+class Connectivity(Result):
+    """Two kick groups, the two populations projecting onto them with opposite signs, their weights
+    and their mean activities over time.
+
+    groups : [[...], [...]] kick units of the two most frequent switch directions
+    populations : [[...], [...]] population 1 (g1 < 0: inhibits group 1, excites group 2) and 2
+    block_means : mean weight from each population onto each group, {"pop1->group1": ...}
+    kick_kick, kick_population, population_population : the ordered weight blocks
+    activity : {"group1", "group2", "pop1", "pop2": (T,) mean activity}, labels (T,)
+    """
+
+    name = "connectivity"
+    directions: list[str]
+    groups: list[list[int]]
+    populations: list[list[int]]
+    block_means: dict[str, float]
+    kick_kick: np.ndarray
+    kick_population: np.ndarray
+    population_population: np.ndarray
+    activity: dict[str, np.ndarray]
+    labels: np.ndarray
+    seed: int
+    skipped: str | None = None
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"skipped: {self.skipped}"
+        b = self.block_means
+        return (f"groups {self.groups[0]} ({self.directions[0]}) / {self.groups[1]} ({self.directions[1]}); "
+                f"populations of {len(self.populations[0])} and {len(self.populations[1])} units; mean weight "
+                f"pop1->group1 {b['pop1->group1']:+.3f}, pop1->group2 {b['pop1->group2']:+.3f}, "
+                f"pop2->group1 {b['pop2->group1']:+.3f}, pop2->group2 {b['pop2->group2']:+.3f}")
+
+
+def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, population_size: int | None = None,
+                 activity_steps: int = 300, seed: int = 0) -> Connectivity:
+    """SPEC §7.8–7.9 with discovered groups: g1[j] = mean_i∈G1 W_rec[i, j] (from unit j onto group 1),
+    g2 likewise; the ``population_size`` non-kick units with the most negative g1·g2 (default
+    ⌊0.47 H⌋, 70 of 150 as in the paper), split by the sign of g1. Mean activities of groups and
+    populations along ``activity_steps`` noisy steps."""
+    model, _ = resolve(run_or_model)
+    kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
+    usable = [d for d in kicks.directions if d["units"]]
+    if len(usable) < 2:
+        return Connectivity([], [], [], {}, np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), {},
+                            np.zeros(0, dtype=int), seed, skipped="fewer than two switch directions with kick neurons")
+    g1_units, g2_units = usable[0]["units"], usable[1]["units"]
+    w = model.w_rec.detach().numpy()
+    g1, g2 = w[g1_units].mean(0), w[g2_units].mean(0)
+    kick_set = set(g1_units) | set(g2_units)
+    size = population_size if population_size is not None else int(0.47 * model.hidden)
+    product = g1 * g2
+    candidates = [j for j in np.argsort(product, kind="stable") if j not in kick_set and product[j] < 0][:size]
+    ordered = sorted(candidates, key=lambda j: g1[j])
+    pop1 = [int(j) for j in ordered if g1[j] < 0]
+    pop2 = [int(j) for j in ordered if g1[j] >= 0]
+    kick_order, pop_order = g1_units + g2_units, pop1 + pop2
+
+    def mean_block(rows, cols) -> float:
+        return float(w[np.ix_(rows, cols)].mean()) if rows and cols else float("nan")
+
+    blocks = {"pop1->group1": mean_block(g1_units, pop1), "pop1->group2": mean_block(g2_units, pop1),
+              "pop2->group1": mean_block(g1_units, pop2), "pop2->group2": mean_block(g2_units, pop2)}
+    h0 = 0.1 * (2 * torch.randn(1, model.hidden, generator=generator(seed)) - 1)
+    states = simulate(model, activity_steps, h0=h0, seed=seed + 1)[0].numpy()
+    activity = {"group1": states[:, g1_units].mean(1), "group2": states[:, g2_units].mean(1),
+                "pop1": states[:, pop1].mean(1) if pop1 else np.zeros(activity_steps),
+                "pop2": states[:, pop2].mean(1) if pop2 else np.zeros(activity_steps)}
+    labels = model.readout(torch.from_numpy(states)).argmax(-1).numpy()
+    return Connectivity([f"{d['from']}->{d['to']}" for d in usable[:2]], [g1_units, g2_units], [pop1, pop2], blocks,
+                        w[np.ix_(kick_order, kick_order)], w[np.ix_(kick_order, pop_order)],
+                        w[np.ix_(pop_order, pop_order)], activity, labels, seed)
+
+
+# --------------------------------------------------------------------------- causal test (§7.11)
+
+
+@torch.no_grad()
+def transition_rates(model, *, silenced: list[int] = (), chains: int = 64, steps: int = 2000, warmup: int = 100,
+                     seed: int = 0) -> dict[str, float]:
+    """Switches per 1000 steps for every direction "a->b" of the argmax label, from ``chains``
+    parallel noisy chains of ``steps`` steps (after ``warmup``), with the ``silenced`` units held at 0
+    (recurrent and input gain 0). The noise is the same for every choice of ``silenced``."""
+    gain = torch.ones(model.hidden)
+    gain[list(silenced)] = 0.0
+    gen = generator(seed)
+    h = torch.zeros(chains, model.hidden)
+    previous = None
+    counts: dict[str, int] = {}
+    for t in range(warmup + steps):
+        h = model.step(h, torch.randn(chains, model.input, generator=gen), recurrent_gain=gain, input_gain=gain)
+        labels = model.readout(h).argmax(-1)
+        if previous is not None and t >= warmup:
+            changed = labels != previous
+            for a, b in zip(previous[changed].tolist(), labels[changed].tolist()):
+                counts[f"{a}->{b}"] = counts.get(f"{a}->{b}", 0) + 1
+        previous = labels
+    return {key: 1000 * n / (chains * (steps - 1)) for key, n in sorted(counts.items())}
+
+
+@dataclass
+class Ablation(Result):
+    """Transition rates (switches per 1000 steps) with the kick group of each direction silenced,
+    against the intact network and against random groups of the same size.
+
+    per_direction : per direction {"direction", "kick_units", "intact", "kick_ablated",
+        "random_ablated" (list over random groups), "random_mean", "random_std", "ratio_kick",
+        "ratio_random"}
+    """
+
+    name = "ablation"
+    n_random: int
+    chains: int
+    steps: int
+    seed: int
+    intact: dict[str, float]
+    per_direction: list[dict[str, Any]]
+
+    def summary(self) -> str:
+        if not self.per_direction:
+            return "no direction with kick neurons to ablate"
+        parts = [f"{d['direction']}: intact {d['intact']:.2f}, kick units silenced {d['kick_ablated']:.2f} "
+                 f"(x{d['ratio_kick']:.2f}), {len(d['kick_units'])} random units {d['random_mean']:.2f} "
+                 f"(x{d['ratio_random']:.2f})" for d in self.per_direction]
+        return "switches per 1000 steps - " + "; ".join(parts)
+
+
+def ablation(run_or_model: Any, *, kicks: KickNeurons | None = None, n_random: int = 10, chains: int = 64,
+             steps: int = 2000, seed: int = 0) -> Ablation:
+    """The causal test the paper implies: silence the kick group of a switch direction and compare its
+    transition rate with the intact network and with ``n_random`` random groups of the same size
+    (drawn, seeded, from the non-kick units). Same noise for every condition."""
+    model, _ = resolve(run_or_model)
+    kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
+    options = dict(chains=chains, steps=steps, seed=seed + 1)
+    intact = transition_rates(model, **options)
+    all_kicks = sorted({u for d in kicks.directions for u in d["units"]})
+    others = np.array([u for u in range(model.hidden) if u not in all_kicks])
+    rng = np.random.default_rng(seed)
+    per_direction = []
+    for d in kicks.directions:
+        if not d["units"]:
+            continue
+        key = f"{d['from']}->{d['to']}"
+        base = intact.get(key, 0.0)
+        ablated = transition_rates(model, silenced=d["units"], **options).get(key, 0.0)
+        random_rates = [transition_rates(model, silenced=rng.choice(others, len(d["units"]), replace=False).tolist(),
+                                         **options).get(key, 0.0) for _ in range(n_random)]
+        mean = float(np.mean(random_rates))
+        per_direction.append({"direction": key, "kick_units": d["units"], "intact": base, "kick_ablated": ablated,
+                              "random_ablated": random_rates, "random_mean": mean,
+                              "random_std": float(np.std(random_rates)),
+                              "ratio_kick": ablated / base if base else float("nan"),
+                              "ratio_random": mean / base if base else float("nan")})
+    return Ablation(n_random, chains, steps, seed, intact, per_direction)
