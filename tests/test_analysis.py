@@ -149,7 +149,7 @@ def test_jacobian_spectra_equal_a_one_state_at_a_time_loop():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("analysis") / "run"
-    return hmmrnn.train("linear3", out=out, epochs=3, seed=0, progress=False, **TINY)
+    return hmmrnn.train("linear3", out=out, epochs=3, seed=0, progress=False, checkpoint_every=1, **TINY)
 
 
 _FAST = {"latent_geometry": dict(steps=2000, shown=200), "input_free": dict(n_initial=10, steps=50, pca_steps=2000),
@@ -161,7 +161,9 @@ _FAST = {"latent_geometry": dict(steps=2000, shown=200), "input_free": dict(n_in
          "ablation": dict(n_random=2, chains=4, steps=200), "noise_drift": dict(n_points=5, trials=4),
          "stochastic_resonance": dict(scales=(0.5, 1.0, 2.0), n=200),
          "transition_points": dict(steps=600, min_time=50, trials=10),
-         "noise_sensitivity": dict(horizon=3, n_trajectories=10)}
+         "noise_sensitivity": dict(horizon=3, n_trajectories=10),
+         "gain_sweep": dict(gains=(0.0, 1.0, 2.0), steps=100),
+         "training_evolution": dict(steps=200, trials=3, shown=100)}
 
 
 def test_every_analysis_runs_end_to_end_and_is_reproducible(tiny_run, tmp_path):
@@ -308,3 +310,14 @@ def test_resonance_argmax_switching_is_scale_invariant(tiny_run):
     argmax = [r["argmax_changes_per_step"] for r in result.rows]
     np.testing.assert_allclose(argmax, argmax[1], atol=2e-3)
     assert "homogeneity" in result.note and result.best_scale in (0.5, 1.0, 3.0)
+
+
+def test_transition_rate_and_bifurcation_from_checkpoints(tiny_run):
+    from hmmrnn.analysis import training_evolution, transition_rate
+
+    assert transition_rate(np.array([0, 0, 2, 2, 2, 0, 0, 0, 0, 2])) == (pytest.approx((1 / 3 + 1 / 4) / 2), 3.5)
+    assert transition_rate(np.array([0, 0, 0, 2])) == (0.0, 4.0)
+    result = training_evolution(tiny_run, steps=300, trials=3, shown=50)
+    assert result.epochs == [1, 2, 3] and result.pcs.shape == (3, 50, 2) and result.drift.shape == (3, 16)
+    jumps = np.flatnonzero(np.diff(result.complex_fraction) > result.jump)
+    assert result.bifurcation_epoch == (result.epochs[jumps[0] + 1] if len(jumps) else None)

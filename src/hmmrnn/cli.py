@@ -150,8 +150,8 @@ def analyze(
     only: Optional[str] = typer.Option(None, help="Comma-separated analyses to run [all]: latent_geometry, "
                                        "input_free, fixed_points, variance_contours, output_pairs, "
                                        "readout_alignment, jacobian_spectra, residency, kick_neurons, "
-                                       "connectivity, ablation, transition_points, noise_sensitivity, "
-                                       "noise_drift, stochastic_resonance."),
+                                       "connectivity, ablation, gain_sweep, transition_points, noise_sensitivity, "
+                                       "noise_drift, stochastic_resonance, training_evolution."),
     seed: int = typer.Option(0, help="Seed of every simulation and sample."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON results only."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

@@ -17,10 +17,12 @@ from tqdm.auto import tqdm
 
 from ..errors import HmmrnnError
 from ._common import Result
+from .evolution import TrainingEvolution, training_evolution, transition_rate
 from .fixed_points import FixedPoints, JacobianSpectra, classify, find_fixed_points, jacobian_spectra, mobius
 from .neurons import (Ablation, Connectivity, KickNeurons, ablation, connectivity, kick_neurons, switch_events,
                       transition_rates)
-from .perturb import NoiseDrift, Resonance, expected_second_order, noise_drift, stochastic_resonance
+from .perturb import (GainSweep, NoiseDrift, Resonance, critical_pairs, expected_second_order, gain_sweep, noise_drift,
+                      stochastic_resonance)
 from .transitions import NoiseSensitivity, TransitionPoints, locate_transition, noise_sensitivity
 from .regions import GROUPS, Residency, residency, rollout_residency
 from .geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, ReadoutAlignment, VarianceContours,
@@ -34,7 +36,8 @@ __all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "
            "KickNeurons", "kick_neurons", "Connectivity", "connectivity", "Ablation", "ablation", "switch_events",
            "transition_rates", "Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift",
            "expected_second_order", "TransitionPoints", "locate_transition", "NoiseSensitivity",
-           "noise_sensitivity", "ANALYSES", "analyze", "ANALYSIS_DIR"]
+           "noise_sensitivity", "GainSweep", "gain_sweep", "critical_pairs", "TrainingEvolution",
+           "training_evolution", "transition_rate", "ANALYSES", "analyze", "ANALYSIS_DIR"]
 
 ANALYSIS_DIR = "analysis"
 
@@ -58,17 +61,19 @@ ANALYSES: dict[str, _Entry] = {
     "kick_neurons": _Entry(kick_neurons, "plot_kick_neurons"),
     "connectivity": _Entry(connectivity, "plot_connectivity"),
     "ablation": _Entry(ablation, "plot_ablation"),
+    "gain_sweep": _Entry(gain_sweep, "plot_gain_sweep"),
     "transition_points": _Entry(locate_transition, "plot_transition_points"),
     "noise_sensitivity": _Entry(noise_sensitivity, "plot_noise_sensitivity"),
     "noise_drift": _Entry(noise_drift, "plot_noise_drift"),
     "stochastic_resonance": _Entry(stochastic_resonance, "plot_stochastic_resonance"),
+    "training_evolution": _Entry(training_evolution, "plot_training_evolution"),
 }
 
 
 #: keyword argument of an analysis -> the earlier analysis whose result it takes
 _REUSED = {"kicks": "kick_neurons", "points": "transition_points"}
 #: analyses that end with a HmmrnnError when the network has nothing of the kind (no usable transition)
-_MAY_FIND_NOTHING = ("transition_points", "noise_sensitivity")
+_MAY_FIND_NOTHING = ("transition_points", "noise_sensitivity", "training_evolution")
 
 
 def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0, figures: bool = True,

@@ -10,8 +10,10 @@ import numpy as np
 import torch
 
 from ._common import Result, generator, resolve, simulate
+from .fixed_points import mobius
 
-__all__ = ["Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift", "expected_second_order"]
+__all__ = ["Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift", "expected_second_order", "GainSweep",
+           "gain_sweep", "critical_pairs", "presynaptic_partners"]
 
 HOMOGENEITY_NOTE = (
     "The network has no biases, so scaling the input noise by s scales every hidden state and logit "
@@ -135,3 +137,114 @@ def noise_drift(run_or_model: Any, *, n_points: int = 50, trials: int = 20, seed
     drifts = np.stack([expected_second_order(model, h, trials=trials, seed=seed + i)[0] for i, h in enumerate(orbit)])
     labels = model.readout(orbit).argmax(-1).numpy()
     return NoiseDrift(n_points, trials, seed, drifts, np.linalg.norm(drifts, axis=1), labels)
+
+
+# --------------------------------------------------------------------------- gain manipulations (§7.10, §7.11)
+
+
+def presynaptic_partners(w_rec: np.ndarray, units: list[int], top_k: int) -> set[int]:
+    """Union over ``units`` of the ``top_k`` units with the largest weights onto each (row i of W_rec)."""
+    partners: set[int] = set()
+    for i in units:
+        partners.update(int(j) for j in np.argsort(-w_rec[i], kind="stable")[:top_k])
+    return partners
+
+
+def critical_pairs(eigenvalues: np.ndarray, re_limit: float = 0.1, im_floor: float = 0.06) -> np.ndarray:
+    """Per row of eigenvalues (..., H): how many have Möbius image m with |Re m| < re_limit and
+    Im m > im_floor (complex pairs near the unit circle, each pair counted once)."""
+    m = mobius(eigenvalues)
+    return ((np.abs(m.real) < re_limit) & (m.imag > im_floor)).sum(-1)
+
+
+@dataclass
+class GainSweep(Result):
+    """Transition rate and critical complex pairs around switches as per-unit gains change.
+
+    rows : per (direction, manipulation, μ) {"direction", "manipulation", "gain", "units" (count),
+        "rate" (switches of that direction per 1000 steps), "critical_mean", "critical_std"}
+    manipulations: "kick" (recurrent gain μ on the direction's kick units), "noise projection"
+    (input gain μ on their top presynaptic partners), "control" (input gain μ on units that are no
+    kick unit's top partner)
+    """
+
+    name = "gain_sweep"
+    gains: list[float]
+    steps: int
+    window: int
+    seed: int
+    unit_sets: dict[str, list[int]]
+    rows: list[dict[str, Any]]
+    skipped: str | None = None
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"skipped: {self.skipped}"
+        parts = []
+        for key in self.unit_sets:
+            direction, manipulation = key.split(" / ")
+            sel = [r for r in self.rows if r["direction"] == direction and r["manipulation"] == manipulation]
+            at = {r["gain"]: r["rate"] for r in sel}
+            parts.append(f"{key}: rate {at.get(0.0, float('nan')):.1f} (gain 0) / {at.get(1.0, float('nan')):.1f} "
+                         f"(1) / {at.get(max(at), float('nan')):.1f} ({max(at):g})")
+        return "switches per 1000 steps - " + "; ".join(parts)
+
+
+def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5,
+                                                                         1.75, 2.0),
+               steps: int = 500, window: int = 15, top_k: int | None = None, control_k: int | None = None,
+               spectra: bool = True, seed: int = 0) -> GainSweep:
+    """SPEC §7.10–7.11 with discovered units. For the first two switch directions with kick units
+    and each manipulation and gain μ, one noisy run of ``steps`` steps (the same noise for every μ)
+    with h ← relu(g_rec ⊙ W_rec h + g_in ⊙ W_in x); the rate of that direction's switches, and with
+    ``spectra`` the mean ± sd over its switches of the critical pairs (:func:`critical_pairs`)
+    pooled over the Jacobians diag(relu′) diag(g_rec) W_rec in [switch − window, switch + window).
+    ``top_k`` partners per kick unit default to ⌊0.4 H⌋ (60 of 150, the paper's), ``control_k`` to
+    ⌊0.23 H⌋ (35 of 150)."""
+    from .neurons import kick_neurons, switch_events
+
+    model, _ = resolve(run_or_model)
+    kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
+    usable = [d for d in kicks.directions if d["units"]][:2]
+    if not usable:
+        return GainSweep(list(map(float, gains)), steps, window, seed, {}, [], skipped="no kick units found")
+    w = model.w_rec.detach().numpy()
+    all_kicks = sorted({u for d in kicks.directions for u in d["units"]})
+    top_k = top_k if top_k is not None else int(0.4 * model.hidden)
+    control_k = control_k if control_k is not None else int(0.23 * model.hidden)
+    near = presynaptic_partners(w, all_kicks, control_k)
+    noise = torch.randn(steps, model.input, generator=generator(seed + 1))
+    h0 = 0.1 * (2 * torch.rand(model.hidden, generator=generator(seed)) - 1)
+    unit_sets, rows = {}, []
+    for d in usable:
+        direction = f"{d['from']}->{d['to']}"
+        sets = {"kick": ("recurrent", d["units"]),
+                "noise projection": ("input", sorted(presynaptic_partners(w, d["units"], top_k) - set(all_kicks))),
+                "control": ("input", sorted(set(range(model.hidden)) - near - set(all_kicks)))}
+        for manipulation, (where, units) in sets.items():
+            unit_sets[f"{direction} / {manipulation}"] = units
+            for mu in gains:
+                gain = torch.ones(model.hidden)
+                gain[units] = float(mu)
+                options = {"recurrent_gain": gain} if where == "recurrent" else {"input_gain": gain}
+                with torch.no_grad():
+                    h, states = h0.clone(), []
+                    for t in range(steps):
+                        states.append(h)
+                        h = model.step(h, noise[t], **options)
+                    states.append(h)
+                    trajectory = torch.stack(states)
+                    labels = model.readout(trajectory).argmax(-1).numpy()
+                switches = [t for t, a, b in switch_events(labels) if (a, b) == (d["from"], d["to"])]
+                row = {"direction": direction, "manipulation": manipulation, "gain": float(mu), "units": len(units),
+                       "rate": 1000 * len(switches) / steps, "critical_mean": float("nan"), "critical_std": float("nan")}
+                if spectra and switches:
+                    with torch.no_grad():
+                        jac = model.jacobian(trajectory[:-1], noise, **options)
+                    needed = sorted({t for s in switches for t in range(max(0, s - window), min(steps, s + window))})
+                    counts = np.zeros(steps)
+                    counts[needed] = critical_pairs(torch.linalg.eigvals(jac[needed]).numpy())
+                    per_switch = [counts[max(0, s - window): min(steps, s + window)].sum() for s in switches]
+                    row["critical_mean"], row["critical_std"] = float(np.mean(per_switch)), float(np.std(per_switch))
+                rows.append(row)
+    return GainSweep(list(map(float, gains)), steps, window, seed, unit_sets, rows)

@@ -381,3 +381,51 @@ def plot_noise_sensitivity(result) -> Figure:
                     label=f"{curve['location']}, gamma {curve['gamma']:g}")
         finish_axes(ax, "step", "trace of covariance" if key == "trace" else "mean distance to mean")
     return fig
+
+
+def plot_gain_sweep(result) -> Figure:
+    """Per direction: switch rate and critical pairs versus gain for the three manipulations."""
+    directions = sorted({r["direction"] for r in result.rows})
+    fig = Figure(figsize=(11, 3.6 * max(len(directions), 1)))
+    colours = {"kick": "darkred", "noise projection": "royalblue", "control": "grey"}
+    for i, direction in enumerate(directions):
+        for j, (key, label) in enumerate([("rate", "switches per 1000 steps"),
+                                          ("critical_mean", "critical pairs around a switch")]):
+            ax = fig.add_subplot(len(directions), 2, 2 * i + j + 1)
+            for manipulation, colour in colours.items():
+                sel = [r for r in result.rows if r["direction"] == direction and r["manipulation"] == manipulation]
+                ax.plot([r["gain"] for r in sel], [r[key] for r in sel], "o-", ms=3, color=colour, label=manipulation)
+            ax.axvline(1.0, color="black", lw=0.8, ls=":")
+            ax.set_title(f"{direction}", fontsize=9)
+            finish_axes(ax, "gain", label, legend=(i == 0 and j == 0))
+    return fig
+
+
+def plot_training_evolution(result) -> Figure:
+    """SPEC §7.13–7.14: transition rate, unstable / complex fractions and |E[δ2]| per unit versus epoch,
+    and a row of per-epoch orbits."""
+    epochs = np.asarray(result.epochs)
+    fig = Figure(figsize=(18, 9))
+    ax = fig.add_subplot(2, 3, 1)
+    ax.plot(epochs, result.transition_rate, "o-", ms=3, color="black", label="transition rate")
+    ax.axhline(result.converged_rate, color="red", ls="--", lw=1, label=f"converged {result.converged_rate:.3f}")
+    if result.bifurcation_epoch is not None:
+        ax.axvline(result.bifurcation_epoch, color="darkviolet", ls="--", lw=1,
+                   label=f"bifurcation (epoch {result.bifurcation_epoch})")
+    finish_axes(ax, "epoch", "mean 1 / dwell")
+    ax = fig.add_subplot(2, 3, 2)
+    ax.plot(epochs, result.complex_fraction, "o-", ms=3, color="darkorange", label="critical complex pair")
+    ax.plot(epochs, result.unstable_fraction, "s-", ms=3, color="darkred", label="unstable eigenvalue")
+    finish_axes(ax, "epoch", "fraction of orbit states")
+    ax = fig.add_subplot(2, 3, 3)
+    im = ax.imshow(np.sqrt(np.abs(np.asarray(result.drift))).T, aspect="auto", cmap="inferno",
+                   extent=(epochs[0], epochs[-1], np.asarray(result.drift).shape[1], 0), interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="sqrt|E[delta2]|")
+    finish_axes(ax, "epoch", "unit", legend=False)
+    chosen = np.unique(np.linspace(0, len(epochs) - 1, min(6, len(epochs))).astype(int))
+    for k, i in enumerate(chosen):
+        ax = fig.add_subplot(2, len(chosen), len(chosen) + k + 1)
+        _segments(ax, np.asarray(result.pcs)[i], np.asarray(result.labels)[i], lw=0.5)
+        ax.set_title(f"epoch {epochs[i]}", fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    return fig

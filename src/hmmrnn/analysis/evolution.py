@@ -1,0 +1,122 @@
+"""How the mechanism appears during training, from a run's checkpoints (SPEC §7.13–7.14)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import HmmrnnError
+from ._common import Result, fit_pca, generator
+from .neurons import switch_events
+from .perturb import critical_pairs, expected_second_order
+
+__all__ = ["TrainingEvolution", "training_evolution", "transition_rate"]
+
+
+def transition_rate(labels: np.ndarray) -> tuple[float, float]:
+    """Mean of 1/dwell over the dwells between consecutive label switches, and the mean dwell
+    (SPEC §7.13 step 6). With fewer than two switches: rate 0 and dwell = the sequence length."""
+    times = [t for t, _, _ in switch_events(labels)]
+    if len(times) < 2:
+        return 0.0, float(len(labels))
+    dwells = np.diff(times)
+    return float(np.mean(1.0 / dwells)), float(np.mean(dwells))
+
+
+@dataclass
+class TrainingEvolution(Result):
+    """Per checkpoint epoch: transition rate, fractions of orbit states whose Jacobian has an unstable
+    eigenvalue / a near-unit-circle complex pair, ‖E[δ2]‖, and the orbit in its own PC1–2 plane.
+
+    epochs, transition_rate, mean_dwell, unstable_fraction, complex_fraction, drift_norm : (E,)
+    drift : (E, H) E[δ2] per unit; pcs : (E, shown, 2); labels : (E, shown)
+    bifurcation_epoch : first epoch where the complex fraction jumps by more than ``jump``; None if never
+    """
+
+    name = "training_evolution"
+    steps: int
+    jump: float
+    seed: int
+    epochs: list[int]
+    transition_rate: np.ndarray
+    mean_dwell: np.ndarray
+    unstable_fraction: np.ndarray
+    complex_fraction: np.ndarray
+    drift_norm: np.ndarray
+    drift: np.ndarray
+    pcs: np.ndarray
+    labels: np.ndarray
+    bifurcation_epoch: int | None
+    converged_rate: float
+
+    def summary(self) -> str:
+        bif = f"epoch {self.bifurcation_epoch}" if self.bifurcation_epoch is not None else "none found"
+        return (f"{len(self.epochs)} checkpoints (epochs {self.epochs[0]}-{self.epochs[-1]}): bifurcation {bif}; "
+                f"transition rate {self.transition_rate[0]:.3f} -> {self.converged_rate:.3f} (mean of the last "
+                f"{min(6, len(self.epochs))}); complex fraction max {self.complex_fraction.max():.2f}")
+
+
+def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10, eigen_every: int = 10,
+                       trials: int = 20, jump: float = 0.02, shown: int = 500, seed: int = 0) -> TrainingEvolution:
+    """SPEC §7.13–7.14 from ``checkpoints/epoch_*.safetensors`` (``hmmrnn train --checkpoint-every K``).
+
+    Every epoch's network runs the same noise: ``warmup`` steps from the same small random state,
+    then ``steps`` steps with argmax labels. Jacobians diag(1[W_rec h_t + W_in x_{t+1} > 0]) W_rec
+    at every ``eigen_every``-th step give the fraction of states with some |λ| > 1 and with a
+    critical complex pair; E[δ2] (:func:`expected_second_order`) at the post-warm-up state. The
+    bifurcation epoch is the first checkpoint whose complex fraction exceeds the previous one's by
+    more than ``jump``; the converged rate is the mean over the last 6 checkpoints. (The reference
+    carried the state over from one epoch to the next; each epoch here starts from the same state,
+    so the epochs can be analysed in any order.)
+    """
+    from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights
+
+    run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
+    checkpoints = checkpoint_paths(run.path)
+    if len(checkpoints) < 2:
+        raise HmmrnnError(f"{run.path} has {len(checkpoints)} checkpoint(s); training evolution needs at least 2 "
+                          f"(train with --checkpoint-every K)")
+    hidden, inputs = run.config.model.hidden, run.config.model.input
+    gen = generator(seed)
+    h_start = 0.1 * (2 * torch.randn(hidden, generator=gen) - 1)
+    noise = torch.randn(warmup + steps, inputs, generator=gen)
+    rows: dict[str, list] = {k: [] for k in ("rate", "dwell", "unstable", "complex", "drift", "pcs", "labels")}
+    epochs = []
+    for epoch, path in checkpoints:
+        tensors, _ = load_tensors(path)
+        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        model = model_from_weights(run.config.model, weights, str(path))
+        model.requires_grad_(False)
+        with torch.no_grad():
+            h, states = h_start.clone(), []
+            for t in range(warmup + steps):
+                h = model.step(h, noise[t])
+                states.append(h)
+            trajectory = torch.stack(states)
+            post = trajectory[warmup:]
+            labels = model.readout(post).argmax(-1).numpy()
+            idx = torch.arange(0, steps - 1, eigen_every)
+            eig = torch.linalg.eigvals(model.jacobian(post[idx], noise[warmup + idx + 1])).numpy()
+        finite = np.isfinite(post.numpy()).all()
+        rate, dwell = transition_rate(labels)
+        drift, _ = expected_second_order(model, trajectory[warmup - 1], trials=trials, seed=seed + epoch)
+        rows["rate"].append(rate)
+        rows["dwell"].append(dwell)
+        rows["unstable"].append(float((np.abs(eig) > 1).any(-1).mean()))
+        rows["complex"].append(float((critical_pairs(eig, im_floor=0.05) > 0).mean()))
+        rows["drift"].append(drift)
+        rows["pcs"].append(fit_pca(post.numpy()[:shown], 2).project(post.numpy()[:shown]) if finite
+                           else np.full((min(shown, steps), 2), np.nan))
+        rows["labels"].append(labels[:shown])
+        epochs.append(epoch)
+    complex_fraction = np.array(rows["complex"])
+    jumps = np.flatnonzero(np.diff(complex_fraction) > jump)
+    bifurcation = int(epochs[jumps[0] + 1]) if len(jumps) else None
+    rate = np.array(rows["rate"])
+    drift = np.stack(rows["drift"])
+    return TrainingEvolution(steps, jump, seed, epochs, rate, np.array(rows["dwell"]), np.array(rows["unstable"]),
+                             complex_fraction, np.linalg.norm(drift, axis=1), drift, np.stack(rows["pcs"]),
+                             np.stack(rows["labels"]), bifurcation, float(rate[-6:].mean()))
