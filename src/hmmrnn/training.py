@@ -366,7 +366,7 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
             except _NonFinite as exc:
                 message = (f"training diverged at epoch {epoch}: {exc}; last finite weights saved to "
                            f"{run_dir / FINAL_WEIGHTS_FILE}")
-                _finish(run_dir, state, "diverged", message, last_good=exc.last_good)
+                _finish(run_dir, config, state, "diverged", message, last_good=exc.last_good)
                 raise TrainingDivergedError(message) from None
             state.epoch = epoch
             judge_now = t.eval_every > 0 and epoch % t.eval_every == 0
@@ -401,7 +401,7 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                                         f"validation loss in {t.stuck_patience} epochs"})
     finally:
         bar.close()
-    _finish(run_dir, state, "completed")
+    _finish(run_dir, config, state, "completed")
     return load_run(run_dir)
 
 
@@ -441,7 +441,7 @@ def _write_status(run_dir: Path, state: _TrainingState, status: str, message: st
     write_json(run_dir / STATUS_FILE, payload)
 
 
-def _finish(run_dir: Path, state: _TrainingState, status: str, message: str | None = None,
+def _finish(run_dir: Path, config: RunConfig, state: _TrainingState, status: str, message: str | None = None,
             last_good: dict[str, torch.Tensor] | None = None) -> None:
     """Write the final weights (or the last finite ones) and the status; keep a best model on disk."""
     final = last_good if last_good is not None else weights_of(state.model)
@@ -451,5 +451,6 @@ def _finish(run_dir: Path, state: _TrainingState, status: str, message: str | No
     if state.history:
         from .plots import plot_history, save_figure
 
-        save_figure(plot_history(state.history, title=run_dir.name), run_dir / FIGURES_DIR / "loss")
+        ylabel = "Sinkhorn divergence" + (" + bigram penalty" if config.train.bigram_weight else "")
+        save_figure(plot_history(state.history, title=run_dir.name, ylabel=ylabel), run_dir / FIGURES_DIR / "loss")
     _write_status(run_dir, state, status, message)

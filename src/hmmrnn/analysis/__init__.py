@@ -18,10 +18,11 @@ from tqdm.auto import tqdm
 from ..errors import HmmrnnError
 from ._common import Result
 from .evolution import TrainingEvolution, training_evolution, transition_rate
-from .fixed_points import FixedPoints, JacobianSpectra, classify, find_fixed_points, jacobian_spectra, mobius
+from .fixed_points import (FixedPoints, JacobianSpectra, classify, critical_pairs, find_fixed_points, jacobian_spectra,
+                           mobius)
 from .neurons import (Ablation, Connectivity, KickNeurons, ablation, connectivity, kick_neurons, switch_events,
                       transition_rates)
-from .perturb import (GainSweep, NoiseDrift, Resonance, critical_pairs, expected_second_order, gain_sweep, noise_drift,
+from .perturb import (GainSweep, NoiseDrift, Resonance, expected_second_order, gain_sweep, noise_drift,
                       stochastic_resonance)
 from .transitions import NoiseSensitivity, TransitionPoints, locate_transition, noise_sensitivity
 from .regions import GROUPS, Residency, residency, rollout_residency

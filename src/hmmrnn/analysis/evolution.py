@@ -11,7 +11,8 @@ import torch
 from ..errors import HmmrnnError
 from ._common import Result, fit_pca, generator
 from .neurons import switch_events
-from .perturb import critical_pairs, expected_second_order
+from .fixed_points import critical_pairs
+from .perturb import expected_second_order
 
 __all__ = ["TrainingEvolution", "training_evolution", "transition_rate"]
 

@@ -25,12 +25,20 @@ import torch
 
 from ._common import Result, argmax_labels, reference_pca, resolve, simulate
 
-__all__ = ["FixedPoints", "find_fixed_points", "classify", "JacobianSpectra", "jacobian_spectra", "mobius"]
+__all__ = ["FixedPoints", "find_fixed_points", "classify", "JacobianSpectra", "jacobian_spectra", "mobius",
+           "critical_pairs"]
 
 
 def mobius(eigenvalues: np.ndarray) -> np.ndarray:
     """(λ − 1) / (λ + 1): maps the unit circle onto the imaginary axis; |λ| > 1 ⇔ Re > 0 (SPEC §7.10)."""
     return (eigenvalues - 1) / (eigenvalues + 1)
+
+
+def critical_pairs(eigenvalues: np.ndarray, re_limit: float = 0.1, im_floor: float = 0.06) -> np.ndarray:
+    """Per row of eigenvalues (..., H): how many have Möbius image m with |Re m| < re_limit and
+    Im m > im_floor (complex pairs near the unit circle, each pair counted once)."""
+    m = mobius(eigenvalues)
+    return ((np.abs(m.real) < re_limit) & (m.imag > im_floor)).sum(-1)
 
 
 def classify(eigenvalues: np.ndarray, *, on_ray: bool = False, tol: float = 1e-3) -> str:
@@ -305,9 +313,8 @@ def jacobian_spectra(run_or_model: Any, *, n_states: int = 2000, burn_in: int = 
         # single precision: 2x faster than double, and the counts only compare |λ| with 1
         eig = torch.linalg.eigvals(model.jacobian(h, x_next)).numpy().astype(np.complex128)
     modulus = np.abs(eig)
-    m = mobius(eig)
     unstable = (modulus > 1).sum(1)
-    critical = ((np.abs(m.real) < 0.1) & (m.imag > 0.05)).sum(1)
+    critical = critical_pairs(eig, im_floor=0.05)
     sample = eig[:: max(1, n_states // 50)].ravel()
     return JacobianSpectra(n_states, seed, unstable, critical, modulus.max(1), float((unstable > 0).mean()),
                            float((critical > 0).mean()), basis.project(h.numpy())[:, :2],

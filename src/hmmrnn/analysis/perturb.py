@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from ._common import Result, generator, resolve, simulate
-from .fixed_points import mobius
+from .fixed_points import critical_pairs
 
 __all__ = ["Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift", "expected_second_order", "GainSweep",
-           "gain_sweep", "critical_pairs", "presynaptic_partners"]
+           "gain_sweep", "presynaptic_partners"]
 
 HOMOGENEITY_NOTE = (
     "The network has no biases, so scaling the input noise by s scales every hidden state and logit "
@@ -150,13 +150,6 @@ def presynaptic_partners(w_rec: np.ndarray, units: list[int], top_k: int) -> set
     return partners
 
 
-def critical_pairs(eigenvalues: np.ndarray, re_limit: float = 0.1, im_floor: float = 0.06) -> np.ndarray:
-    """Per row of eigenvalues (..., H): how many have Möbius image m with |Re m| < re_limit and
-    Im m > im_floor (complex pairs near the unit circle, each pair counted once)."""
-    m = mobius(eigenvalues)
-    return ((np.abs(m.real) < re_limit) & (m.imag > im_floor)).sum(-1)
-
-
 @dataclass
 class GainSweep(Result):
     """Transition rate and critical complex pairs around switches as per-unit gains change.
@@ -192,13 +185,14 @@ class GainSweep(Result):
 
 def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5,
                                                                          1.75, 2.0),
-               steps: int = 500, window: int = 15, top_k: int | None = None, control_k: int | None = None,
-               spectra: bool = True, seed: int = 0) -> GainSweep:
+               steps: int = 2000, window: int = 15, top_k: int | None = None, control_k: int | None = None,
+               spectra: bool = True, max_switches: int = 20, seed: int = 0) -> GainSweep:
     """SPEC §7.10–7.11 with discovered units. For the first two switch directions with kick units
     and each manipulation and gain μ, one noisy run of ``steps`` steps (the same noise for every μ)
     with h ← relu(g_rec ⊙ W_rec h + g_in ⊙ W_in x); the rate of that direction's switches, and with
-    ``spectra`` the mean ± sd over its switches of the critical pairs (:func:`critical_pairs`)
-    pooled over the Jacobians diag(relu′) diag(g_rec) W_rec in [switch − window, switch + window).
+    ``spectra`` the mean ± sd over its first ``max_switches`` switches of the critical pairs
+    (:func:`critical_pairs`) pooled over the Jacobians diag(relu′) diag(g_rec) W_rec in
+    [switch − window, switch + window) (eigenvalues are the cost: 2 · window per switch).
     ``top_k`` partners per kick unit default to ⌊0.4 H⌋ (60 of 150, the paper's), ``control_k`` to
     ⌊0.23 H⌋ (35 of 150)."""
     from .neurons import kick_neurons, switch_events
@@ -239,12 +233,13 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
                 row = {"direction": direction, "manipulation": manipulation, "gain": float(mu), "units": len(units),
                        "rate": 1000 * len(switches) / steps, "critical_mean": float("nan"), "critical_std": float("nan")}
                 if spectra and switches:
+                    probed = switches[:max_switches]
+                    needed = sorted({t for s in probed for t in range(max(0, s - window), min(steps, s + window))})
                     with torch.no_grad():
-                        jac = model.jacobian(trajectory[:-1], noise, **options)
-                    needed = sorted({t for s in switches for t in range(max(0, s - window), min(steps, s + window))})
+                        jac = model.jacobian(trajectory[needed], noise[needed], **options)
                     counts = np.zeros(steps)
-                    counts[needed] = critical_pairs(torch.linalg.eigvals(jac[needed]).numpy())
-                    per_switch = [counts[max(0, s - window): min(steps, s + window)].sum() for s in switches]
+                    counts[needed] = critical_pairs(torch.linalg.eigvals(jac).numpy())
+                    per_switch = [counts[max(0, s - window): min(steps, s + window)].sum() for s in probed]
                     row["critical_mean"], row["critical_std"] = float(np.mean(per_switch)), float(np.std(per_switch))
                 rows.append(row)
     return GainSweep(list(map(float, gains)), steps, window, seed, unit_sets, rows)

@@ -94,6 +94,8 @@ def plot_fixed_points(result) -> Figure:
     for i, point in enumerate(result.points):
         eig = np.asarray(point["eigenvalues"])
         ax.plot(eig[:, 0], eig[:, 1], ".", ms=4, label=f"{point['kind']} {i}: {point['stability']}")
+    if not result.points:
+        ax.text(0, 0, "no fixed ray or slow point\nbesides the origin", ha="center", va="center", fontsize=9)
     ax.set_aspect("equal")
     ax.set_title("Jacobian eigenvalues of the points found", fontsize=9)
     finish_axes(ax, "Re", "Im", legend=bool(result.points))
@@ -219,6 +221,7 @@ def plot_residency(result) -> Figure:
     fig.colorbar(sc, ax=ax, ticks=[0, 1, 2, 3], label="unstable eigenvalues (3 = 3 or more)")
     ax.set_title("unstable eigenvalues of the input-free Jacobian", fontsize=9)
     finish_axes(ax, "PC1", "PC2", legend=False)
+    fig.subplots_adjust(wspace=0.5)
     return fig
 
 
@@ -396,8 +399,9 @@ def plot_gain_sweep(result) -> Figure:
                 sel = [r for r in result.rows if r["direction"] == direction and r["manipulation"] == manipulation]
                 ax.plot([r["gain"] for r in sel], [r[key] for r in sel], "o-", ms=3, color=colour, label=manipulation)
             ax.axvline(1.0, color="black", lw=0.8, ls=":")
-            ax.set_title(f"{direction}", fontsize=9)
+            ax.set_title(f"switch {direction}", fontsize=9)
             finish_axes(ax, "gain", label, legend=(i == 0 and j == 0))
+    fig.subplots_adjust(hspace=0.45, wspace=0.3)
     return fig
 
 

@@ -9,8 +9,9 @@ from matplotlib.figure import Figure
 from ._common import finish_axes
 
 
-def plot_history(history: Sequence[dict[str, Any]], title: str = "") -> Figure:
-    """Training and validation Sinkhorn divergence per epoch, best validation epoch marked.
+def plot_history(history: Sequence[dict[str, Any]], title: str = "", ylabel: str = "Sinkhorn divergence") -> Figure:
+    """Training and validation loss per epoch, best validation epoch marked, and the epochs whose
+    periodic verdict said "emulates: yes".
 
     Parameters
     ----------
@@ -26,6 +27,10 @@ def plot_history(history: Sequence[dict[str, Any]], title: str = "") -> Figure:
         ax.plot(ve, vl, color="darkorange", lw=1.2, label="validation")
         best = min(validated, key=lambda item: item[1])
         ax.plot(*best, "o", color="darkred", ms=5, label=f"best {best[1]:.3f} (epoch {best[0]})")
+    judged = [(row["epoch"], row["val_loss"] if row.get("val_loss") is not None else row["train_loss"])
+              for row in history if row.get("emulates")]
+    if judged:
+        ax.plot(*zip(*judged), "*", color="darkgreen", ms=10, label="verdict: emulates")
     ax.set_title(title)
-    finish_axes(ax, "epoch", "Sinkhorn divergence")
+    finish_axes(ax, "epoch", ylabel)
     return fig
