@@ -321,3 +321,21 @@ def test_transition_rate_and_bifurcation_from_checkpoints(tiny_run):
     assert result.epochs == [1, 2, 3] and result.pcs.shape == (3, 50, 2) and result.drift.shape == (3, 16)
     jumps = np.flatnonzero(np.diff(result.complex_fraction) > result.jump)
     assert result.bifurcation_epoch == (result.epochs[jumps[0] + 1] if len(jumps) else None)
+
+
+def test_angle_sectors_measure_how_the_angle_gives_the_output():
+    from hmmrnn.analysis.geometry import _angle_sectors, _angles
+
+    rng = np.random.default_rng(0)
+    theta = np.concatenate([rng.uniform(10, 80, 500), rng.uniform(190, 260, 500)])
+    points = np.stack([np.cos(np.radians(theta)), np.sin(np.radians(theta))], axis=1) * rng.uniform(1, 5, (1000, 1))
+    labels = np.repeat([0, 2], 500)
+    angle = _angles(points)
+    np.testing.assert_allclose(angle, theta, atol=1e-9)
+    accuracy, by_output = _angle_sectors(angle, labels, 3)
+    assert accuracy == 1.0 and set(by_output) == {"0", "2"}
+    assert by_output["0"]["mean_deg"] == pytest.approx(45, abs=3) and by_output["2"]["mean_deg"] == pytest.approx(225, abs=3)
+    assert by_output["0"]["fraction"] == 0.5
+    # labels that ignore the angle: about half right
+    accuracy, _ = _angle_sectors(angle, rng.permutation(labels), 3)
+    assert 0.45 < accuracy < 0.75

@@ -38,11 +38,18 @@ class LatentGeometry(Result):
     argmax_labels: np.ndarray
     sampled_labels: np.ndarray
     mean_norm: float
+    origin_pc: np.ndarray
+    angle_accuracy: float
+    angle_by_output: dict[str, dict[str, float]]
 
     def summary(self) -> str:
         evr = self.explained_variance_ratio
+        sectors = ", ".join(f"output {k}: {v['mean_deg']:.0f}+-{v['std_deg']:.0f} deg ({100 * v['fraction']:.1f}%)"
+                            for k, v in self.angle_by_output.items())
         return (f"PCA of {self.steps} noisy steps: PC1 {100 * evr[0]:.1f}%, PC2 {100 * evr[1]:.1f}%, "
-                f"PC3 {100 * evr[2]:.1f}% of variance; mean |h| {self.mean_norm:.2f}")
+                f"PC3 {100 * evr[2]:.1f}% of variance; mean |h| {self.mean_norm:.2f}; the angle around the "
+                f"origin in PC1-2 gives the argmax output for {100 * self.angle_accuracy:.1f}% of states "
+                f"({sectors})")
 
 
 def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int = 10, shown: int = 1000,
@@ -52,9 +59,40 @@ def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int
     model, _ = resolve(run_or_model)
     basis, states = reference_pca(model, steps=steps, seed=seed, n_components=max(n_components, 3))
     head = states[:shown]
+    origin = basis.project(np.zeros((1, model.hidden)))[0, :2]
+    angle = _angles(basis.project(states)[:, :2] - origin)
+    labels = argmax_labels(model, states)
+    accuracy, by_output = _angle_sectors(angle, labels, model.outputs)
     return LatentGeometry(steps, seed, basis.explained_variance_ratio[:n_components], basis.project(head)[:, :3],
                           argmax_labels(model, head), sampled_labels(model, head, seed + 1),
-                          float(np.linalg.norm(states, axis=1).mean()))
+                          float(np.linalg.norm(states, axis=1).mean()), origin, accuracy, by_output)
+
+
+def _angles(points: np.ndarray) -> np.ndarray:
+    """Angle in degrees [0, 360) of (n, 2) points around 0."""
+    return np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360
+
+
+def _angle_sectors(angle: np.ndarray, labels: np.ndarray, outputs: int, bins: int = 72
+                   ) -> tuple[float, dict[str, dict[str, float]]]:
+    """How well the angle determines the output: each 5° sector predicts its majority output; the
+    accuracy is the fraction of states whose output is their sector's majority. Per output: the
+    circular mean and spread of its angles and its share of the states."""
+    sector = np.minimum((angle / (360 / bins)).astype(int), bins - 1)
+    counts = np.zeros((bins, outputs))
+    np.add.at(counts, (sector, labels), 1)
+    accuracy = float(counts.max(1).sum() / len(labels))
+    by_output = {}
+    for k in range(outputs):
+        chosen = np.radians(angle[labels == k])
+        if len(chosen) == 0:
+            continue
+        resultant = np.hypot(np.cos(chosen).mean(), np.sin(chosen).mean())
+        by_output[str(k)] = {"mean_deg": float(np.degrees(np.arctan2(np.sin(chosen).mean(), np.cos(chosen).mean()))
+                                               % 360),
+                             "std_deg": float(np.degrees(np.sqrt(-2 * np.log(max(resultant, 1e-12))))),
+                             "fraction": float(len(chosen) / len(labels))}
+    return accuracy, by_output
 
 
 # --------------------------------------------------------------------------- input-free dynamics (§7.2)
