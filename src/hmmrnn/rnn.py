@@ -114,13 +114,7 @@ class NoiseRNN(nn.Module):
         -------
         (..., H) next state.
         """
-        recurrent = h @ self.w_rec.T
-        drive = 0.0 if x is None else x @ self.w_in.T
-        if recurrent_gain is not None:
-            recurrent = recurrent * recurrent_gain
-        if input_gain is not None and x is not None:
-            drive = drive * input_gain
-        return torch.relu(recurrent + drive)
+        return torch.relu(self._preactivation(h, x, recurrent_gain, input_gain))
 
     def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None, *, recurrent_gain: torch.Tensor | None = None,
                  input_gain: torch.Tensor | None = None) -> torch.Tensor:
@@ -135,15 +129,20 @@ class NoiseRNN(nn.Module):
         -------
         (..., H, H); J[..., i, j] = ∂F_i / ∂h_j.
         """
+        pre = self._preactivation(h, x, recurrent_gain, input_gain)
+        w = self.w_rec if recurrent_gain is None else recurrent_gain[:, None] * self.w_rec
+        return (pre > 0).to(self.w_rec.dtype).unsqueeze(-1) * w
+
+    def _preactivation(self, h: torch.Tensor, x: torch.Tensor | None, recurrent_gain: torch.Tensor | None,
+                       input_gain: torch.Tensor | None) -> torch.Tensor:
+        """g_rec ⊙ (W_rec h) + g_in ⊙ (W_in x), the argument of the relu in :meth:`step`. (..., H)."""
         recurrent = h @ self.w_rec.T
-        drive = 0.0 if x is None else x @ self.w_in.T
-        w = self.w_rec
         if recurrent_gain is not None:
             recurrent = recurrent * recurrent_gain
-            w = recurrent_gain[:, None] * w
-        if input_gain is not None and x is not None:
-            drive = drive * input_gain
-        return ((recurrent + drive) > 0).to(self.w_rec.dtype).unsqueeze(-1) * w
+        if x is None:
+            return recurrent
+        drive = x @ self.w_in.T
+        return recurrent + (drive if input_gain is None else drive * input_gain)
 
     def _advance(self, h: torch.Tensor, input_drive: torch.Tensor) -> torch.Tensor:
         """The step with its input drive W_in x precomputed (rollouts batch it over time)."""

@@ -122,6 +122,11 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     atomic_write_bytes(path, save_safetensors_bytes(data, metadata=metadata))
 
 
+def tensor_section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries named ``prefix.NAME`` of a flat checkpoint mapping, keyed by NAME."""
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file; a missing or corrupt file raises :class:`RunDirError`."""
     path = Path(path)

@@ -45,7 +45,7 @@ from .rnn import WEIGHT_NAMES, NoiseRNN
 from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
                    checkpoint_path, checkpoint_paths, load_config, load_run, load_tensors,
                    model_from_weights, prepare_run_dir, read_history, read_json, save_tensors, weights_of,
-                   write_history, write_json)
+                   tensor_section, write_history, write_json)
 
 __all__ = ["train", "train_config", "resume", "sinkhorn_divergence"]
 
@@ -197,11 +197,11 @@ class _TrainingState:
     def from_checkpoint(cls, config: RunConfig, path: Path, device: torch.device) -> "_TrainingState":
         tensors, meta = load_tensors(path)
         try:
-            model = model_from_weights(config.model, _section(tensors, "model"), str(path)).to(device)
+            model = model_from_weights(config.model, tensor_section(tensors, "model"), str(path)).to(device)
             optimizer = cls._optimizer(model, config)
             groups = json.loads(meta["param_groups"])
             optim_state: dict[int, dict[str, torch.Tensor]] = {}
-            for key, value in _section(tensors, "optim").items():
+            for key, value in tensor_section(tensors, "optim").items():
                 index, name = key.split(".", 1)
                 optim_state.setdefault(int(index), {})[name] = value.to(device)
             for group in groups:
@@ -209,7 +209,7 @@ class _TrainingState:
             optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
             generator = cls._generator(config, device)
             generator.set_state(tensors["rng"])
-            best = _section(tensors, "best") or None
+            best = tensor_section(tensors, "best") or None
             return cls(model, optimizer, generator, int(meta["epoch"]), float(meta["best_val"]),
                        int(meta["best_epoch"]), best)
         except (KeyError, ValueError, RuntimeError) as exc:
@@ -228,10 +228,6 @@ class _TrainingState:
         save_tensors(path, tensors, {"epoch": str(self.epoch), "best_val": repr(self.best_val),
                                      "best_epoch": str(self.best_epoch),
                                      "param_groups": json.dumps(optim["param_groups"])})
-
-
-def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
 def _derived_seed(seed: int, purpose: str) -> int:

@@ -73,7 +73,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     carried the state over from one epoch to the next; each epoch here starts from the same state,
     so the epochs can be analysed in any order.)
     """
-    from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights
+    from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights, tensor_section
 
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
     checkpoints = checkpoint_paths(run.path)
@@ -88,8 +88,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     epochs = []
     for epoch, path in checkpoints:
         tensors, _ = load_tensors(path)
-        weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        model = model_from_weights(run.config.model, weights, str(path))
+        model = model_from_weights(run.config.model, tensor_section(tensors, "model"), str(path))
         model.requires_grad_(False)
         with torch.no_grad():
             h, states = h_start.clone(), []

@@ -140,14 +140,14 @@ def find_fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_i
         starts = orbit[rng.choice(len(orbit), min(n_initial, len(orbit)), replace=False)]
     else:
         starts = np.asarray(initial_states, dtype=np.float32).reshape(-1, model.hidden)
-    drive = None
+    x = drive = None
     if input is not None:
         x = torch.as_tensor(np.asarray(input, dtype=np.float32)).reshape(model.input)
         drive = (model.w_in @ x).detach()
     homogeneous = drive is None or bool((drive == 0).all())
     final, speed = _minimise(model, torch.from_numpy(np.array(starts)), drive, homogeneous, iterations, lr,
                              refine_below=slow_tolerance)
-    points, dropped = _distinct_points(model, final, speed, drive, homogeneous, tolerance, slow_tolerance, basis)
+    points, dropped = _distinct_points(model, final, speed, x, homogeneous, tolerance, slow_tolerance, basis)
 
     origin = None
     if homogeneous:
@@ -217,7 +217,7 @@ def _minimise(model, starts: torch.Tensor, drive, homogeneous: bool, iterations:
         return final.float(), final_speed.float()
 
 
-def _distinct_points(model, final: torch.Tensor, speed: torch.Tensor, drive, homogeneous: bool,
+def _distinct_points(model, final: torch.Tensor, speed: torch.Tensor, x: torch.Tensor | None, homogeneous: bool,
                      tolerance: float, slow_tolerance: float, basis) -> tuple[list[dict[str, Any]], int]:
     keep = speed <= slow_tolerance
     dropped = int((~keep).sum())
@@ -237,8 +237,7 @@ def _distinct_points(model, final: torch.Tensor, speed: torch.Tensor, drive, hom
         else:
             reps.append(h)
             fixed = bool(s <= tolerance)
-            jac = model.jacobian(h, None).detach().numpy() if drive is None else \
-                ((h @ model.w_rec.T + drive > 0).float()[:, None] * model.w_rec).detach().numpy()
+            jac = model.jacobian(h, x).detach().numpy()
             eig = np.linalg.eigvals(jac)
             eig = eig[np.argsort(-np.abs(eig))]
             kind = ("fixed ray" if fixed else "slow direction") if homogeneous else \
