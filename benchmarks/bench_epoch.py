@@ -19,7 +19,7 @@ import time
 import torch
 
 from hmmrnn import make_config
-from hmmrnn.training import _epoch_loss, _targets, _TrainingState, sinkhorn_divergence
+from hmmrnn.training import _epoch_loss, _objective, _targets, _TrainingState, sinkhorn_divergence
 
 
 def main() -> None:
@@ -35,16 +35,17 @@ def main() -> None:
     state = _TrainingState.fresh(config, device)
     train_targets, val_targets = _targets(config, device)
     loss_fn = sinkhorn_divergence(config.train.blur, config.hmm.n_outputs, device)
+    objective = _objective(loss_fn, train_targets, config)  # the paper recipe: the divergence alone
     t = config.train
     print(f"{args.preset}: H={config.model.hidden} d={config.model.input} T={t.seq_len} "
           f"train={train_targets.shape[0]} val={val_targets.shape[0]} batch={t.batch_size} "
           f"threads={torch.get_num_threads()} device={device}")
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
-        _epoch_loss(state.model, train_targets, config, state.generator, loss_fn, state.optimizer)
+        _epoch_loss(state.model, train_targets, config, state.generator, objective, state.optimizer)
         _synchronize(device)
         trained = time.perf_counter()
-        _epoch_loss(state.model, val_targets, config, state.generator, loss_fn, None)
+        _epoch_loss(state.model, val_targets, config, state.generator, objective, None)
         _synchronize(device)
         done = time.perf_counter()
         print(f"epoch {epoch}: total {done - start:.2f} s = training {trained - start:.2f} s "

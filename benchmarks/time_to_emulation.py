@@ -46,14 +46,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="benchmarks/runs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra training setting, e.g. --set lr_half_life=100 (numbers only)")
+                        help="extra training setting, e.g. --set lr_half_life=100 or --set bigram_on=probabilities")
     parser.add_argument("--tag", default="", help="suffix of the run folder names")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {key: float(value) if "." in value or "e" in value else int(value)
-                for key, value in (item.split("=", 1) for item in args.set)}
+    settings = {key: _number_or_text(value) for key, value in (item.split("=", 1) for item in args.set)}
     seed = settings.pop("seed", args.seed)
     signal.signal(signal.SIGALRM, _time_up)
     signal.signal(signal.SIGTERM, _time_up)
@@ -100,6 +99,15 @@ def main() -> None:
         print(json.dumps(record), flush=True)
         with open(out / "time_to_emulation.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _number_or_text(value: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 if __name__ == "__main__":

@@ -157,6 +157,7 @@ _FAST = {"latent_geometry": dict(steps=2000, shown=200), "input_free": dict(n_in
          "variance_contours": dict(steps=500, pca_steps=2000), "output_pairs": dict(steps=3000, contour_steps=500),
          "readout_alignment": dict(steps=500), "jacobian_spectra": dict(n_states=100, pca_steps=2000),
          "residency": dict(n_states=100, n_samples=4, max_steps=20),
+         "subspace_residency": dict(steps=3000, min_run=20, max_states=100, n_samples=4, max_steps=20),
          "kick_neurons": dict(steps=2000, min_events=3, shown=200), "connectivity": dict(activity_steps=50),
          "ablation": dict(n_random=2, chains=4, steps=200), "noise_drift": dict(n_points=5, trials=4),
          "stochastic_resonance": dict(scales=(0.5, 1.0, 2.0), n=200),
@@ -274,6 +275,37 @@ def test_residency_groups_on_a_toy_system_with_known_dwells():
     assert ((result.groups == 1) == ((rt >= 2) & (rt <= 8))).all()
     assert ((result.groups == 2) == ((rt > 8) & (result.confidence > 0.8))).all()
     assert result.group_summary["cluster"]["mean_residency"] > result.group_summary["transition"]["mean_residency"]
+
+
+def test_subspace_residency_keeps_long_in_pair_runs_and_decomposes_them_like_the_global_version():
+    from hmmrnn.analysis import subspace_residency
+    from hmmrnn.analysis._common import simulate
+    from hmmrnn.analysis.geometry import contiguous_runs
+    from hmmrnn.analysis.regions import rollout_residency
+
+    assert contiguous_runs(np.array([1, 1, 0, 1, 0, 0, 1, 1, 1], dtype=bool)) == [(0, 2), (3, 1), (6, 3)]
+    # three units inhibiting each other: one of the three outputs dominates for a while
+    model = _network(0.95 * np.eye(3) - 0.3 * (1 - np.eye(3)), w_in=0.3 * np.eye(3), w_out=4 * np.eye(3))
+    result = subspace_residency(model, steps=3000, min_run=30, max_states=150, n_samples=5, max_steps=20, seed=0)
+    assert result.skipped is None and sum(p["n_states"] > 0 for p in result.pairs) >= 2, result.summary()
+    states = simulate(model, 3000, seed=0)[0]
+    labels = model.readout(states).argmax(-1).numpy()
+    for pair in result.pairs:
+        if not pair["n_states"]:
+            continue
+        times = pair["times"]
+        assert pair["n_states"] == len(times) <= 150 and (np.diff(times) > 0).all()
+        inside = np.isin(labels, pair["pair"])
+        long_runs = np.zeros(len(labels), dtype=bool)
+        for start, length in contiguous_runs(inside):
+            long_runs[start: start + length] = length > 30
+        assert long_runs[times].all() and (pair["labels"] == labels[times]).all()
+        rt, sc, _ = rollout_residency(model, states[times], n_samples=5, max_steps=20, seed=1)
+        np.testing.assert_array_equal(pair["residency"], rt)
+        np.testing.assert_array_equal(pair["sign_changes"], sc)
+        assert ((pair["groups"] == 0) == (rt < 2)).all()
+    two_outputs = NoiseRNN(4, 2, 2, seed=0)
+    assert "needs 3 outputs" in subspace_residency(two_outputs, steps=100).summary()
 
 
 def test_second_order_drift_equals_an_explicit_matrix_recursion():

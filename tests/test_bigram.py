@@ -46,6 +46,42 @@ def test_penalty_is_the_triangular_discrimination_and_reaches_the_logits():
     assert logits.grad is not None and logits.grad.abs().sum() > 0
 
 
+def test_bigram_frequencies_of_probabilities_are_the_expected_sampled_frequencies():
+    """The outputs are conditionally independent given the hidden states (no output feedback), so
+    the bigram frequencies of softmax(logits) equal the mean bigram frequencies of Gumbel samples
+    drawn from those logits: the exact conditional expectation that ``bigram_on="probabilities"``
+    penalises."""
+    logits = 1.5 * torch.randn(6, 8, 3, generator=torch.Generator().manual_seed(2))
+    exact = bigram_frequencies(torch.softmax(logits, -1))
+    gen = torch.Generator().manual_seed(3)
+    draws = 20_000
+    # pooled over 20,000 copies of the batch = the mean over 20,000 draws of the batch's frequencies
+    monte_carlo = bigram_frequencies(gumbel_emit(logits.repeat(draws, 1, 1), generator=gen))
+    # each entry is a mean over 20,000 x 42 pairs: standard error < 0.001
+    np.testing.assert_allclose(monte_carlo.numpy(), exact.numpy(), atol=4e-3)
+    assert float(exact.sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_objective_penalises_samples_or_probabilities_as_configured():
+    from hmmrnn import make_config
+    from hmmrnn.training import _objective
+
+    targets = _onehot(np.random.default_rng(4).integers(0, 3, size=(30, 5))).reshape(30, -1)
+    logits = torch.randn(30, 5, 3, generator=torch.Generator().manual_seed(5))
+    outputs = gumbel_emit(logits, generator=torch.Generator().manual_seed(6))
+
+    def divergence(x, y):
+        return (x - y).abs().sum()
+
+    penalty = BigramPenalty(targets, 3, weight=100.0)
+    base = divergence(outputs.flatten(1), targets)
+    for where, expected in (("samples", penalty(outputs)), ("probabilities", penalty(torch.softmax(logits, -1)))):
+        config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on=where)
+        value = _objective(divergence, targets, config)(outputs, logits, targets)
+        assert value.item() == pytest.approx((base + expected).item(), rel=1e-6)
+    assert _objective(divergence, targets, make_config("linear3", recipe="paper"))(outputs, logits, targets) == base
+
+
 def test_penalty_removes_the_finite_batch_bias_against_the_rare_symbol():
     """The paper's divergence prefers HMM sequences without the rare symbol 1 to true HMM sequences;
     divergence + penalty (weight 100, the default recipe) prefers the true ones."""

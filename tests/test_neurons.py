@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from hmmrnn import NoiseRNN
-from hmmrnn.analysis import KickNeurons, connectivity, kick_neurons, switch_events, transition_rates
+from hmmrnn.analysis import (KickNeurons, ablation, connectivity, kick_neurons, switch_events, switch_rates,
+                             transition_rates)
 from hmmrnn.analysis.neurons import kick_scores
 
 
@@ -58,11 +59,35 @@ def test_silencing_units_holds_them_at_zero_and_gains_enter_the_jacobian():
         torch.testing.assert_close(jac[:, :, i], numeric, atol=1e-8, rtol=1e-6)
 
 
-def test_transition_rates_count_switches():
+def test_switch_rates_are_per_step_in_the_source_label():
+    labels = np.array([[0, 0, 0, 2, 2, 0], [2, 2, 2, 2, 0, 0]])
+    # steps with a successor: label 0 four times (one leaves to 2), label 2 six times (two leave to 0)
+    assert switch_rates(labels, 3) == {"0->2": 1000 * 1 / 4, "2->0": 1000 * 2 / 6}
+    assert switch_rates(np.array([1, 1, 0]), 3) == {"1->0": 500.0}
+
+
+def test_transition_rates_equal_a_one_chain_at_a_time_loop():
     model = NoiseRNN(10, 4, 3, seed=3)
-    rates = transition_rates(model, chains=8, steps=300, warmup=10, seed=0)
+    chains, steps, warmup = 8, 300, 10
+    rates = transition_rates(model, chains=chains, steps=steps, warmup=warmup, seed=0)
     assert rates and all(r > 0 for r in rates.values())
-    assert rates == transition_rates(model, chains=8, steps=300, warmup=10, seed=0)
+    assert rates == transition_rates(model, chains=chains, steps=steps, warmup=warmup, seed=0)
+    noise = torch.randn(warmup + steps, chains, model.input, generator=torch.Generator().manual_seed(0))
+    pairs, time_in = {}, {}
+    with torch.no_grad():
+        for c in range(chains):
+            h, labels = torch.zeros(model.hidden), []
+            for t in range(warmup + steps):
+                h = torch.relu(model.w_rec @ h + model.w_in @ noise[t, c])
+                labels.append(int(torch.argmax(model.w_out @ h)))
+            labels = labels[warmup:]
+            for a, b in zip(labels[:-1], labels[1:]):
+                time_in[a] = time_in.get(a, 0) + 1
+                if a != b:
+                    pairs[f"{a}->{b}"] = pairs.get(f"{a}->{b}", 0) + 1
+    assert set(rates) == set(pairs)
+    for key, n in pairs.items():
+        assert abs(rates[key] - 1000 * n / time_in[int(key[0])]) < 1e-9
     # every unit silenced: h = 0, all logits 0, the label never changes
     assert transition_rates(model, silenced=list(range(10)), chains=8, steps=300, warmup=10, seed=0) == {}
 
@@ -99,3 +124,48 @@ def test_kick_neurons_runs_on_a_random_network():
         assert len(d["units"]) <= 3 and all(s > 0.2 for s in d["scores"])
         assert d["events"] >= 5
     assert result.preactivations.shape[1] == 100
+
+
+def planted_kick_network() -> tuple[NoiseRNN, int, int]:
+    """A bistable network whose switches are triggered by two planted kick units.
+
+    Populations A (units 0–3, output 0) and B (4–7, output 2) excite themselves (0.9) and inhibit
+    each other (2.0), each unit with weak private noise (0.05): without a kick, a switch is rare.
+    Kick unit 8 is driven by its own noise input and gated by the total activity, so it fires on
+    about 2 % of steps; it excites B and inhibits A (strength 3), which switches A → B. Unit 9 does
+    the same for B → A. Units 10–13 are distractors that fire on half the steps everywhere.
+    """
+    population_a, population_b, kick_ab, kick_ba, distractors = range(4), range(4, 8), 8, 9, range(10, 14)
+    w_rec, w_in, w_out = np.zeros((14, 14)), np.zeros((14, 12)), np.zeros((3, 14))
+    for own, other, excite, inhibit in ((population_a, population_b, kick_ba, kick_ab),
+                                        (population_b, population_a, kick_ab, kick_ba)):
+        for i in own:
+            w_rec[i, list(own)] = 0.9 / 4
+            w_rec[i, list(other)] = -2.0 / 4
+            w_rec[i, excite], w_rec[i, inhibit] = 3.0, -3.0
+            w_in[i, i] = 0.05
+    for unit, source in ((kick_ab, 8), (kick_ba, 9)):
+        w_in[unit, source] = 1.0
+        w_rec[unit, list(population_a) + list(population_b)] = -20.0 / 4
+    for j, i in enumerate(distractors):
+        w_in[i, 10 + j % 2] = 1.0
+        w_rec[i, list(population_a)] = 0.05
+    w_out[0, list(population_a)], w_out[0, list(population_b)] = 1.0, -1.0
+    w_out[2] = -w_out[0]
+    w_out[1, :8] = -1.0
+    model = NoiseRNN(14, 12, 3, seed=0)
+    with torch.no_grad():
+        for name, w in (("w_rec", w_rec), ("w_in", w_in), ("w_out", w_out)):
+            getattr(model, name).copy_(torch.from_numpy(w))
+    return model, kick_ab, kick_ba
+
+
+def test_kick_neurons_recover_planted_trigger_units_and_their_ablation_is_causal():
+    model, kick_ab, kick_ba = planted_kick_network()
+    kicks = kick_neurons(model, steps=20_000, seed=0)
+    assert kicks.group(0, 2) == [kick_ab] and kicks.group(2, 0) == [kick_ba], kicks.summary()
+    assert all(s > 0.4 for d in kicks.directions for s in d["scores"])
+    result = ablation(model, kicks=kicks, n_random=5, chains=32, steps=1000, seed=0)
+    for d in result.per_direction:
+        # silencing the trigger cuts its direction's hazard several-fold; one random unit does not
+        assert d["ratio_kick"] < 0.4 and d["ratio_random"] > 0.8, result.summary()

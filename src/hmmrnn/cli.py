@@ -39,6 +39,9 @@ def train(
     val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [fast: 10, paper: 1]."),
     bigram_weight: Optional[float] = typer.Option(None, help="Weight of the bigram-frequency penalty; 0 = the "
                                                   "paper's loss [fast: 100, paper: 0]."),
+    bigram_on: Optional[str] = typer.Option(None, help="What the bigram penalty counts: 'samples' (the "
+                                            "straight-through outputs) or 'probabilities' (softmax of the logits, "
+                                            "their exact expectation) [samples]."),
     out: Optional[Path] = typer.Option(None, help="Run folder [runs/<preset>-h<H>-d<d>-s<seed>]."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Save the full training state every K epochs; "
@@ -70,7 +73,8 @@ def train(
 
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
-                        bigram_weight=bigram_weight, lr_half_life=lr_half_life, hidden=hidden, input=input, seed=seed, batch_size=batch_size,
+                        bigram_weight=bigram_weight, bigram_on=bigram_on, lr_half_life=lr_half_life, hidden=hidden,
+                        input=input, seed=seed, batch_size=batch_size,
                         lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
                         out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
                         eval_every=eval_every, early_stop=early_stop, retries=retries,
@@ -84,8 +88,8 @@ def train(
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
         run = train_run(preset, recipe=recipe, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False,
-                        hidden=hidden, input=input, bigram_weight=bigram_weight, lr_half_life=lr_half_life,
-                        seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
+                        hidden=hidden, input=input, bigram_weight=bigram_weight, bigram_on=bigram_on,
+                        lr_half_life=lr_half_life, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
                         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
                         early_stop=early_stop, retries=retries, stuck_patience=stuck_patience)

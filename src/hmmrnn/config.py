@@ -68,6 +68,7 @@ class TrainConfig:
     grad_clip: float = 0.9
     blur: float = 0.2
     bigram_weight: float = 0.0
+    bigram_on: str = "samples"
     tau: float = 1.0
     val_every: int = 1
     checkpoint_every: int = 10
@@ -94,6 +95,8 @@ class TrainConfig:
         _require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
         _require(self.blur > 0, f"blur must be > 0, got {self.blur}")
         _require(self.bigram_weight >= 0, f"bigram_weight must be >= 0, got {self.bigram_weight}")
+        _require(self.bigram_on in ("samples", "probabilities"),
+                 f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
@@ -181,7 +184,8 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 initial_state: str | None = None, eval_every: int | None = None, eval_n: int | None = None,
                 early_stop: bool | None = None, retries: int | None = None,
                 stuck_patience: int | None = None, stuck_tolerance: float | None = None,
-                bigram_weight: float | None = None, lr_half_life: float | None = None) -> RunConfig:
+                bigram_weight: float | None = None, bigram_on: str | None = None,
+                lr_half_life: float | None = None) -> RunConfig:
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
@@ -203,6 +207,6 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                        "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every,
                        "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop, "retries": retries,
                        "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
-                       "bigram_weight": bigram_weight, "lr_half_life": lr_half_life}
+                       "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

@@ -50,6 +50,8 @@ from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINA
 __all__ = ["train", "train_config", "resume", "sinkhorn_divergence"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: f(outputs (B, T, K), logits (B, T, K), target (B, T K)) -> scalar loss
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def sinkhorn_divergence(blur: float = 0.2, n_symbols: int = 3, device: torch.device | str = "cpu") -> LossFn:
@@ -248,17 +250,24 @@ def _targets(config: RunConfig, device: torch.device) -> tuple[torch.Tensor, tor
     return flat[: t.n_train], flat[t.n_train: 2 * t.n_train]
 
 
-def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> LossFn:
-    """The training objective on one target set: the divergence, plus the bigram penalty against
-    that set's pooled bigram frequencies when ``bigram_weight`` > 0 (:mod:`hmmrnn._bigram`)."""
-    if config.train.bigram_weight == 0:
-        return divergence
-    penalty = BigramPenalty(targets, config.hmm.n_outputs, config.train.bigram_weight)
-    return lambda outputs, target: divergence(outputs, target) + penalty(outputs)
+def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> Objective:
+    """The training objective on one target set, as f(outputs, logits, target) with outputs and
+    logits (B, T, K) and target (B, T K): the divergence of the flattened outputs, plus the bigram
+    penalty against the target set's pooled bigram frequencies when ``bigram_weight`` > 0
+    (:mod:`hmmrnn._bigram`), on the straight-through samples or on softmax(logits)
+    (``bigram_on``)."""
+    t = config.train
+    if t.bigram_weight == 0:
+        return lambda outputs, logits, target: divergence(outputs.flatten(1), target)
+    penalty = BigramPenalty(targets, config.hmm.n_outputs, t.bigram_weight)
+    if t.bigram_on == "probabilities":
+        return lambda outputs, logits, target: (divergence(outputs.flatten(1), target)
+                                                + penalty(torch.softmax(logits / t.tau, dim=-1)))
+    return lambda outputs, logits, target: divergence(outputs.flatten(1), target) + penalty(outputs)
 
 
 def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, generator: torch.Generator,
-                loss_fn: LossFn, optimizer: torch.optim.Optimizer | None) -> float:
+                loss_fn: Objective, optimizer: torch.optim.Optimizer | None) -> float:
     """Mean batch loss over ``targets``; takes an optimizer step per batch when given one.
 
     A non-finite loss or weight raises :class:`_NonFinite` carrying the last finite weights.
@@ -270,8 +279,8 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
         noise = torch.randn(target.shape[0], t.seq_len, model.input, generator=generator,
                             device=target.device)
         with torch.set_grad_enabled(optimizer is not None):
-            outputs, _, _ = model(noise, generator, t.tau)
-            loss = loss_fn(outputs.reshape(target.shape[0], -1), target)
+            outputs, _, logits = model(noise, generator, t.tau)
+            loss = loss_fn(outputs, logits, target)
         if not torch.isfinite(loss):
             raise _NonFinite(f"non-finite loss {loss.item()}", weights_of(model))
         if optimizer is not None:

@@ -21,11 +21,11 @@ from .evolution import TrainingEvolution, training_evolution, transition_rate
 from .fixed_points import (FixedPoints, JacobianSpectra, classify, critical_pairs, find_fixed_points, jacobian_spectra,
                            mobius)
 from .neurons import (Ablation, Connectivity, KickNeurons, ablation, connectivity, kick_neurons, switch_events,
-                      transition_rates)
+                      switch_rates, transition_rates)
 from .perturb import (GainSweep, NoiseDrift, Resonance, expected_second_order, gain_sweep, noise_drift,
                       stochastic_resonance)
 from .transitions import NoiseSensitivity, TransitionPoints, locate_transition, noise_sensitivity
-from .regions import GROUPS, Residency, residency, rollout_residency
+from .regions import GROUPS, Residency, SubspaceResidency, residency, rollout_residency, subspace_residency
 from .geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, ReadoutAlignment, VarianceContours,
                        input_free_dynamics, latent_geometry, output_pair_subspaces, readout_alignment,
                        variance_contours)
@@ -34,8 +34,9 @@ __all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "
            "FixedPoints", "find_fixed_points", "classify", "mobius", "VarianceContours", "variance_contours",
            "OutputPairSubspaces", "output_pair_subspaces", "ReadoutAlignment", "readout_alignment",
            "JacobianSpectra", "jacobian_spectra", "Residency", "residency", "rollout_residency", "GROUPS",
+           "SubspaceResidency", "subspace_residency",
            "KickNeurons", "kick_neurons", "Connectivity", "connectivity", "Ablation", "ablation", "switch_events",
-           "transition_rates", "Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift",
+           "transition_rates", "switch_rates", "Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift",
            "expected_second_order", "TransitionPoints", "locate_transition", "NoiseSensitivity",
            "noise_sensitivity", "GainSweep", "gain_sweep", "critical_pairs", "TrainingEvolution",
            "training_evolution", "transition_rate", "ANALYSES", "analyze", "ANALYSIS_DIR"]
@@ -59,6 +60,7 @@ ANALYSES: dict[str, _Entry] = {
     "readout_alignment": _Entry(readout_alignment, "plot_readout_alignment"),
     "jacobian_spectra": _Entry(jacobian_spectra, "plot_jacobian_spectra"),
     "residency": _Entry(residency, "plot_residency"),
+    "subspace_residency": _Entry(subspace_residency, "plot_subspace_residency"),
     "kick_neurons": _Entry(kick_neurons, "plot_kick_neurons"),
     "connectivity": _Entry(connectivity, "plot_connectivity"),
     "ablation": _Entry(ablation, "plot_ablation"),

@@ -277,15 +277,17 @@ def output_pair_subspaces(run_or_model: Any, *, steps: int = 100_000, min_run: i
     return OutputPairSubspaces(steps, seed, None, global_basis.explained_variance_ratio, pairs)
 
 
-def _longest_run(mask: np.ndarray) -> tuple[int, int]:
-    """Start and length of the longest run of True in a 1-D boolean array."""
+def contiguous_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of every run of True in a 1-D boolean array, in time order."""
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
-    starts, ends = edges[::2], edges[1::2]
-    if len(starts) == 0:
-        return 0, 0
-    best = int(np.argmax(ends - starts))
-    return int(starts[best]), int(ends[best] - starts[best])
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """Start and length of the longest run of True in a 1-D boolean array ((0, 0) if none)."""
+    runs = contiguous_runs(mask)
+    return max(runs, key=lambda run: (run[1], -run[0])) if runs else (0, 0)
 
 
 # --------------------------------------------------------------------------- readout alignment (§7.15)

@@ -12,7 +12,7 @@ import torch
 from ._common import Result, fit_pca, generator, resolve, simulate
 
 __all__ = ["KickNeurons", "kick_neurons", "kick_scores", "Connectivity", "connectivity", "Ablation", "ablation",
-           "switch_events", "transition_rates"]
+           "switch_events", "switch_rates", "transition_rates"]
 
 
 def switch_events(labels: np.ndarray) -> list[tuple[int, int, int]]:
@@ -49,19 +49,26 @@ def kick_scores(firing: np.ndarray, labels: np.ndarray, window: int):
     scores : {"a->b": (H,)};  counts : {(a, b): switches};  p_before : {(a, b): (H,)};
     p_elsewhere : (H,)
     """
+    length = len(labels)
     events = switch_events(labels)
-    in_window: dict[tuple[int, int], np.ndarray] = {}
+    # fired[t, i]: unit i fired at some step of the window ending at t, [t − window + 1, t]
+    # (truncated at the start of the orbit), from cumulative firing counts.
+    counts_so_far = np.vstack([np.zeros((1, firing.shape[1]), dtype=np.int64), np.cumsum(firing, axis=0)])
+    ends = np.arange(length)
+    fired = counts_so_far[ends + 1] > counts_so_far[np.maximum(ends + 1 - window, 0)]
+    near_switch = np.zeros(length + window, dtype=bool)
+    for t, _, _ in events:  # windows ending at t overlap a switch window iff t is within 2·window − 1 after it
+        near_switch[max(0, t - window + 1): t + window] = True
+    quiet = ~near_switch[:length]
+    quiet[: window - 1] = False  # full windows only
+    p_elsewhere = fired[quiet].mean(0) if quiet.any() else np.zeros(firing.shape[1])
+    ends_of: dict[tuple[int, int], list[int]] = {}
     for t, a, b in events:
-        mask = in_window.setdefault((a, b), np.zeros(len(labels), dtype=bool))
-        mask[max(0, t - window + 1): t + 1] = True
-    counts = {key: sum(1 for _, a, b in events if (a, b) == key) for key in in_window}
-    anywhere = np.zeros(len(labels), dtype=bool)
-    for mask in in_window.values():
-        anywhere |= mask
-    p_elsewhere = firing[~anywhere].mean(0) if (~anywhere).any() else np.zeros(firing.shape[1])
-    p_before = {key: firing[mask].mean(0) for key, mask in in_window.items()}
+        ends_of.setdefault((a, b), []).append(t)
+    counts = {key: len(ts) for key, ts in ends_of.items()}
+    p_before = {key: fired[ts].mean(0) for key, ts in ends_of.items()}
     scores = {}
-    for key in in_window:
+    for key in ends_of:
         others = [p for other, p in p_before.items() if other != key]
         rival = np.maximum(p_elsewhere, np.max(others, axis=0)) if others else p_elsewhere
         scores[f"{key[0]}->{key[1]}"] = p_before[key] - rival
@@ -112,14 +119,17 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
 
     On a noisy orbit of ``steps`` steps with argmax labels ℓ_t, a switch a→b at t is ℓ_{t−1} = a,
     ℓ_t = b. Its window is the ``window`` pre-activations u_{t−window+1..t} (u_t = W_rec h_{t−1} +
-    W_in x_t, the drive that produces h_t). For unit i and direction D:
+    W_in x_t, the drive that produces h_t); unit i *fires in* a window if u_i > 0 at one of its
+    steps. For unit i and direction D:
 
-        p_D(i)  = fraction of D's windows' steps with u_i > 0,
-        p_0(i)  = fraction of steps outside every window with u_i > 0,
+        p_D(i)  = fraction of D's switches whose window unit i fires in,
+        p_0(i)  = the same fraction over all windows of the same length that overlap no switch window,
         score_D(i) = p_D(i) − max(p_0(i), max_{D' ≠ D} p_D'(i)),
 
     i.e. how much more often the unit fires just before D than anywhere else, including before the
-    other directions. Directions with at least ``min_events`` switches get the ``per_group`` best
+    other directions. Counting per window rather than per step scores a unit that fires once, one
+    step before every switch, as 1 (per step it would score 1 / ``window``), and compares it with
+    background windows of the same length. Directions with at least ``min_events`` switches get the ``per_group`` best
     units whose score exceeds ``min_score`` (fewer if fewer pass; ties broken by index).
     """
     model, _ = resolve(run_or_model)
@@ -225,32 +235,46 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
 # --------------------------------------------------------------------------- causal test (§7.11)
 
 
+def switch_rates(labels: np.ndarray, n_labels: int) -> dict[str, float]:
+    """Switches a→b per 1000 steps spent with label a, for every direction "a->b" that occurs.
+
+    The hazard 1000 · #{t: ℓ_t = a, ℓ_{t+1} = b} / #{t: ℓ_t = a, t + 1 < L}, pooled over rows.
+    Per step in the source label rather than per step overall: silencing the trigger of a→b makes a
+    chain stay longer in a, which per overall step would hide part of the effect.
+
+    Parameters
+    ----------
+    labels : (L,) or (chains, L) integer labels in [0, n_labels).
+    """
+    labels = np.atleast_2d(labels)
+    pairs = np.zeros((n_labels, n_labels))
+    np.add.at(pairs, (labels[:, :-1].ravel(), labels[:, 1:].ravel()), 1)
+    time_in = pairs.sum(1)
+    return {f"{a}->{b}": 1000 * pairs[a, b] / time_in[a]
+            for a in range(n_labels) for b in range(n_labels) if a != b and pairs[a, b] > 0}
+
+
 @torch.no_grad()
 def transition_rates(model, *, silenced: list[int] = (), chains: int = 64, steps: int = 2000, warmup: int = 100,
                      seed: int = 0) -> dict[str, float]:
-    """Switches per 1000 steps for every direction "a->b" of the argmax label, from ``chains``
-    parallel noisy chains of ``steps`` steps (after ``warmup``), with the ``silenced`` units held at 0
-    (recurrent and input gain 0). The noise is the same for every choice of ``silenced``."""
+    """:func:`switch_rates` of the argmax labels of ``chains`` parallel noisy chains of ``steps`` steps
+    after ``warmup``, with the ``silenced`` units held at 0 (recurrent and input gain 0). The noise is
+    the same for every choice of ``silenced``."""
     gain = torch.ones(model.hidden)
     gain[list(silenced)] = 0.0
     gen = generator(seed)
     h = torch.zeros(chains, model.hidden)
-    previous = None
-    counts: dict[str, int] = {}
+    labels = []
     for t in range(warmup + steps):
         h = model.step(h, torch.randn(chains, model.input, generator=gen), recurrent_gain=gain, input_gain=gain)
-        labels = model.readout(h).argmax(-1)
-        if previous is not None and t >= warmup:
-            changed = labels != previous
-            for a, b in zip(previous[changed].tolist(), labels[changed].tolist()):
-                counts[f"{a}->{b}"] = counts.get(f"{a}->{b}", 0) + 1
-        previous = labels
-    return {key: 1000 * n / (chains * (steps - 1)) for key, n in sorted(counts.items())}
+        if t >= warmup:
+            labels.append(model.readout(h).argmax(-1))
+    return switch_rates(torch.stack(labels, dim=1).numpy(), model.outputs)
 
 
 @dataclass
 class Ablation(Result):
-    """Transition rates (switches per 1000 steps) with the kick group of each direction silenced,
+    """Transition rates (switches a→b per 1000 steps with label a) with the kick group of each direction silenced,
     against the intact network and against random groups of the same size.
 
     per_direction : per direction {"direction", "kick_units", "intact", "kick_ablated",
@@ -272,7 +296,7 @@ class Ablation(Result):
         parts = [f"{d['direction']}: intact {d['intact']:.2f}, kick units silenced {d['kick_ablated']:.2f} "
                  f"(x{d['ratio_kick']:.2f}), {len(d['kick_units'])} random units {d['random_mean']:.2f} "
                  f"(x{d['ratio_random']:.2f})" for d in self.per_direction]
-        return "switches per 1000 steps - " + "; ".join(parts)
+        return "switches per 1000 steps in the source label - " + "; ".join(parts)
 
 
 def ablation(run_or_model: Any, *, kicks: KickNeurons | None = None, n_random: int = 10, chains: int = 64,

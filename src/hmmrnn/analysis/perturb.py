@@ -155,7 +155,8 @@ class GainSweep(Result):
     """Transition rate and critical complex pairs around switches as per-unit gains change.
 
     rows : per (direction, manipulation, μ) {"direction", "manipulation", "gain", "units" (count),
-        "rate" (switches of that direction per 1000 steps), "critical_mean", "critical_std"}
+        "rate" (switches of that direction per 1000 steps with its source label, :func:`switch_rates`),
+        "critical_mean", "critical_std"}
     manipulations: "kick" (recurrent gain μ on the direction's kick units), "noise projection"
     (input gain μ on their top presynaptic partners), "control" (input gain μ on units that are no
     kick unit's top partner)
@@ -180,7 +181,7 @@ class GainSweep(Result):
             at = {r["gain"]: r["rate"] for r in sel}
             parts.append(f"{key}: rate {at.get(0.0, float('nan')):.1f} (gain 0) / {at.get(1.0, float('nan')):.1f} "
                          f"(1) / {at.get(max(at), float('nan')):.1f} ({max(at):g})")
-        return "switches per 1000 steps - " + "; ".join(parts)
+        return "switches per 1000 steps in the source label - " + "; ".join(parts)
 
 
 def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5,
@@ -195,7 +196,7 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
     [switch − window, switch + window) (eigenvalues are the cost: 2 · window per switch).
     ``top_k`` partners per kick unit default to ⌊0.4 H⌋ (60 of 150, the paper's), ``control_k`` to
     ⌊0.23 H⌋ (35 of 150)."""
-    from .neurons import kick_neurons, switch_events
+    from .neurons import kick_neurons, switch_events, switch_rates
 
     model, _ = resolve(run_or_model)
     kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
@@ -231,7 +232,8 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
                     labels = model.readout(trajectory).argmax(-1).numpy()
                 switches = [t for t, a, b in switch_events(labels) if (a, b) == (d["from"], d["to"])]
                 row = {"direction": direction, "manipulation": manipulation, "gain": float(mu), "units": len(units),
-                       "rate": 1000 * len(switches) / steps, "critical_mean": float("nan"), "critical_std": float("nan")}
+                       "rate": switch_rates(labels, model.outputs).get(direction, 0.0),
+                       "critical_mean": float("nan"), "critical_std": float("nan")}
                 if spectra and switches:
                     probed = switches[:max_switches]
                     needed = sorted({t for s in probed for t in range(max(0, s - window), min(steps, s + window))})

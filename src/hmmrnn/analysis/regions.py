@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from ._common import Result, argmax_labels, fit_pca, generator, resolve, simulate
 
-__all__ = ["Residency", "residency", "rollout_residency", "GROUPS"]
+__all__ = ["Residency", "residency", "rollout_residency", "SubspaceResidency", "subspace_residency", "GROUPS"]
 
 #: Group names in the order of their codes in :attr:`Residency.groups` (−1: in no group).
 GROUPS = ("transition", "kick zone", "cluster")
@@ -116,6 +117,31 @@ class Residency(Result):
         return f"residency of {self.n_states} orbit states: max RT {self.residency.max():.0f}; " + ", ".join(parts)
 
 
+def _decompose(model, states: torch.Tensor, *, n_samples: int, max_steps: int, transition_below: float,
+               kick_up_to: float, cluster_confidence: float, seed: int) -> dict[str, Any]:
+    """Residency time, sign changes, unstable counts, confidence, groups and per-group summary of
+    ``states`` (n, H) — the part of SPEC §7.4 that the global and the subspace versions share."""
+    rt, sc, _ = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed)
+    with torch.no_grad():
+        eig = torch.linalg.eigvals(model.jacobian(states)).numpy()
+        confidence = torch.softmax(model.readout(states), -1).max(-1).values.numpy()
+    unstable = (np.abs(eig) > 1).sum(1)
+    groups = np.full(len(states), -1)
+    groups[rt < transition_below] = 0
+    groups[(rt >= transition_below) & (rt <= kick_up_to)] = 1
+    groups[(rt > kick_up_to) & (confidence > cluster_confidence)] = 2
+
+    def mean(values: np.ndarray, code: int) -> float:
+        return float(values[groups == code].mean()) if (groups == code).any() else float("nan")
+
+    summary = {name: {"fraction": float((groups == code).mean()) if len(groups) else 0.0,
+                      "mean_residency": mean(rt, code), "mean_sign_changes": mean(sc, code),
+                      "mean_unstable": mean(unstable, code)}
+               for code, name in enumerate(GROUPS)}
+    return {"residency": rt, "sign_changes": sc, "unstable_counts": unstable, "confidence": confidence,
+            "groups": groups, "group_summary": summary}
+
+
 def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_samples: int = 20, max_steps: int = 60,
               transition_below: float = 2.0, kick_up_to: float = 8.0, cluster_confidence: float = 0.8,
               seed: int = 0) -> Residency:
@@ -126,23 +152,85 @@ def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_sa
     confidence > 0.8)."""
     model, _ = resolve(run_or_model)
     states = simulate(model, warmup + n_states, seed=seed)[0, warmup:]
-    rt, sc, _ = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed + 1)
-    with torch.no_grad():
-        eig = torch.linalg.eigvals(model.jacobian(states)).numpy()
-        confidence = torch.softmax(model.readout(states), -1).max(-1).values.numpy()
-    unstable = (np.abs(eig) > 1).sum(1)
-    groups = np.full(n_states, -1)
-    groups[rt < transition_below] = 0
-    groups[(rt >= transition_below) & (rt <= kick_up_to)] = 1
-    groups[(rt > kick_up_to) & (confidence > cluster_confidence)] = 2
+    thresholds = {"transition_below": transition_below, "kick_up_to": kick_up_to,
+                  "cluster_confidence": cluster_confidence}
+    parts = _decompose(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed + 1, **thresholds)
     basis = fit_pca(states.numpy(), 2)
-    summary = {name: {"fraction": float((groups == code).mean()),
-                      "mean_residency": float(rt[groups == code].mean()) if (groups == code).any() else float("nan"),
-                      "mean_sign_changes": float(sc[groups == code].mean()) if (groups == code).any() else float("nan"),
-                      "mean_unstable": float(unstable[groups == code].mean()) if (groups == code).any() else float("nan")}
-               for code, name in enumerate(GROUPS)}
-    return Residency(n_states, n_samples, max_steps, seed,
-                     {"transition_below": transition_below, "kick_up_to": kick_up_to,
-                      "cluster_confidence": cluster_confidence}, rt, sc, unstable, confidence, groups,
-                     basis.project(states.numpy()), argmax_labels(model, states), basis.explained_variance_ratio,
-                     summary)
+    return Residency(n_states, n_samples, max_steps, seed, thresholds, parts["residency"], parts["sign_changes"],
+                     parts["unstable_counts"], parts["confidence"], parts["groups"], basis.project(states.numpy()),
+                     argmax_labels(model, states), basis.explained_variance_ratio, parts["group_summary"])
+
+
+@dataclass
+class SubspaceResidency(Result):
+    """The residency decomposition inside each output-pair subspace of a 3-output model (SPEC §7.4,
+    subspace version).
+
+    pairs : per output pair {"pair", "n_states" (kept), "explained_variance_ratio" (sub-PCA, 3),
+        "times" (n,) steps of the run, "pc" (n, 2) sub-PC1 and sub-PC3, "labels", "residency", "sign_changes", "unstable_counts",
+        "groups", "group_summary"} — arrays as in :class:`Residency`
+    """
+
+    name = "subspace_residency"
+    steps: int
+    min_run: int
+    max_states: int
+    n_samples: int
+    max_steps: int
+    seed: int
+    thresholds: dict[str, float]
+    skipped: str | None = None
+    pairs: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"skipped: {self.skipped}"
+        parts = []
+        for p in self.pairs:
+            name = f"{p['pair'][0]}{p['pair'][1]}"
+            if not p["n_states"]:
+                parts.append(f"{name}: no run longer than {self.min_run} steps")
+                continue
+            groups = ", ".join(f"{g} {100 * s['fraction']:.0f}%" for g, s in p["group_summary"].items())
+            parts.append(f"{name}: {p['n_states']} states, max RT {np.max(p['residency']):.0f}; {groups}")
+        return "residency in output-pair subspaces - " + "; ".join(parts)
+
+
+def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int = 200, max_states: int = 3000,
+                       n_samples: int = 20, max_steps: int = 60, transition_below: float = 2.0,
+                       kick_up_to: float = 8.0, cluster_confidence: float = 0.8, seed: int = 0) -> SubspaceResidency:
+    """SPEC §7.4, subspace version (the reference used it on the cyclic model): one noisy run of
+    ``steps`` steps from h_0 = 0, global PCA (4 components); for each output pair the states of the
+    contiguous runs longer than ``min_run`` steps whose argmax labels stay in the pair, a second PCA
+    (3 components) of their global coordinates, and the residency decomposition of those states
+    (:func:`residency`'s rollouts, counts and groups). A residency rollout ends when the label leaves
+    the state's own label, as in the global version. The reference computed every kept state; here at
+    most ``max_states`` per pair, evenly spaced in time (all when fewer)."""
+    from .geometry import contiguous_runs
+
+    model, _ = resolve(run_or_model)
+    thresholds = {"transition_below": transition_below, "kick_up_to": kick_up_to,
+                  "cluster_confidence": cluster_confidence}
+    settings = (steps, min_run, max_states, n_samples, max_steps, seed, thresholds)
+    if model.outputs != 3:
+        return SubspaceResidency(*settings, skipped=f"needs 3 outputs, the model has {model.outputs}")
+    states = simulate(model, steps, seed=seed)[0]
+    labels = argmax_labels(model, states)
+    coords = fit_pca(states.numpy(), 4).project(states.numpy())
+    pairs = []
+    for pair in itertools.combinations(range(3), 2):
+        kept = np.concatenate([np.arange(start, start + length)
+                               for start, length in contiguous_runs(np.isin(labels, pair)) if length > min_run]
+                              + [np.zeros(0, dtype=int)])
+        entry: dict[str, Any] = {"pair": list(pair), "n_states": 0}
+        if len(kept) < 10:
+            pairs.append(entry)
+            continue
+        sub = fit_pca(coords[kept], 3)
+        chosen = kept[np.linspace(0, len(kept) - 1, min(max_states, len(kept))).round().astype(int)]
+        parts = _decompose(model, states[chosen], n_samples=n_samples, max_steps=max_steps, seed=seed + 1,
+                           **thresholds)
+        pairs.append({**entry, "n_states": len(chosen), "explained_variance_ratio": sub.explained_variance_ratio,
+                      "times": chosen, "pc": sub.project(coords[chosen])[:, [0, 2]], "labels": labels[chosen],
+                      **parts})
+    return SubspaceResidency(*settings, pairs=pairs)

@@ -179,19 +179,37 @@ def plot_jacobian_spectra(result) -> Figure:
     return fig
 
 
-def plot_residency(result) -> Figure:
-    """SPEC §7.4: (a) orbit coloured by residency time, (b) sign-change histogram coloured by mean
-    residency, (c) mean unstable-eigenvalue count per group, (d) orbit coloured by unstable count."""
+def _residency_scatter(fig: Figure, ax, pc: np.ndarray, rt: np.ndarray) -> None:
+    """States coloured by residency time with the paper's boundaries [1, 2, 4, 9, max] (clusters grey)."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    fig = Figure(figsize=(18, 4.2))
-    pc, rt = np.asarray(result.pc), np.asarray(result.residency)
     inferno = colormaps["inferno"]
     cmap = ListedColormap([inferno(10 / 14), inferno(9 / 14), "darkred", "grey"])
     bounds = [1, 2, 4, 9, max(float(rt.max()), 9) + 1]
-    ax = fig.add_subplot(1, 4, 1)
     sc = ax.scatter(pc[:, 0], pc[:, 1], c=rt, s=3, cmap=cmap, norm=BoundaryNorm(bounds, cmap.N))
     fig.colorbar(sc, ax=ax, label="residency time (steps)")
+
+
+def _unstable_bars(ax, group_summary: dict) -> None:
+    """Mean unstable-eigenvalue count per group, bars coloured by the group's mean residency."""
+    names = list(group_summary)
+    values = [group_summary[g]["mean_unstable"] for g in names]
+    rts = np.array([group_summary[g]["mean_residency"] for g in names], dtype=float)
+    top = np.nanmax(rts) if np.isfinite(rts).any() else 1.0
+    ax.bar(names, np.nan_to_num(values), color=colormaps["inferno"](np.nan_to_num(rts) / max(top, 1)))
+    finish_axes(ax, "group", "eigenvalues with |lambda| > 1", legend=False)
+
+
+def plot_residency(result) -> Figure:
+    """SPEC §7.4: (a) orbit coloured by residency time, (b) sign-change histogram coloured by mean
+    residency, (c) mean unstable-eigenvalue count per group, (d) orbit coloured by unstable count."""
+
+    from matplotlib.colors import ListedColormap
+
+    fig = Figure(figsize=(18, 4.2))
+    pc, rt = np.asarray(result.pc), np.asarray(result.residency)
+    ax = fig.add_subplot(1, 4, 1)
+    _residency_scatter(fig, ax, pc, rt)
     ax.set_title("residency time along the orbit", fontsize=9)
     finish_axes(ax, *_pc_labels(np.asarray(result.explained_variance_ratio)), legend=False)
 
@@ -207,12 +225,8 @@ def plot_residency(result) -> Figure:
     finish_axes(ax, "sign changes", "states", legend=False)
 
     ax = fig.add_subplot(1, 4, 3)
-    names = list(result.group_summary)
-    values = [result.group_summary[g]["mean_unstable"] for g in names]
-    rts = np.array([result.group_summary[g]["mean_residency"] for g in names], dtype=float)
-    ax.bar(names, np.nan_to_num(values), color=colormaps["inferno"](np.nan_to_num(rts) / max(np.nanmax(rts), 1)))
+    _unstable_bars(ax, result.group_summary)
     ax.set_title("mean unstable eigenvalues per group", fontsize=9)
-    finish_axes(ax, "group", "eigenvalues with |lambda| > 1", legend=False)
 
     ax = fig.add_subplot(1, 4, 4)
     unstable = np.asarray(result.unstable_counts)
@@ -222,6 +236,28 @@ def plot_residency(result) -> Figure:
     ax.set_title("unstable eigenvalues of the input-free Jacobian", fontsize=9)
     finish_axes(ax, "PC1", "PC2", legend=False)
     fig.subplots_adjust(wspace=0.5)
+    return fig
+
+
+def plot_subspace_residency(result) -> Figure:
+    """SPEC §7.4, subspace version: per output pair, its states in (sub-PC1, sub-PC3) coloured by
+    residency time, and the mean unstable-eigenvalue count per group."""
+    shown = [p for p in result.pairs if p["n_states"]]
+    if result.skipped or not shown:
+        fig = Figure(figsize=(5, 1.5))
+        fig.text(0.5, 0.5, result.summary(), ha="center", va="center", wrap=True)
+        return fig
+    fig = Figure(figsize=(10, 4 * len(shown)))
+    for row, pair in enumerate(shown):
+        ratio = np.asarray(pair["explained_variance_ratio"])
+        ax = fig.add_subplot(len(shown), 2, 2 * row + 1)
+        _residency_scatter(fig, ax, np.asarray(pair["pc"]), np.asarray(pair["residency"]))
+        ax.set_title(f"outputs {pair['pair'][0]} and {pair['pair'][1]}: residency time", fontsize=9)
+        finish_axes(ax, f"sub-PC1 ({100 * ratio[0]:.1f}%)", f"sub-PC3 ({100 * ratio[2]:.1f}%)", legend=False)
+        ax = fig.add_subplot(len(shown), 2, 2 * row + 2)
+        _unstable_bars(ax, pair["group_summary"])
+        ax.set_title("mean unstable eigenvalues per group", fontsize=9)
+    fig.subplots_adjust(wspace=0.35, hspace=0.4)
     return fig
 
 
@@ -292,7 +328,7 @@ def plot_ablation(result) -> Figure:
                label="random units silenced" if i == 0 else None)
     ax.set_xticks(range(len(result.per_direction)), [d["direction"] for d in result.per_direction])
     ax.set_title("causal test: silencing discovered kick neurons", fontsize=9)
-    finish_axes(ax, "switch direction", "switches per 1000 steps", legend=bool(result.per_direction))
+    finish_axes(ax, "switch direction", "switches per 1000 steps in the source label", legend=bool(result.per_direction))
     return fig
 
 
@@ -392,7 +428,7 @@ def plot_gain_sweep(result) -> Figure:
     fig = Figure(figsize=(11, 3.6 * max(len(directions), 1)))
     colours = {"kick": "darkred", "noise projection": "royalblue", "control": "grey"}
     for i, direction in enumerate(directions):
-        for j, (key, label) in enumerate([("rate", "switches per 1000 steps"),
+        for j, (key, label) in enumerate([("rate", "switches per 1000 steps in source"),
                                           ("critical_mean", "critical pairs around a switch")]):
             ax = fig.add_subplot(len(directions), 2, 2 * i + j + 1)
             for manipulation, colour in colours.items():
