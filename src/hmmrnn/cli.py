@@ -155,7 +155,7 @@ def analyze(
                                        "input_free, fixed_points, variance_contours, output_pairs, "
                                        "readout_alignment, jacobian_spectra, residency, kick_neurons, "
                                        "connectivity, ablation, gain_sweep, transition_points, noise_sensitivity, "
-                                       "noise_drift, stochastic_resonance, training_evolution."),
+                                       "subspace_residency, noise_drift, stochastic_resonance, training_evolution."),
     seed: int = typer.Option(0, help="Seed of every simulation and sample."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON results only."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -175,6 +175,103 @@ def analyze(
 
     run_analyses(run_dir, only=names, seed=seed, figures=not no_figures, progress=not quiet, report=report)
     typer.echo(f"wrote {run_dir / 'analysis'}")
+
+
+def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise HmmrnnError(f"{option} takes comma-separated integers, got {text!r}") from None
+
+
+@app.command()
+def sweep(
+    out: Path = typer.Option(..., help="Sweep folder: cells/<cell>/ run folders, sweep_summary.csv, figures/."),
+    spec: Optional[Path] = typer.Option(None, help="JSON/TOML sweep spec (presets, hidden, input, seeds, recipe, "
+                                        "overrides, eval_n, eval_seq_len) instead of the options below."),
+    presets: Optional[str] = typer.Option(None, help="Comma-separated presets, e.g. linear2,linear3."),
+    hidden: Optional[str] = typer.Option(None, help="Comma-separated hidden sizes [150]."),
+    input: Optional[str] = typer.Option(None, "--input", help="Comma-separated input dimensions [100]."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds [0]."),
+    recipe: Optional[str] = typer.Option(None, help="Training recipe of every cell [fast]."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs [preset]."),
+    batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step [4096]."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]."),
+    lr_half_life: Optional[float] = typer.Option(None, help="Halve the learning rate every H epochs [0]."),
+    num_seq: Optional[int] = typer.Option(None, help="HMM sequences sampled per cell [30000]."),
+    seq_len: Optional[int] = typer.Option(None, help="Training sequence length T [preset]."),
+    grad_clip: Optional[float] = typer.Option(None, help="Gradient-norm clip [preset]."),
+    val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [recipe]."),
+    bigram_weight: Optional[float] = typer.Option(None, help="Bigram penalty weight [recipe]."),
+    bigram_on: Optional[str] = typer.Option(None, help="samples or probabilities [recipe]."),
+    eval_every: Optional[int] = typer.Option(None, help="Verdict every K epochs [recipe]."),
+    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop", help="Stop at the first "
+                                              "confirmed verdict [recipe]."),
+    retries: Optional[int] = typer.Option(None, help="Restarts of a stuck cell with a new seed [0]."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every K epochs (resumable cells) [10]."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
+    eval_n: Optional[int] = typer.Option(None, help="Sequences of each cell's final evaluation [5000]."),
+    eval_seq_len: Optional[int] = typer.Option(None, help="T of the final evaluation [the cell's T; the paper's "
+                                               "linear-chain grid used 100]."),
+    backend: str = typer.Option("local", help="local (process pool on this machine) or ray (Ray tasks)."),
+    workers: Optional[int] = typer.Option(None, help="local: cells at a time [CPU count / threads]."),
+    threads: Optional[int] = typer.Option(None, help="Torch threads per cell [1 with several workers]."),
+    address: Optional[str] = typer.Option(None, help="ray: address of a running cluster (e.g. auto or "
+                                          "ray://host:10001); without it a local Ray instance is started."),
+    gpus_per_cell: float = typer.Option(0.0, help="ray: GPUs requested per cell (use with --device cuda)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train and evaluate a grid of cells (preset x hidden x input x seed), each an ordinary run folder.
+
+    Re-running the same command skips finished cells, resumes unfinished ones from their checkpoints
+    and retries failed ones. Writes sweep_summary.csv and the grid figures; prints one line per cell.
+    """
+    from .sweep import SweepSpec, run_sweep
+
+    overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_half_life=lr_half_life,
+                                        num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
+                                        bigram_weight=bigram_weight, bigram_on=bigram_on, eval_every=eval_every,
+                                        early_stop=early_stop, retries=retries, checkpoint_every=checkpoint_every,
+                                        device=device).items() if v is not None}
+    grid = {k: v for k, v in dict(presets=tuple(p.strip() for p in presets.split(",") if p.strip()) if presets
+                                  else None, hidden=_int_list(hidden, "--hidden"), input=_int_list(input, "--input"),
+                                  seeds=_int_list(seeds, "--seeds"), recipe=recipe, eval_n=eval_n,
+                                  eval_seq_len=eval_seq_len).items() if v is not None}
+    if spec is not None:
+        if grid or overrides:
+            raise HmmrnnError("give either --spec FILE or the grid options, not both")
+        sweep_spec = SweepSpec.from_file(spec)
+    else:
+        if "presets" not in grid:
+            raise HmmrnnError("give --presets (comma-separated) or --spec FILE")
+        sweep_spec = SweepSpec(**grid, overrides=overrides)
+
+    def report(record) -> None:
+        if record["status"] == "done":
+            verdict = "emulates" if record.get("emulates") else "does not emulate"
+            distance = record.get("metrics", {}).get("matched_distance")
+            typer.echo(f"{record['cell']}: {verdict}, {record.get('epochs')} epochs"
+                       + (f", matched distance {distance:.3f}" if distance is not None else ""))
+        else:
+            typer.echo(f"{record['cell']}: {record['status']}: {record.get('error', '')}")
+
+    records = run_sweep(sweep_spec, out, backend=backend, workers=workers, threads=threads, address=address,
+                        gpus_per_cell=gpus_per_cell, progress=not quiet, report=report)
+    done = sum(r["status"] == "done" for r in records)
+    typer.echo(f"{done}/{len(records)} cells finished; wrote {out / 'sweep_summary.csv'} and {out / 'figures'}")
+
+
+@app.command("sweep-report")
+def sweep_report_command(
+    sweep_dir: Path = typer.Argument(..., help="Sweep folder written by `hmmrnn sweep`."),
+) -> None:
+    """Rebuild sweep_summary.csv and the grid figures from the cells on disk."""
+    from .sweep import sweep_report
+
+    path = sweep_report(sweep_dir)
+    typer.echo(f"wrote {path} and {sweep_dir / 'figures'}")
 
 
 @app.command()

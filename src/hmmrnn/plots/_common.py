@@ -36,7 +36,9 @@ def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png"
     paths = []
     for fmt in formats:
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
+        # no creation date in the PDF: the same figure gives the same bytes (sweep reports are rebuilt from disk)
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         path = stem.with_suffix(f".{fmt}")
         atomic_write_bytes(path, buffer.getvalue())
         paths.append(path)
