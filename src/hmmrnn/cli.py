@@ -274,6 +274,29 @@ def sweep_report_command(
     typer.echo(f"wrote {path} and {sweep_dir / 'figures'}")
 
 
+@app.command("import-pth")
+def import_pth_command(
+    file: Path = typer.Argument(..., help="A reference checkpoint: a PyTorch state dict with rnn.weight_ih_l0, "
+                                "rnn.weight_hh_l0 and fc.weight."),
+    preset: Optional[str] = typer.Option(None, help="Preset whose HMM the network was trained on."),
+    hmm: Optional[Path] = typer.Option(None, help="JSON/TOML file with the HMM instead of a preset."),
+    out: Optional[Path] = typer.Option(None, help="Run folder to create [runs/<file stem>-imported]."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+) -> None:
+    """Turn a checkpoint of the authors' reference code into a run folder that evaluate and analyze read.
+
+    Loads it with torch.load(weights_only=True): a file that would run code when unpickled is refused.
+    """
+    from .hmm import HMM
+    from .interop import import_pth
+
+    if (preset is None) == (hmm is None):
+        raise HmmrnnError("give exactly one of --preset NAME or --hmm FILE")
+    run = import_pth(file, preset=preset, hmm=HMM.from_file(hmm) if hmm else None, out=out, force=force)
+    m = run.config.model
+    typer.echo(f"imported {file} as {run.path} (H = {m.hidden}, d = {m.input}, K = {m.outputs}, HMM {run.hmm.name})")
+
+
 @app.command()
 def presets() -> None:
     """List the built-in presets with their matrices and training settings, and the training recipes."""
