@@ -26,13 +26,13 @@ def test_kick_scores_find_a_planted_kick_unit():
     firing[:, 4] = False
     for t, a, b in switch_events(labels):
         if (a, b) == (0, 2):
-            firing[t - 1: t + 1, 3] = True  # unit 3 fires in the 2 steps ending at every 0 -> 2 switch
+            firing[t - 1: t + 1, 3] = True  # unit 3 fires one step before every 0 -> 2 switch and at it
         else:
             firing[t - 1: t + 1, 4] = True  # unit 4 before every 2 -> 0 switch
     scores, counts, p_before, p_elsewhere = kick_scores(firing, labels, window=2)
     assert set(counts) == {(0, 2), (2, 0)}
     assert int(np.argmax(scores["0->2"])) == 3 and int(np.argmax(scores["2->0"])) == 4
-    assert scores["0->2"][3] == 1.0 and p_before[(0, 2)][3] == 1.0 and p_elsewhere[3] == 0.0
+    assert scores["0->2"][3] == 1.0 and p_before[(0, 2)][3] == 1.0 and p_elsewhere[0][3] == 0.0
     # unit 4 is a kick unit of the other direction: it scores below zero for 0 -> 2
     assert scores["0->2"][4] == -1.0
     background = [0, 1, 2, 5]

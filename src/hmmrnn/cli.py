@@ -298,6 +298,61 @@ def import_pth_command(
 
 
 @app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="Run folder written by `hmmrnn train` (or import-pth)."),
+    out: Optional[Path] = typer.Option(None, help="HTML file to write [RUN_DIR/report.html]."),
+) -> None:
+    """Write one self-contained HTML page: the HMM, training, evaluation and every analysis on disk,
+    with the figures embedded and a plain-language reading of each analysis."""
+    from .report import write_report
+
+    path = write_report(run_dir, out)
+    typer.echo(f"wrote {path}")
+
+
+zoo_app = typer.Typer(no_args_is_help=True, help="Pretrained models shipped with the package (one per preset).")
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("list")
+def zoo_list() -> None:
+    """List the packaged models: name, preset, sizes, seed, epochs and verdict."""
+    from .zoo import list_models
+
+    for entry in list_models():
+        typer.echo(f"{entry['name']}: preset {entry['preset']}, H = {entry['hidden']}, d = {entry['input']}, "
+                   f"T = {entry['seq_len']}, seed {entry['seed']}, recipe {entry['recipe']}, {entry['epochs']} epochs, "
+                   f"emulates: {'yes' if entry['emulates'] else 'no'}")
+
+
+@zoo_app.command("get")
+def zoo_get(
+    name: str = typer.Argument(..., help="Zoo model (see `hmmrnn zoo list`)."),
+    out: Path = typer.Option(..., help="Run folder to create."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+) -> None:
+    """Copy a packaged model into a normal run folder (config, weights, history, metrics)."""
+    from .zoo import get
+
+    run = get(name, out, force=force)
+    typer.echo(f"wrote {run.path}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Run folder to create."),
+    model: str = typer.Option("linear3", help="Zoo model to take apart (see `hmmrnn zoo list`)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Take a pretrained model apart in one go: evaluation, every analysis and report.html (a few
+    minutes on a 2-core CPU)."""
+    from .demo import demo as run_demo
+
+    run_demo(out, model=model, force=force, progress=not quiet, say=typer.echo)
+
+
+@app.command()
 def presets() -> None:
     """List the built-in presets with their matrices and training settings, and the training recipes."""
     from .presets import PRESETS, RECIPES

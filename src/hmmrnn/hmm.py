@@ -13,13 +13,13 @@ exact forward algorithm in log space.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from ._textfiles import loads_settings
 from .errors import HMMSpecError
 
 __all__ = [
@@ -357,16 +357,9 @@ class HMM:
             raise HMMSpecError(f"HMM file not found: {path}")
         text = path.read_text(encoding="utf-8")
         try:
-            if path.suffix.lower() == ".toml":
-                try:
-                    import tomllib
-                except ModuleNotFoundError:  # Python 3.10
-                    import tomli as tomllib
-                spec = tomllib.loads(text)
-            elif path.suffix.lower() == ".json":
-                spec = json.loads(text)
-            else:
+            if path.suffix.lower() not in (".json", ".toml"):
                 raise HMMSpecError(f"HMM file must end in .json or .toml: {path}")
+            spec = loads_settings(text, path.suffix)
         except (ValueError, TypeError) as exc:
             if isinstance(exc, HMMSpecError):
                 raise

@@ -23,7 +23,6 @@ import csv
 import inspect
 import io
 import itertools
-import json
 import os
 import socket
 import time
@@ -35,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._textfiles import loads_settings
 from .config import make_config
 from .errors import ConfigError, HmmrnnError
 from .presets import PRESETS, RECIPES
@@ -140,12 +140,7 @@ class SweepSpec:
         except FileNotFoundError:
             raise ConfigError(f"sweep spec not found: {path}") from None
         try:
-            if path.suffix.lower() == ".toml":
-                import tomllib
-
-                data = tomllib.loads(text)
-            else:
-                data = json.loads(text)
+            data = loads_settings(text, path.suffix)
         except ValueError as exc:
             raise ConfigError(f"{path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: "
                               f"{exc}") from None

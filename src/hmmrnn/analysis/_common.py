@@ -31,7 +31,7 @@ class Result:
         from ..runs import json_ready
 
         data = {k: v for k, v in asdict(self).items() if k not in self.not_saved}
-        return json_ready({"analysis": self.name, **data})
+        return json_ready({"analysis": self.name, "summary": self.summary(), **data})
 
     def save(self, path: str | Path) -> Path:
         """Write the result as JSON (atomically); returns the path."""

@@ -47,7 +47,7 @@ def kick_scores(firing: np.ndarray, labels: np.ndarray, window: int):
     Returns
     -------
     scores : {"a->b": (H,)};  counts : {(a, b): switches};  p_before : {(a, b): (H,)};
-    p_elsewhere : (H,)
+    p_elsewhere : {a: (H,)} per source label a
     """
     length = len(labels)
     events = switch_events(labels)
@@ -57,20 +57,25 @@ def kick_scores(firing: np.ndarray, labels: np.ndarray, window: int):
     ends = np.arange(length)
     fired = counts_so_far[ends + 1] > counts_so_far[np.maximum(ends + 1 - window, 0)]
     near_switch = np.zeros(length + window, dtype=bool)
-    for t, _, _ in events:  # windows ending at t overlap a switch window iff t is within 2·window − 1 after it
-        near_switch[max(0, t - window + 1): t + window] = True
+    for t, _, _ in events:  # background windows may touch neither a switch window [t − window, t − 1] nor t
+        near_switch[max(0, t - window): t + window] = True
     quiet = ~near_switch[:length]
-    quiet[: window - 1] = False  # full windows only
-    p_elsewhere = fired[quiet].mean(0) if quiet.any() else np.zeros(firing.shape[1])
+    quiet[: window - 1] = False  # full windows only; a quiet window lies inside one dwell, so its label is labels[end]
     ends_of: dict[tuple[int, int], list[int]] = {}
     for t, a, b in events:
-        ends_of.setdefault((a, b), []).append(t)
+        if t >= 1:
+            ends_of.setdefault((a, b), []).append(t - 1)
     counts = {key: len(ts) for key, ts in ends_of.items()}
     p_before = {key: fired[ts].mean(0) for key, ts in ends_of.items()}
+    p_elsewhere = {}
+    for a in sorted({a for a, _ in ends_of}):
+        dwelling = quiet & (labels == a)
+        p_elsewhere[a] = fired[dwelling].mean(0) if dwelling.any() else np.zeros(firing.shape[1])
     scores = {}
     for key in ends_of:
         others = [p for other, p in p_before.items() if other != key]
-        rival = np.maximum(p_elsewhere, np.max(others, axis=0)) if others else p_elsewhere
+        background = p_elsewhere[key[0]]
+        rival = np.maximum(background, np.max(others, axis=0)) if others else background
         scores[f"{key[0]}->{key[1]}"] = p_before[key] - rival
     return scores, counts, p_before, p_elsewhere
 
@@ -118,16 +123,20 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
     """Discover kick neurons: a deterministic criterion (the reference picked them by hand).
 
     On a noisy orbit of ``steps`` steps with argmax labels ℓ_t, a switch a→b at t is ℓ_{t−1} = a,
-    ℓ_t = b. Its window is the ``window`` pre-activations u_{t−window+1..t} (u_t = W_rec h_{t−1} +
-    W_in x_t, the drive that produces h_t); unit i *fires in* a window if u_i > 0 at one of its
-    steps. For unit i and direction D:
+    ℓ_t = b. Its window is the ``window`` pre-activations u_{t−window..t−1} before it (u_t = W_rec
+    h_{t−1} + W_in x_t is the drive that produces h_t; u_t itself, which produces the first state
+    with the new label, belongs to the switch, not to what precedes it: the units of the new
+    cluster fire there). Unit i *fires in* a window if u_i > 0 at one of its steps. For unit i and
+    direction D:
 
         p_D(i)  = fraction of D's switches whose window unit i fires in,
-        p_0(i)  = the same fraction over all windows of the same length that overlap no switch window,
+        p_0(i)  = the same fraction over the windows of the same length inside a dwell in a (touching
+                  no switch window and no switch step),
         score_D(i) = p_D(i) − max(p_0(i), max_{D' ≠ D} p_D'(i)),
 
-    i.e. how much more often the unit fires just before D than anywhere else, including before the
-    other directions. Counting per window rather than per step scores a unit that fires once, one
+    i.e. how much more often the unit fires just before D than while the network simply stays in a,
+    or before the other directions. Conditioning the background on the source label keeps out the
+    units of a's own cluster, which fire before every a→b switch only because they fire throughout a. Counting per window rather than per step scores a unit that fires once, one
     step before every switch, as 1 (per step it would score 1 / ``window``), and compares it with
     background windows of the same length. Directions with at least ``min_events`` switches get the ``per_group`` best
     units whose score exceeds ``min_score`` (fewer if fewer pass; ties broken by index).
@@ -145,7 +154,7 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
         directions.append({"from": key[0], "to": key[1], "events": counts[key], "units": chosen,
                            "scores": [float(score[i]) for i in chosen],
                            "p_before": [float(p_before[key][i]) for i in chosen],
-                           "p_elsewhere": [float(p_elsewhere[i]) for i in chosen]})
+                           "p_elsewhere": [float(p_elsewhere[key[0]][i]) for i in chosen]})
     head = slice(0, shown)
     kicks = sorted({u for d in directions for u in d["units"]})
     basis = fit_pca(states.numpy(), 2)

@@ -1,0 +1,191 @@
+"""One self-contained HTML page per run: the HMM, training, evaluation and every analysis found on
+disk, with the figures embedded (``hmmrnn report RUN_DIR`` → ``RUN_DIR/report.html``).
+
+The page is built only from files (config, history, status, metrics.json, analysis/*.json and the
+PNG figures), so it works on whatever exists and names what is missing. It has no external
+resources: images are base64 data URIs, the style is inline, and a few lines of script only record,
+in the page title, whether every figure loaded (the headless-browser test reads it).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .evaluation import METRICS_FILE
+from .runs import FIGURES_DIR, atomic_write_text, load_run, read_json
+
+__all__ = ["write_report", "REPORT_FILE", "READINGS"]
+
+REPORT_FILE = "report.html"
+
+#: What each analysis shows, in plain words (the report adds the numbers it found below it).
+READINGS: dict[str, str] = {
+    "latent_geometry": "How the hidden states spread: the share of variance in the leading principal components and "
+                       "how well the angle in the PC1-PC2 plane predicts the output.",
+    "input_free": "What the network does with the noise switched off: whether every starting state converges, and "
+                  "to what.",
+    "fixed_points": "Points the noise-free map leaves in place (or nearly: slow points), their stability, and whether "
+                    "the origin attracts.",
+    "variance_contours": "Where the orbit lives at different input-noise scales; with no biases the clouds must be "
+                         "exact rescalings of each other.",
+    "output_pairs": "For three outputs: whether each pair of outputs reuses the two-output motif in its own "
+                    "subspace.",
+    "readout_alignment": "How much the readout vectors lie in the plane where the activity varies most.",
+    "jacobian_spectra": "Local stability along the orbit: unstable directions and near-unit-circle rotations of the "
+                        "Jacobian.",
+    "residency": "How long the output stays put when the network is released from each state: clusters (long), kick "
+                 "zones (short) and transitions (immediate).",
+    "subspace_residency": "The residency decomposition inside each output-pair subspace (three outputs).",
+    "kick_neurons": "The few units whose input turns positive just before each kind of switch and rarely otherwise.",
+    "connectivity": "The populations that feed the kick units with opposite signs, and their weights.",
+    "ablation": "The causal test: silencing the kick units of a direction against silencing as many random units.",
+    "gain_sweep": "Switch rates and critical eigenvalue pairs as the gain of the kick units, of their noise inputs "
+                  "and of a control set changes.",
+    "transition_points": "A point inside a cluster and the entry of a deterministic transition on a recorded orbit.",
+    "noise_sensitivity": "How far trajectories from those two points spread under replayed, mixed and fresh noise.",
+    "noise_drift": "The average second-order effect of the noise on the state (E[delta2]): the drift that noise "
+                   "alone adds.",
+    "stochastic_resonance": "Emulation quality and switch rate as the test-time noise is scaled.",
+    "training_evolution": "How the mechanism appeared during training: switch rate, Jacobian fractions and the "
+                          "bifurcation epoch across checkpoints.",
+}
+
+_STYLE = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+h3 { margin-bottom: .2em; } table { border-collapse: collapse; margin: .5em 0; }
+td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: right; } th { background: #f4f4f4; }
+td.l, th.l { text-align: left; } .pass { color: #1a7f37; font-weight: 600; } .fail { color: #c62828; font-weight: 600; }
+img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; } .muted { color: #777; }
+.reading { margin: .2em 0; } .numbers { font-family: monospace; font-size: .9em; background: #f7f7f7;
+           padding: .3em .5em; }
+"""
+
+# Records in the title whether every figure decoded, and any script error: "report: 12/12 figures".
+_CHECK_SCRIPT = """
+window.addEventListener('error', function (e) { document.title = 'report: error ' + e.message; });
+window.addEventListener('load', function () {
+  if (document.title.indexOf('error') >= 0) return;
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.title = 'report: ' + ok + '/' + imgs.length + ' figures';
+});
+"""
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the run's HTML report (default ``RUN_DIR/report.html``) atomically; returns its path."""
+    from .analysis import ANALYSES, ANALYSIS_DIR
+
+    run = load_run(run_dir)
+    root = Path(run.path)
+    parts = [f"<h1>hmmrnn report: {_e(root.name)}</h1>", _overview(run)]
+    parts += ["<h2>The HMM</h2>", _hmm_section(run)]
+    parts += ["<h2>Training</h2>", _training_section(run, root)]
+    parts += ["<h2>Evaluation</h2>", _evaluation_section(root)]
+    parts.append("<h2>Analyses</h2>")
+    missing = []
+    for name in ANALYSES:
+        path = root / ANALYSIS_DIR / f"{name}.json"
+        if not path.exists():
+            missing.append(name)
+            continue
+        parts.append(_analysis_section(name, read_json(path), root / ANALYSIS_DIR / f"{name}.png"))
+    if missing:
+        parts.append(f"<p class='muted'>Not in this run folder: {_e(', '.join(missing))}. Run "
+                     f"<code>hmmrnn analyze {_e(str(root))} --only {_e(','.join(missing))}</code> to add them "
+                     f"(transition points and noise sensitivity need a deterministic transition, training "
+                     f"evolution needs checkpoints).</p>")
+    page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>report: loading</title><style>{_STYLE}</style><script>{_CHECK_SCRIPT}</script></head>"
+            "<body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    target = Path(out) if out is not None else root / REPORT_FILE
+    atomic_write_text(target, page)
+    return target
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _image(path: Path, alt: str) -> str:
+    if not path.exists():
+        return f"<p class='muted'>(figure {_e(path.name)} not found)</p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _table(rows: list[list[Any]], header: list[str] | None = None, left: int = 1) -> str:
+    def cells(row, tag):
+        return "".join(f"<{tag}{' class=l' if i < left else ''}>{c}</{tag}>" for i, c in enumerate(row))
+
+    head = f"<tr>{cells(header, 'th')}</tr>" if header else ""
+    return "<table>" + head + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows) + "</table>"
+
+
+def _matrix(values: Any) -> str:
+    array = np.asarray(values, dtype=float)
+    return _table([[f"{v:.4f}" for v in row] for row in array], left=0)
+
+
+def _overview(run) -> str:
+    c, m, t = run.config, run.config.model, run.config.train
+    rows = [["preset", _e(c.preset or "custom HMM")], ["HMM", _e(f"{c.hmm.name}: {c.hmm.n_states} states, "
+                                                                  f"{c.hmm.n_outputs} outputs")],
+            ["network", f"H = {m.hidden} hidden units, d = {m.input} noise inputs, {m.outputs} outputs"],
+            ["training", _e(f"recipe {t.recipe}, T = {t.seq_len}, batch {t.batch_size}, lr {t.lr:g}, seed {t.seed}")],
+            ["status", _e(run.status.get("state", "unknown"))],
+            ["versions", _e(", ".join(f"{k} {v}" for k, v in c.versions.items()))]]
+    return _table(rows)
+
+
+def _hmm_section(run) -> str:
+    hmm = run.hmm
+    return (f"<p>Transition matrix (rows: from state, columns: to state)</p>{_matrix(hmm.transition)}"
+            f"<p>Emission matrix (rows: state, columns: output symbol)</p>{_matrix(hmm.emission)}"
+            f"<p>Start distribution {_e(np.round(hmm.start, 4).tolist())}; stationary output frequencies "
+            f"{_e(np.round(hmm.output_frequencies(), 4).tolist())}.</p>")
+
+
+def _training_section(run, root: Path) -> str:
+    status, history = run.status, run.history
+    if not history:
+        return (f"<p class='muted'>No training history here (status: {_e(status.get('state', 'unknown'))}"
+                f"{', imported from ' + _e(status['source']) if 'source' in status else ''}).</p>")
+    seconds = sum(row["seconds"] for row in history)
+    rows = [["epochs", len(history)], ["training time", f"{seconds / 60:.1f} min"],
+            ["best validation loss", f"{status['best_val_loss']:.4f} (epoch {status.get('best_epoch')})"
+             if status.get("best_val_loss") is not None else "-"],
+            ["stopped early, emulating at epoch", status.get("emulating_epoch", "-")]]
+    return _table(rows) + _image(root / FIGURES_DIR / "loss.png", "training and validation loss")
+
+
+def _evaluation_section(root: Path) -> str:
+    path = root / METRICS_FILE
+    if not path.exists():
+        return f"<p class='muted'>Not evaluated yet: run <code>hmmrnn evaluate {_e(str(root))}</code>.</p>"
+    metrics = read_json(path)
+    verdict = "yes" if metrics.get("emulates") else "no"
+    rows = [[_e(c["name"]), f"{c['value']:.4f}" if c["value"] is not None else "-", f"{c['limit']:.4f}",
+             f"<span class='{'pass' if c['passed'] else 'fail'}'>{'pass' if c['passed'] else 'FAIL'}</span>"]
+            for c in metrics["checks"]]
+    out = [f"<p>N = {metrics['n']} sequences of T = {metrics['seq_len']} steps against as many HMM sequences. "
+           f"Emulates: <span class='{'pass' if verdict == 'yes' else 'fail'}'>{verdict}</span>.</p>",
+           _table(rows, ["check", "value", "limit", ""])]
+    for name in ("transitions", "frequencies", "volatility", "distances", "dwell_times"):
+        figure = root / FIGURES_DIR / f"evaluation_{name}.png"
+        if figure.exists():
+            out.append(_image(figure, name.replace("_", " ")))
+    return "\n".join(out)
+
+
+def _analysis_section(name: str, data: dict[str, Any], figure: Path) -> str:
+    found = data.get("summary") or "(no summary stored; re-run the analysis)"
+    return (f"<h3>{_e(name.replace('_', ' '))}</h3><p class='reading'>{_e(READINGS.get(name, ''))}</p>"
+            f"<p class='numbers'>{_e(found)}</p>" + _image(figure, name))

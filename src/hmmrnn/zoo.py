@@ -1,0 +1,77 @@
+"""Pretrained models shipped with the package: one per preset (H = 150, d = 100), each trained by
+this package with its default recipe and meeting ``emulates: yes`` (how each was trained:
+``BENCHMARKS.md``, "Model zoo").
+
+A zoo entry is a folder ``hmmrnn/zoo_models/<name>/`` with ``config.json``, ``model.safetensors``,
+``metrics.json``, ``history.csv`` and ``status.json``, the files of the run it came from (no
+checkpoints). :func:`get` copies one into a new run folder that every command reads.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import RunDirError
+from .evaluation import METRICS_FILE
+from .runs import (CONFIG_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run, atomic_write_bytes, load_run,
+                   prepare_run_dir, read_json)
+
+__all__ = ["ZOO_DIR", "list_models", "get", "add"]
+
+#: Where the packaged models live.
+ZOO_DIR = Path(__file__).with_name("zoo_models")
+#: The files of a zoo entry, copied to and from run folders.
+ENTRY_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, HISTORY_FILE, STATUS_FILE)
+
+
+def list_models(zoo_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every entry with its preset, sizes, seed, verdict and training epochs, sorted by name."""
+    root = Path(zoo_dir) if zoo_dir is not None else ZOO_DIR
+    entries = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if not (folder / CONFIG_FILE).exists():
+            continue
+        config, metrics = read_json(folder / CONFIG_FILE), read_json(folder / METRICS_FILE)
+        status = read_json(folder / STATUS_FILE)
+        entries.append({"name": folder.name, "preset": config.get("preset"), "hidden": config["model"]["hidden"],
+                        "input": config["model"]["input"], "seed": config["train"]["seed"],
+                        "recipe": config["train"].get("recipe"), "emulates": metrics.get("emulates"),
+                        "epochs": status.get("epoch"), "seq_len": config["train"]["seq_len"]})
+    return entries
+
+
+def get(name: str, out: str | Path, *, force: bool = False, zoo_dir: str | Path | None = None) -> Run:
+    """Copy zoo entry ``name`` into the new run folder ``out`` and load it."""
+    root = Path(zoo_dir) if zoo_dir is not None else ZOO_DIR
+    source = root / name
+    if not (source / CONFIG_FILE).exists():
+        known = ", ".join(e["name"] for e in list_models(root)) or "none"
+        raise RunDirError(f"no zoo model {name!r}; available: {known}")
+    run_dir = prepare_run_dir(Path(out), force=force)
+    for file in ENTRY_FILES:
+        if (source / file).exists():
+            atomic_write_bytes(run_dir / file, (source / file).read_bytes())
+    return load_run(run_dir)
+
+
+def add(run_dir: str | Path, name: str, *, zoo_dir: str | Path | None = None, require_emulation: bool = True) -> Path:
+    """Copy a trained and evaluated run into the zoo as ``name`` (the maintainers' step that fills
+    the packaged zoo). Refuses a run without metrics.json, and, with ``require_emulation``, one whose
+    metrics.json does not say it emulates."""
+    run_dir = Path(run_dir)
+    load_run(run_dir)  # checks config and weights
+    metrics_path = run_dir / METRICS_FILE
+    if not metrics_path.exists():
+        raise RunDirError(f"{run_dir} has no metrics.json; evaluate it first")
+    if require_emulation and not read_json(metrics_path).get("emulates"):
+        raise RunDirError(f"{run_dir}: its evaluation does not say emulates: yes")
+    target = (Path(zoo_dir) if zoo_dir is not None else ZOO_DIR) / name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for file in ENTRY_FILES:
+        if (run_dir / file).exists():
+            atomic_write_bytes(target / file, (run_dir / file).read_bytes())
+    return target

@@ -1,0 +1,66 @@
+"""The model zoo (round trip, the packaged models) and ``hmmrnn demo`` on a small zoo model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import hmmrnn
+from hmmrnn.errors import RunDirError
+from hmmrnn.presets import PRESETS
+from hmmrnn.zoo import ZOO_DIR, add, get, list_models
+
+from conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    run = hmmrnn.train("linear3", out=root / "trained", epochs=2, seed=0, progress=False, **TINY)
+    hmmrnn.evaluate(run, n=300, seed=0, refit=False, figures=False)
+    with pytest.raises(RunDirError, match="does not say emulates"):
+        add(run.path, "tiny", zoo_dir=root / "zoo")
+    add(run.path, "tiny", zoo_dir=root / "zoo", require_emulation=False)
+    return root
+
+
+def test_zoo_round_trip_gives_a_normal_run_folder(tiny_zoo, tmp_path):
+    (entry,) = list_models(tiny_zoo / "zoo")
+    assert entry["name"] == "tiny" and entry["hidden"] == 16 and entry["input"] == 4
+    run = get("tiny", tmp_path / "copy", zoo_dir=tiny_zoo / "zoo")
+    original = hmmrnn.load_run(tiny_zoo / "trained")
+    for name in ("w_in", "w_rec", "w_out"):
+        assert torch.equal(getattr(run.model, name), getattr(original.model, name))
+    assert json.loads((run.path / "metrics.json").read_text()) == json.loads(
+        (original.path / "metrics.json").read_text())
+    assert not (run.path / "checkpoints").exists()
+    with pytest.raises(RunDirError, match="not empty"):
+        get("tiny", tmp_path / "copy", zoo_dir=tiny_zoo / "zoo")
+    with pytest.raises(RunDirError, match="no zoo model 'nope'; available: tiny"):
+        get("nope", tmp_path / "other", zoo_dir=tiny_zoo / "zoo")
+
+
+def test_the_packaged_zoo_has_an_emulating_model_per_preset():
+    entries = {e["name"]: e for e in list_models()}
+    assert set(entries) == set(PRESETS), f"zoo models in {ZOO_DIR}: {sorted(entries)}"
+    for name, e in entries.items():
+        assert e["preset"] == name and (e["hidden"], e["input"]) == (150, 100) and e["recipe"] == "fast"
+        assert e["emulates"] is True
+        assert (ZOO_DIR / name / "model.safetensors").stat().st_size < 200_000
+
+
+def test_demo_evaluates_analyses_and_reports_a_small_zoo_model(tiny_zoo, tmp_path):
+    from hmmrnn.analysis import ANALYSES
+    from hmmrnn.demo import demo
+
+    lines = []
+    report = demo(tmp_path / "demo", model="tiny", zoo_dir=tiny_zoo / "zoo", progress=False, say=lines.append)
+    assert report == tmp_path / "demo" / "report.html" and report.stat().st_size > 10_000
+    assert (tmp_path / "demo" / "metrics.json").exists()
+    written = {p.stem for p in (tmp_path / "demo" / "analysis").glob("*.json")}
+    # every analysis ran; the ones that may find nothing on a barely trained network say so
+    assert written | {"transition_points", "noise_sensitivity", "training_evolution"} >= set(ANALYSES)
+    assert lines[0].startswith("zoo model tiny") and lines[-1].startswith("wrote")
+    assert sum(line.split(" (")[0] in ANALYSES for line in lines) == len(ANALYSES)
