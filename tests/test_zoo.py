@@ -55,8 +55,11 @@ def test_demo_evaluates_analyses_and_reports_a_small_zoo_model(tiny_zoo, tmp_pat
     from hmmrnn.analysis import ANALYSES
     from hmmrnn.demo import demo
 
+    from test_analysis import _FAST
+
     lines = []
-    report = demo(tmp_path / "demo", model="tiny", zoo_dir=tiny_zoo / "zoo", progress=False, say=lines.append)
+    report = demo(tmp_path / "demo", model="tiny", zoo_dir=tiny_zoo / "zoo", eval_n=500, analysis_settings=_FAST,
+                  progress=False, say=lines.append)
     assert report == tmp_path / "demo" / "report.html" and report.stat().st_size > 10_000
     assert (tmp_path / "demo" / "metrics.json").exists()
     written = {p.stem for p in (tmp_path / "demo" / "analysis").glob("*.json")}

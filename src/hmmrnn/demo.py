@@ -16,21 +16,22 @@ __all__ = ["demo"]
 
 
 def demo(out: str | Path = "runs/demo", *, model: str = "linear3", force: bool = False,
-         zoo_dir: str | Path | None = None, progress: bool = True,
-         say: Callable[[str], None] = print) -> Path:
-    """Copy zoo model ``model`` into ``out``, evaluate it (N = 5000, its T), run every analysis and
-    write ``report.html``; returns the report's path. ``say`` receives one line per step."""
+         zoo_dir: str | Path | None = None, eval_n: int = 5000, analysis_settings: dict | None = None,
+         progress: bool = True, say: Callable[[str], None] = print) -> Path:
+    """Copy zoo model ``model`` into ``out``, evaluate it (``eval_n`` sequences, its T), run every
+    analysis (``analysis_settings`` as in :func:`hmmrnn.analysis.analyze`) and write
+    ``report.html``; returns the report's path. ``say`` receives one line per step."""
     started = time.perf_counter()
     run = get(model, out, force=force, zoo_dir=zoo_dir)
     say(f"zoo model {model} -> {run.path} (H = {run.config.model.hidden}, d = {run.config.model.input})")
-    result = evaluate(run, n=5000, seed=0)
+    result = evaluate(run, n=eval_n, seed=0)
     say(f"evaluation: emulates {'yes' if result.emulates else 'no'} "
         f"({time.perf_counter() - started:.0f} s so far)")
 
     def report(name, analysis, seconds, why_not) -> None:
         say(f"{name} ({seconds:.1f} s): {analysis.summary() if analysis is not None else 'not available: ' + why_not}")
 
-    analyze(run.path, seed=0, progress=progress, report=report)
+    analyze(run.path, seed=0, progress=progress, report=report, settings=analysis_settings)
     path = write_report(run.path)
     say(f"wrote {path} in {time.perf_counter() - started:.0f} s")
     return path

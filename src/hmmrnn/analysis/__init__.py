@@ -80,13 +80,14 @@ _MAY_FIND_NOTHING = ("transition_points", "noise_sensitivity", "training_evoluti
 
 
 def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0, figures: bool = True,
-            progress: bool = True, report: Callable[[str, Result, float], None] | None = None
-            ) -> dict[str, Result]:
+            progress: bool = True, report: Callable[[str, Result, float], None] | None = None,
+            settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Result]:
     """Run analyses on a run folder, writing ``analysis/<name>.json`` and figures.
 
     Parameters
     ----------
     only : names from :data:`ANALYSES` (default: all).
+    settings : per analysis name, keyword arguments for it (e.g. ``{"residency": {"n_states": 1000}}``).
     report : called after each analysis with (name, result, seconds, why_not), e.g. to print its
         summary; for an analysis that found nothing to report (no usable transition), result is None
         and why_not says why, and no JSON is written for it.
@@ -95,7 +96,7 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
     from ..runs import load_run
 
     names = list(ANALYSES) if not only else list(only)
-    unknown = [n for n in names if n not in ANALYSES]
+    unknown = [n for n in names + list(settings or {}) if n not in ANALYSES]
     if unknown:
         raise HmmrnnError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(ANALYSES)}")
     run = load_run(run_dir)
@@ -108,7 +109,7 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
         # later analyses build on earlier ones: kick groups, transition points
         reuse = {arg: results[source] for arg, source in _REUSED.items() if source in results and arg in parameters}
         try:
-            result = compute(run, seed=seed, **reuse)
+            result = compute(run, seed=seed, **reuse, **(settings or {}).get(name, {}))
         except HmmrnnError as exc:
             if name not in _MAY_FIND_NOTHING:
                 raise
