@@ -65,7 +65,7 @@ def plot_transition_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int
                     squares.append(np.nan_to_num(m["candidate"] - m["hmm"]) ** 2)
             if squares:
                 grids[h, d] = (np.mean(squares, axis=0), np.std(squares, axis=0))
-    fig = Figure(figsize=(2.8 * len(inputs) + 1, 2.6 * len(hidden)))
+    fig = Figure(figsize=(max(6.0, 2.8 * len(inputs) + 1.5), 2.6 * len(hidden) + 0.8))
     top = max((g[0].max() for g in grids.values()), default=1.0) or 1.0
     image = None
     for i, h in enumerate(hidden):
@@ -87,8 +87,8 @@ def plot_transition_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int
                     ax.text(b, a, f"{mean[a, b]:.4f}\n±{std[a, b]:.4f}", ha="center", va="center", fontsize=6,
                             color="white" if mean[a, b] < 0.6 * top else "black")
     if image is not None:
-        fig.colorbar(image, ax=fig.axes, shrink=0.8, label="squared difference of transition probabilities")
-    fig.suptitle(f"{preset}: (RNN - HMM)^2 of the output transition matrix, mean ± std over seeds", fontsize=10)
+        fig.colorbar(image, ax=fig.axes, shrink=0.8, label="squared difference")
+    fig.suptitle(f"{preset}: (RNN - HMM)^2 of the output transition matrix\nmean ± std over seeds", fontsize=10)
     return fig
 
 
