@@ -100,10 +100,12 @@ def test_ray_backend_on_a_real_local_cluster_gives_the_same_cells(local_sweep, t
     _, local_records = local_sweep
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a real local cluster, not local mode
     try:
-        records = run_sweep(tiny_spec(), tmp_path / "ray", backend="ray", threads=1, progress=False)
+        records = run_sweep(tiny_spec(presets=("linear2",)), tmp_path / "ray", backend="ray", threads=1,
+                            progress=False)
     finally:
         ray.shutdown()
-    assert [_comparable(r) for r in records] == [_comparable(r) for r in local_records]
+    assert [r["status"] for r in records] == ["done", "done"]
+    assert [_comparable(r) for r in records] == [_comparable(r) for r in local_records[:2]]
 
 
 def test_a_failing_cell_is_reported_and_does_not_stop_the_others(tmp_path):
