@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +115,14 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
+def _png(data: bytes, alt: str) -> str:
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode('ascii')}'>"
+
+
 def _image(path: Path, alt: str) -> str:
     if not path.exists():
         return f"<p class='muted'>(figure {_e(path.name)} not found)</p>"
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+    return _png(path.read_bytes(), alt)
 
 
 def _table(rows: list[list[Any]], header: list[str] | None = None, left: int = 1) -> str:
@@ -163,7 +167,16 @@ def _training_section(run, root: Path) -> str:
             ["best validation loss", f"{status['best_val_loss']:.4f} (epoch {status.get('best_epoch')})"
              if status.get("best_val_loss") is not None else "-"],
             ["stopped early, emulating at epoch", status.get("emulating_epoch", "-")]]
-    return _table(rows) + _image(root / FIGURES_DIR / "loss.png", "training and validation loss")
+    figure = root / FIGURES_DIR / "loss.png"
+    if figure.exists():
+        return _table(rows) + _image(figure, "training and validation loss")
+    # a copied run (zoo) may have its history but not the figure: draw it from the history
+    from .plots import plot_history
+
+    ylabel = "Sinkhorn divergence" + (" + bigram penalty" if run.config.train.bigram_weight else "")
+    buffer = io.BytesIO()
+    plot_history(history, title=root.name, ylabel=ylabel).savefig(buffer, format="png", dpi=150, bbox_inches="tight")
+    return _table(rows) + _png(buffer.getvalue(), "training and validation loss")
 
 
 def _evaluation_section(root: Path) -> str:
@@ -173,11 +186,12 @@ def _evaluation_section(root: Path) -> str:
     metrics = read_json(path)
     verdict = "yes" if metrics.get("emulates") else "no"
     rows = [[_e(c["name"]), f"{c['value']:.4f}" if c["value"] is not None else "-", f"{c['limit']:.4f}",
-             f"<span class='{'pass' if c['passed'] else 'fail'}'>{'pass' if c['passed'] else 'FAIL'}</span>"]
+             f"<span class='{'pass' if c['passed'] else 'fail'}'>{'pass' if c['passed'] else 'FAIL'}</span>",
+             _e(c.get("detail", ""))]
             for c in metrics["checks"]]
     out = [f"<p>N = {metrics['n']} sequences of T = {metrics['seq_len']} steps against as many HMM sequences. "
            f"Emulates: <span class='{'pass' if verdict == 'yes' else 'fail'}'>{verdict}</span>.</p>",
-           _table(rows, ["check", "value", "limit", ""])]
+           _table(rows, ["check", "value", "limit", "", "note"])]
     for name in ("transitions", "frequencies", "volatility", "distances", "dwell_times"):
         figure = root / FIGURES_DIR / f"evaluation_{name}.png"
         if figure.exists():
