@@ -157,3 +157,24 @@ def test_killing_a_worker_mid_sweep_then_rerunning_finishes_with_no_lost_or_dupl
         assert record["status"] == "done" and epochs == list(range(1, 26)), (cell.name, epochs)
     # the killed cell went on from its checkpoint rather than starting again
     assert json.loads((victim / CELL_FILE).read_text()).get("resumed") is True and killed_at < 25
+
+
+def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
+    out = tmp_path / "cli"
+    grid = ["--presets", "linear2", "--hidden", "12", "--input", "3", "--seeds", "0", "--recipe", "paper",
+            "--epochs", "1", "--num-seq", "600", "--seq-len", "20", "--batch-size", "100", "--lr", "0.01",
+            "--eval-n", "100", "--workers", "1", "--threads", "1", "-q"]
+    code, stdout, err = cli("sweep", "--out", out, *grid)
+    assert code == 0, err
+    assert "linear2-h12-d3-s0:" in stdout and "1/1 cells finished" in stdout
+    spec = json.loads((out / "sweep.json").read_text())
+    assert spec["overrides"] == {"epochs": 1, "num_seq": 600, "seq_len": 20, "batch_size": 100, "lr": 0.01}
+    code, stdout, _ = cli("sweep-report", out)
+    assert code == 0 and "sweep_summary.csv" in stdout
+    for args, message in ((["--presets", "linear2", "--spec", "x.json"], "either --spec FILE or the grid options"),
+                          (["--hidden", "150"], "give --presets"),
+                          (["--presets", "linear2", "--hidden", "a,b"], "--hidden takes comma-separated integers"),
+                          (["--presets", "linear2", "--backend", "slurm"], "unknown backend")):
+        code, _, err = cli("sweep", "--out", tmp_path / "bad", *args)
+        assert code == 1 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "bad").exists()  # nothing written for a refused command

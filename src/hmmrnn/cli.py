@@ -210,6 +210,8 @@ def sweep(
     early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop", help="Stop at the first "
                                               "confirmed verdict [recipe]."),
     retries: Optional[int] = typer.Option(None, help="Restarts of a stuck cell with a new seed [0]."),
+    stuck_patience: Optional[int] = typer.Option(None, help="Epochs without 1% validation improvement that "
+                                                 "make a cell stuck (with --retries) [100]."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every K epochs (resumable cells) [10]."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
     eval_n: Optional[int] = typer.Option(None, help="Sequences of each cell's final evaluation [5000]."),
@@ -233,8 +235,8 @@ def sweep(
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_half_life=lr_half_life,
                                         num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
                                         bigram_weight=bigram_weight, bigram_on=bigram_on, eval_every=eval_every,
-                                        early_stop=early_stop, retries=retries, checkpoint_every=checkpoint_every,
-                                        device=device).items() if v is not None}
+                                        early_stop=early_stop, retries=retries, stuck_patience=stuck_patience,
+                                        checkpoint_every=checkpoint_every, device=device).items() if v is not None}
     grid = {k: v for k, v in dict(presets=tuple(p.strip() for p in presets.split(",") if p.strip()) if presets
                                   else None, hidden=_int_list(hidden, "--hidden"), input=_int_list(input, "--input"),
                                   seeds=_int_list(seeds, "--seeds"), recipe=recipe, eval_n=eval_n,

@@ -248,6 +248,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", worke
     -------
     The records of every cell, in grid order.
     """
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
     out = Path(out)
     _claim(out, spec)
     cells = spec.cells()
@@ -257,10 +259,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", worke
         threads = threads or (1 if (workers or cpus) > 1 else cpus)
         workers = workers or max(1, cpus // threads)
         _run_local(out, spec, todo, workers, threads, progress, report)
-    elif backend == "ray":
-        _run_ray(out, spec, todo, threads or 1, address, gpus_per_cell, progress, report)
     else:
-        raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
+        _run_ray(out, spec, todo, threads or 1, address, gpus_per_cell, progress, report)
     sweep_report(out)
     return [_record(out, c) for c in cells]
 
