@@ -50,10 +50,15 @@ def get(name: str, out: str | Path, *, force: bool = False, zoo_dir: str | Path 
         known = ", ".join(e["name"] for e in list_models(root)) or "none"
         raise RunDirError(f"no zoo model {name!r}; available: {known}")
     run_dir = prepare_run_dir(Path(out), force=force)
+    _copy_entry(source, run_dir)
+    return load_run(run_dir)
+
+
+def _copy_entry(source: Path, target: Path) -> None:
+    """Copy the entry files that ``source`` has into ``target`` (atomically, one by one)."""
     for file in ENTRY_FILES:
         if (source / file).exists():
-            atomic_write_bytes(run_dir / file, (source / file).read_bytes())
-    return load_run(run_dir)
+            atomic_write_bytes(target / file, (source / file).read_bytes())
 
 
 def add(run_dir: str | Path, name: str, *, zoo_dir: str | Path | None = None, require_emulation: bool = True) -> Path:
@@ -71,7 +76,5 @@ def add(run_dir: str | Path, name: str, *, zoo_dir: str | Path | None = None, re
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    for file in ENTRY_FILES:
-        if (run_dir / file).exists():
-            atomic_write_bytes(target / file, (run_dir / file).read_bytes())
+    _copy_entry(run_dir, target)
     return target
