@@ -7,7 +7,7 @@ The public API::
     obs, states = hmm.sample(n=1000, length=100, seed=0)
     run = hmmrnn.train("linear2", hidden=150, input=100, seed=0, out="runs/l2")
     run = hmmrnn.load_run("runs/l2")                     # .hmm, .model, .config, .history
-    result = hmmrnn.evaluate(run, n=5000, seed=0)        # metrics + verdict, saved to metrics.json
+    result = hmmrnn.evaluate(run, n=5000, seed=0)        # verdict at every horizon, saved to metrics.json
 """
 
 __version__ = "0.1.0"
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from .config import ModelConfig, RunConfig, TrainConfig, make_config
 from .errors import (ConfigError, HmmrnnError, HMMSpecError, RunDirError, TrainingDivergedError,
                      UnknownPresetError)
-from .evaluation import Evaluation, Thresholds, compare, evaluate
+from .evaluation import Evaluation, Horizons, Thresholds, compare, evaluate, judge
 from .hmm import HMM
 from .presets import PRESETS, RECIPES, Preset, Recipe, preset
 from .rnn import NoiseRNN
@@ -41,9 +41,11 @@ __all__ = [
     "Run",
     "load_run",
     "evaluate",
+    "judge",
     "compare",
     "Evaluation",
     "Thresholds",
+    "Horizons",
     "HmmrnnError",
     "HMMSpecError",
     "UnknownPresetError",

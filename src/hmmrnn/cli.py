@@ -10,6 +10,9 @@ import numpy as np
 import typer
 
 from .errors import HmmrnnError
+from .evaluation import Horizons, Thresholds
+
+_TH, _HZ = Thresholds(), Horizons()  # the defaults shown in --help come from the dataclasses
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Train noise-driven RNNs to emulate hidden Markov models, then reverse-engineer them.")
@@ -42,6 +45,12 @@ def train(
     bigram_on: Optional[str] = typer.Option(None, help="What the bigram penalty counts: 'samples' (the "
                                             "straight-through outputs) or 'probabilities' (softmax of the logits, "
                                             "their exact expectation) [samples]."),
+    carry_states: Optional[bool] = typer.Option(None, "--carry-states/--no-carry-states",
+                                                help="Start each epoch's windows where the previous ones ended "
+                                                "(a fraction --reset-fraction restarts from h0), against "
+                                                "stationary HMM windows [fast: on, paper: off]."),
+    reset_fraction: Optional[float] = typer.Option(None, help="With --carry-states: slots reset to h0 per "
+                                                   "epoch [0.2]."),
     out: Optional[Path] = typer.Option(None, help="Run folder [runs/<preset>-h<H>-d<d>-s<seed>]."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Save the full training state every K epochs; "
@@ -74,6 +83,7 @@ def train(
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
                         bigram_weight=bigram_weight, bigram_on=bigram_on, lr_half_life=lr_half_life, hidden=hidden,
+                        carry_states=carry_states, reset_fraction=reset_fraction,
                         input=input, seed=seed, batch_size=batch_size,
                         lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
                         out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
@@ -89,7 +99,7 @@ def train(
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
         run = train_run(preset, recipe=recipe, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False,
                         hidden=hidden, input=input, bigram_weight=bigram_weight, bigram_on=bigram_on,
-                        lr_half_life=lr_half_life, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
+                        lr_half_life=lr_half_life, carry_states=carry_states, reset_fraction=reset_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
                         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
                         early_stop=early_stop, retries=retries, stuck_patience=stuck_patience)
@@ -98,8 +108,8 @@ def train(
                f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")
     if not no_evaluate:
         typer.echo(f"evaluating {run.path} (N = {eval_n}, T = {run.config.train.seq_len}) ...")
-        _evaluate_and_report(run, n=eval_n, seq_len=None, seed=0, thresholds=None, semantics="training",
-                             matching=True, refit=True)
+        _evaluate_and_report(run, n=eval_n, seq_len=None, seed=0, thresholds=None, horizons=None,
+                             semantics="training", matching=True, refit=True)
 
 
 def _evaluate_and_report(run, **options) -> None:
@@ -121,31 +131,48 @@ def evaluate(
     weights: str = typer.Option("best", help="best (model.safetensors) or final (final.safetensors)."),
     no_matching: bool = typer.Option(False, "--no-matching", help="Skip the matched distance (O(N^2))."),
     no_refit: bool = typer.Option(False, "--no-refit", help="Skip the EM re-fit of an HMM to the RNN outputs."),
-    max_transition_diff: float = typer.Option(0.03, help="Verdict: max |diff| of the output transition matrix."),
-    max_frequency_diff: float = typer.Option(0.03, help="Verdict: max |diff| of the mean output frequencies."),
-    max_volatility_diff: float = typer.Option(0.10, help="Verdict: max relative diff of changes per sequence."),
-    distance_margin: float = typer.Option(0.1, help="Verdict: matched distance <= HMM baseline + this."),
-    max_loglik_gap: float = typer.Option(0.02, help="Verdict: max |log-likelihood gap| in nats per step."),
-    sampling_z: float = typer.Option(3.0, help="Verdict: transition entries may differ by this many "
-                                     "standard errors when that exceeds --max-transition-diff."),
+    frequency_tolerance: float = typer.Option(_TH.frequency_tolerance, help="Irrelevant |diff| of a symbol's mean "
+                                              "frequency; a check fails when |diff| > tolerance + z*se."),
+    transition_tolerance: float = typer.Option(_TH.transition_tolerance, help="Irrelevant |diff| of an output "
+                                               "transition probability P(o_t | o_t-1)."),
+    volatility_tolerance: float = typer.Option(_TH.volatility_tolerance, help="Irrelevant relative diff of the "
+                                               "symbol changes per sequence."),
+    loglik_tolerance: float = typer.Option(_TH.loglik_tolerance, help="Irrelevant gap of the log-likelihood under "
+                                           "the HMM, nats per step."),
+    distance_tolerance: float = typer.Option(_TH.distance_tolerance, help="Irrelevant excess of the matched "
+                                             "distance over its HMM-vs-HMM baseline."),
+    alpha: float = typer.Option(_TH.alpha, help="Family-wise probability that an exact emulator fails a check "
+                                "(sets z by Bonferroni over all tested quantities)."),
+    max_growth: float = typer.Option(_TH.max_growth, help="Boundedness: late / early median |h| of the long run."),
+    windows: str = typer.Option(",".join(map(str, _HZ.windows)), help="Stationary window lengths judged besides "
+                                "the run's T (comma-separated)."),
+    horizon: int = typer.Option(_HZ.length, help="Steps of the long run (longer when the windows need it)."),
+    chains: int = typer.Option(_HZ.chains, help="Chains of the long run, from h0 = 0."),
+    burn_in: int = typer.Option(_HZ.burn_in, help="Steps of each chain before windows are cut."),
+    no_long_run: bool = typer.Option(False, "--no-long-run", help="Judge the training window only (the paper's "
+                                     "check): no boundedness, no stationary windows."),
 ) -> None:
     """Judge whether the trained RNN's outputs are statistically indistinguishable from its HMM.
 
     Writes metrics.json and figures/evaluation_*.png|pdf into the run folder and prints a summary
-    table with the verdict (emulates: yes|no).
+    table with the verdict (emulates: yes | no | inconclusive) for the training window, the long
+    run's boundedness and each stationary window, every number next to its HMM-vs-HMM baseline.
     """
-    from .evaluation import Thresholds
     from .runs import load_run
 
     if n < 2:
         raise HmmrnnError(f"--n must be at least 2, got {n}")
     if semantics not in ("training", "reference"):
         raise HmmrnnError(f"--semantics must be training or reference, got {semantics!r}")
+    thresholds = Thresholds(frequency_tolerance=frequency_tolerance, transition_tolerance=transition_tolerance,
+                            volatility_tolerance=volatility_tolerance, loglik_tolerance=loglik_tolerance,
+                            distance_tolerance=distance_tolerance, alpha=alpha, max_growth=max_growth)
+    horizons = Horizons(_int_list(windows, "--windows") or (), chains, horizon, burn_in, not no_long_run)
+    if seq_len is not None and seq_len < 2:
+        raise HmmrnnError(f"--seq-len must be at least 2, got {seq_len}")
     run = load_run(run_dir, weights=weights)
-    thresholds = Thresholds(max_transition_diff, max_frequency_diff, max_volatility_diff, distance_margin,
-                            max_loglik_gap, sampling_z)
-    _evaluate_and_report(run, n=n, seq_len=seq_len, seed=seed, thresholds=thresholds, semantics=semantics,
-                         matching=not no_matching, refit=not no_refit)
+    _evaluate_and_report(run, n=n, seq_len=seq_len, seed=seed, thresholds=thresholds, horizons=horizons,
+                         semantics=semantics, matching=not no_matching, refit=not no_refit)
 
 
 @app.command()

@@ -56,6 +56,15 @@ class TrainConfig:
     (needs ``eval_every``), a run that is stuck — no emulation and a best validation loss that
     improved by less than ``stuck_tolerance`` (relative) over the last ``stuck_patience`` epochs —
     is archived under ``attempts/`` and restarted with seed + 1000·k, at most ``retries`` times.
+
+    With ``carry_states`` every training (and validation) sequence slot keeps its hidden state from
+    one epoch to the next: each epoch's window of ``seq_len`` steps starts where the slot's previous
+    window ended, and at the start of each epoch a fraction ``reset_fraction`` of the slots, drawn at
+    random, restarts from h_0. The windows therefore start at every age 0, T, 2T, ... of the
+    network's own chains (age ≥ kT with probability (1 − reset_fraction)^k), and they are matched
+    against HMM windows started from the HMM's stationary distribution: the network is trained to be
+    a stationary emulator, not one that is right only for T steps after h_0 = 0 (docs/method.md,
+    "Stationary training"). No gradient flows into the carried states (truncated backpropagation).
     """
 
     seq_len: int = 30
@@ -78,6 +87,8 @@ class TrainConfig:
     retries: int = 0
     stuck_patience: int = 100
     stuck_tolerance: float = 0.01
+    carry_states: bool = False
+    reset_fraction: float = 0.2
     seed: int = 0
     device: str = "cpu"
     recipe: str = "paper"
@@ -107,6 +118,7 @@ class TrainConfig:
         _require(not self.retries or self.eval_every > 0, "retries need eval_every > 0 to detect a stuck run")
         _require(self.stuck_patience >= 1, f"stuck_patience must be >= 1, got {self.stuck_patience}")
         _require(0 <= self.stuck_tolerance < 1, f"stuck_tolerance must lie in [0, 1), got {self.stuck_tolerance}")
+        _require(0 < self.reset_fraction <= 1, f"reset_fraction must lie in (0, 1], got {self.reset_fraction}")
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
 
@@ -185,7 +197,8 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 early_stop: bool | None = None, retries: int | None = None,
                 stuck_patience: int | None = None, stuck_tolerance: float | None = None,
                 bigram_weight: float | None = None, bigram_on: str | None = None,
-                lr_half_life: float | None = None) -> RunConfig:
+                lr_half_life: float | None = None, carry_states: bool | None = None,
+                reset_fraction: float | None = None) -> RunConfig:
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
@@ -207,6 +220,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                        "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every,
                        "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop, "retries": retries,
                        "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
-                       "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life}
+                       "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life,
+                       "carry_states": carry_states, "reset_fraction": reset_fraction}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

@@ -25,7 +25,7 @@ def demo(out: str | Path = "runs/demo", *, model: str = "linear3", force: bool =
     run = get(model, out, force=force, zoo_dir=zoo_dir)
     say(f"zoo model {model} -> {run.path} (H = {run.config.model.hidden}, d = {run.config.model.input})")
     result = evaluate(run, n=eval_n, seed=0)
-    say(f"evaluation: emulates {'yes' if result.emulates else 'no'} "
+    say(f"evaluation: emulates {result.verdict} "
         f"({time.perf_counter() - started:.0f} s so far)")
 
     def report(name, analysis, seconds, why_not) -> None:

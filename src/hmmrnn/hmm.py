@@ -492,6 +492,13 @@ class HMM:
         pi = np.clip(pi, 0.0, None)
         return pi / pi.sum()
 
+    def stationary(self) -> "HMM":
+        """The same HMM started from its stationary distribution: windows sampled from it look like
+        windows cut from the middle of an infinitely long run (the paper's presets already start
+        there, their uniform start being stationary)."""
+        return HMM(self.transition, self.emission, self.stationary_distribution(), name=self.name,
+                   description=dict(self.description))
+
     def output_frequencies(self) -> np.ndarray:
         """Stationary symbol frequencies f = π B. Shape (K,)."""
         return self.stationary_distribution() @ self.emission

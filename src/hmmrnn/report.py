@@ -184,15 +184,25 @@ def _evaluation_section(root: Path) -> str:
     if not path.exists():
         return f"<p class='muted'>Not evaluated yet: run <code>hmmrnn evaluate {_e(str(root))}</code>.</p>"
     metrics = read_json(path)
-    verdict = "yes" if metrics.get("emulates") else "no"
-    rows = [[_e(c["name"]), f"{c['value']:.4f}" if c["value"] is not None else "-", f"{c['limit']:.4f}",
-             f"<span class='{'pass' if c['passed'] else 'fail'}'>{'pass' if c['passed'] else 'FAIL'}</span>",
+    verdict = metrics.get("verdict") or ("yes" if metrics.get("emulates") else "no")
+
+    def number(x: Any) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    rows = [[_e(c.get("window", "")), _e(c["name"]), number(c["value"]), number(c["limit"]), number(c.get("baseline")),
+             f"<span class='{'pass' if c['passed'] else 'fail'}'>{_e(c.get('status', 'pass' if c['passed'] else 'fail'))}</span>",
              _e(c.get("detail", ""))]
             for c in metrics["checks"]]
-    out = [f"<p>N = {metrics['n']} sequences of T = {metrics['seq_len']} steps against as many HMM sequences. "
-           f"Emulates: <span class='{'pass' if verdict == 'yes' else 'fail'}'>{verdict}</span>.</p>",
-           _table(rows, ["check", "value", "limit", "", "note"])]
-    for name in ("transitions", "frequencies", "volatility", "distances", "dwell_times"):
+    how = (f"family-wise alpha {metrics['thresholds']['alpha']:g} over {metrics['tests']} tested quantities, "
+           f"z = {metrics['z']:.2f}; a check fails when |diff| &gt; tolerance + z·se. " if "z" in metrics else "")
+    long_run = metrics.get("long_run")
+    if long_run:
+        how += (f"Long run: {long_run['chains']} chains × {long_run['length']} steps from h0 = 0, windows cut after "
+                f"{long_run['burn_in']} steps. ")
+    out = [f"<p>N = {metrics['n']} sequences per window against 3N HMM sequences. {how}"
+           f"Verdict: <span class='{'pass' if verdict == 'yes' else 'fail'}'>{_e(verdict)}</span>.</p>",
+           _table(rows, ["window", "check", "|diff|", "allowed", "HMM vs HMM", "", "note"])]
+    for name in ("horizons", "transitions", "frequencies", "volatility", "distances", "dwell_times"):
         figure = root / FIGURES_DIR / f"evaluation_{name}.png"
         if figure.exists():
             out.append(_image(figure, name.replace("_", " ")))

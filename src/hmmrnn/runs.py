@@ -7,7 +7,8 @@
       model.safetensors    best weights by validation loss (written at every improvement)
       final.safetensors    weights after the last epoch (or the last finite weights if training diverged)
       history.csv          epoch, train_loss, val_loss, seconds, lr (+ the periodic verdict: emulates,
-                           transition_diff, loglik_gap, matched_distance)
+                           transition_diff, loglik_gap, matched_distance of the training window, growth
+                           of the long run, long_loglik_gap of the longest stationary window)
       status.json          state (running / completed / diverged), epochs done, best epoch and loss
       checkpoints/epoch_00010.safetensors   full training state every k epochs
       figures/loss.png, loss.pdf            training and validation loss per epoch
@@ -52,7 +53,7 @@ CHECKPOINT_DIR = "checkpoints"
 ATTEMPTS_FILE = "attempts.json"
 FIGURES_DIR = "figures"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr", "emulates", "transition_diff",
-                   "loglik_gap", "matched_distance")
+                   "loglik_gap", "matched_distance", "growth", "long_loglik_gap")
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.safetensors$")
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -186,7 +186,7 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
         evaluation = evaluate(run, n=spec_obj.eval_n, seq_len=spec_obj.eval_seq_len, seed=0, save=True,
                               figures=False)
         record.update(status="done", **_run_facts(cell_dir), emulates=evaluation.emulates,
-                      metrics=_headline_metrics(evaluation.metrics))
+                      verdict=evaluation.verdict, metrics=_headline_metrics(evaluation))
     except Exception as exc:  # a failing cell is reported, never allowed to stop the sweep
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     record["seconds_this_session"] = round(time.perf_counter() - started, 2)
@@ -209,9 +209,14 @@ def _run_facts(cell_dir: Path) -> dict[str, Any]:
             "attempts": 1 + (len(read_json(attempts_file)) if attempts_file.exists() else 0)}
 
 
-def _headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The scalar evaluation metrics a summary row holds (everything else stays in metrics.json)."""
+def _headline_metrics(evaluation: Any) -> dict[str, Any]:
+    """The scalar evaluation metrics a summary row holds (everything else stays in metrics.json): those
+    of the training window, the long run's growth and the longest stationary window's likelihood gap."""
+    metrics = evaluation.metrics
+    longest = evaluation.windows[-1].metrics if len(evaluation.windows) > 1 else None
     out = {"n": metrics["n"], "seq_len": metrics["seq_len"],
+           "growth": evaluation.long_run["growth"] if evaluation.long_run else None,
+           "long_loglik_gap": longest["log_likelihood"]["gap"] if longest else None,
            "frequency_max_abs_diff": metrics["frequencies"]["max_abs_diff"],
            "volatility_relative_diff": metrics["volatility"]["relative_diff"],
            "transition_max_abs_diff": metrics["transition_matrix"]["max_abs_diff"],
@@ -384,10 +389,10 @@ def _run_ray(out: Path, spec: SweepSpec, cells: list[Cell], threads: int, addres
 
 # --------------------------------------------------------------------------- summary and figures
 
-_SUMMARY_COLUMNS = ("cell", "preset", "hidden", "input", "seed", "recipe", "status", "emulates", "epochs",
+_SUMMARY_COLUMNS = ("cell", "preset", "hidden", "input", "seed", "recipe", "status", "emulates", "verdict", "epochs",
                     "emulating_epoch", "final_train_loss", "final_val_loss", "best_val_loss", "train_seconds",
                     "attempts", "n", "seq_len", "frequency_max_abs_diff", "volatility_relative_diff",
-                    "transition_max_abs_diff", "loglik_gap", "matched_distance", "matched_distance_std",
+                    "transition_max_abs_diff", "loglik_gap", "growth", "long_loglik_gap", "matched_distance", "matched_distance_std",
                     "baseline_distance", "baseline_distance_std", "refit_transition_max_abs_error",
                     "refit_emission_max_abs_error", "error")
 

@@ -167,7 +167,8 @@ class _TrainingState:
 
     def __init__(self, model: NoiseRNN, optimizer: torch.optim.Adam, generator: torch.Generator,
                  epoch: int = 0, best_val: float = float("inf"), best_epoch: int = 0,
-                 best_weights: dict[str, torch.Tensor] | None = None) -> None:
+                 best_weights: dict[str, torch.Tensor] | None = None,
+                 pools: dict[str, torch.Tensor] | None = None) -> None:
         self.model = model
         self.optimizer = optimizer
         self.generator = generator
@@ -175,6 +176,8 @@ class _TrainingState:
         self.best_val = best_val
         self.best_epoch = best_epoch
         self.best_weights = best_weights
+        #: with ``carry_states``: the hidden state of every training / validation slot, (n_train, H)
+        self.pools = pools if pools is not None else {}
         self.emulating_epoch: int | None = None
         self.history: list[dict] = []
 
@@ -212,8 +215,9 @@ class _TrainingState:
             generator = cls._generator(config, device)
             generator.set_state(tensors["rng"])
             best = tensor_section(tensors, "best") or None
+            pools = {name: value.to(device) for name, value in tensor_section(tensors, "pool").items()}
             return cls(model, optimizer, generator, int(meta["epoch"]), float(meta["best_val"]),
-                       int(meta["best_epoch"]), best)
+                       int(meta["best_epoch"]), best, pools)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise RunDirError(f"checkpoint {path} is incomplete or corrupt: {exc}") from None
 
@@ -226,6 +230,7 @@ class _TrainingState:
             for name, value in entries.items():
                 tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
         tensors["rng"] = self.generator.get_state()
+        tensors.update({f"pool.{name}": value for name, value in self.pools.items()})
         path.parent.mkdir(exist_ok=True)
         save_tensors(path, tensors, {"epoch": str(self.epoch), "best_val": repr(self.best_val),
                                      "best_epoch": str(self.best_epoch),
@@ -242,9 +247,11 @@ def _derived_seed(seed: int, purpose: str) -> int:
 
 
 def _targets(config: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot HMM sequences flattened to (n, T K): the training and validation thirds."""
+    """One-hot HMM sequences flattened to (n, T K): the training and validation thirds. With
+    ``carry_states`` they start from the HMM's stationary distribution (windows of a long run)."""
     t = config.train
-    obs, _ = config.hmm.sample(t.num_seq, t.seq_len, seed=_derived_seed(t.seed, "data"))
+    hmm = config.hmm.stationary() if t.carry_states else config.hmm
+    obs, _ = hmm.sample(t.num_seq, t.seq_len, seed=_derived_seed(t.seed, "data"))
     onehot = torch.nn.functional.one_hot(torch.from_numpy(obs), config.hmm.n_outputs).float()
     flat = onehot.reshape(t.num_seq, -1).to(device)
     return flat[: t.n_train], flat[t.n_train: 2 * t.n_train]
@@ -267,20 +274,31 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
 
 
 def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, generator: torch.Generator,
-                loss_fn: Objective, optimizer: torch.optim.Optimizer | None) -> float:
+                loss_fn: Objective, optimizer: torch.optim.Optimizer | None,
+                pool: torch.Tensor | None = None) -> float:
     """Mean batch loss over ``targets``; takes an optimizer step per batch when given one.
+
+    ``pool`` (n, H), with ``carry_states``: the state each slot's window starts from. A fraction
+    ``reset_fraction`` of the slots is first reset to h_0; afterwards each slot holds the last state
+    of its window, where the next epoch continues.
 
     A non-finite loss or weight raises :class:`_NonFinite` carrying the last finite weights.
     """
     t = config.train
+    if pool is not None:
+        reset = torch.rand(pool.shape[0], generator=generator, device=pool.device) < t.reset_fraction
+        pool[reset] = model.initial_hidden(int(reset.sum()), generator).detach()
     losses = []
     for start in range(0, targets.shape[0], t.batch_size):
         target = targets[start: start + t.batch_size]
         noise = torch.randn(target.shape[0], t.seq_len, model.input, generator=generator,
                             device=target.device)
+        h0 = None if pool is None else pool[start: start + t.batch_size].clone()
         with torch.set_grad_enabled(optimizer is not None):
-            outputs, _, logits = model(noise, generator, t.tau)
+            outputs, hidden, logits = model(noise, generator, t.tau, h0)
             loss = loss_fn(outputs, logits, target)
+        if pool is not None:
+            pool[start: start + t.batch_size] = hidden[:, -1].detach()
         if not torch.isfinite(loss):
             raise _NonFinite(f"non-finite loss {loss.item()}", weights_of(model))
         if optimizer is not None:
@@ -354,6 +372,9 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
     divergence = sinkhorn_divergence(t.blur, config.hmm.n_outputs, device)
     train_loss_fn = _objective(divergence, train_targets, config)
     val_loss_fn = _objective(divergence, val_targets, config)
+    if t.carry_states and not state.pools:
+        state.pools = {name: state.model.initial_hidden(len(targets), state.generator).detach()
+                       for name, targets in (("train", train_targets), ("val", val_targets))}
     bar = tqdm(total=t.epochs, initial=state.epoch, desc=run_dir.name, unit="epoch", disable=not progress,
                dynamic_ncols=True)
     try:
@@ -364,10 +385,11 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                 group["lr"] = t.learning_rate(epoch)
             try:
                 train_loss = _epoch_loss(state.model, train_targets, config, state.generator, train_loss_fn,
-                                         state.optimizer)
+                                         state.optimizer, state.pools.get("train"))
                 val_loss = None
                 if epoch % t.val_every == 0 or epoch == t.epochs:
-                    val_loss = _epoch_loss(state.model, val_targets, config, state.generator, val_loss_fn, None)
+                    val_loss = _epoch_loss(state.model, val_targets, config, state.generator, val_loss_fn, None,
+                                           state.pools.get("val"))
             except _NonFinite as exc:
                 message = (f"training diverged at epoch {epoch}: {exc}; last finite weights saved to "
                            f"{run_dir / FINAL_WEIGHTS_FILE}")
@@ -411,34 +433,35 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
 
 
 def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
-    """The verdict on ``eval_n`` fresh RNN sequences (no EM re-fit), as history columns.
+    """The full verdict (:func:`hmmrnn.judge`: training window, long run, stationary windows) on
+    ``eval_n`` fresh sequences per horizon, without the EM re-fit, as history columns.
 
-    The matched distance is recorded only for epochs that pass every other check (None otherwise).
-    A "yes" is confirmed on a second, independent set of RNN and HMM sequences and recorded as
-    ``emulates = 1`` only if that also says yes: near the thresholds one verdict is a coin flip,
-    and early stopping on a single one kept models that the final evaluation then rejected
-    (BENCHMARKS.md, "Time to emulation"). The RNN noise is seeded by (run seed, epoch); the HMM
-    reference samples are the same at every epoch, so their baseline distance is computed once.
-    Training's own generator is untouched, so evaluating does not change the training trajectory.
+    The matched distances (O(N²) per window) are computed only when every other check passes: the
+    verdict is the same, and most epochs before emulation fail a cheap check. A "yes" is confirmed
+    on a second, independent set of RNN and HMM sequences and recorded as ``emulates = 1`` only if
+    that also says yes: near the limits one verdict is a coin flip. Seeds derive from (run seed,
+    purpose, epoch); training's own generator is untouched, so judging does not change the
+    training trajectory.
     """
-    from .evaluation import compare
+    from .evaluation import judge
 
     t = config.train
 
     def verdict(purpose: str):
-        candidate = model.sample(t.eval_n, t.seq_len, seed=_derived_seed(t.seed, purpose) + epoch)
-        seed = _derived_seed(t.seed, purpose)
-        # The matched distance (O(N^2)) is computed only when every other check passes: the verdict
-        # is the same, and most epochs before emulation fail a cheap check.
-        quick = compare(config.hmm, candidate, seed=seed, refit=False, matching=False)
-        return compare(config.hmm, candidate, seed=seed, refit=False) if quick.emulates else quick
+        seed = _derived_seed(t.seed, purpose) + epoch
+        options = dict(n=t.eval_n, seq_len=t.seq_len, seed=seed, refit=False)
+        quick = judge(model, config.hmm, matching=False, **options)
+        return judge(model, config.hmm, **options) if quick.emulates else quick
 
     result = verdict("eval")
     emulates = result.emulates and verdict("confirm").emulates
     m = result.metrics
     distance = m["matched_distance"]["candidate"]["mean"] if "matched_distance" in m else None
+    longest = result.windows[-1].metrics if len(result.windows) > 1 else None
     return {"emulates": int(emulates), "transition_diff": m["transition_matrix"]["max_abs_diff"],
-            "loglik_gap": m["log_likelihood"]["gap"], "matched_distance": distance}
+            "loglik_gap": m["log_likelihood"]["gap"], "matched_distance": distance,
+            "growth": result.long_run["growth"] if result.long_run else None,
+            "long_loglik_gap": longest["log_likelihood"]["gap"] if longest else None}
 
 
 def _write_status(run_dir: Path, state: _TrainingState, status: str, message: str | None = None) -> None:

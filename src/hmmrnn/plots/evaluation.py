@@ -107,8 +107,50 @@ def plot_dwell_times(metrics: dict) -> Figure:
     return fig
 
 
+def plot_horizons(evaluation: dict) -> Figure:
+    """The long-run verdict at a glance: the long run's median ‖h_t‖ (90 % quantile shaded) against the
+    step, and for every window each check's |diff| as a fraction of its allowance (a bar above 1 fails).
+
+    ``evaluation`` is :meth:`~hmmrnn.evaluation.Evaluation.to_dict` (or metrics.json)."""
+    windows = evaluation.get("windows") or {}
+    long_run = evaluation.get("long_run")
+    fig = Figure(figsize=(12, 3.8))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+    if long_run:
+        steps, median, q90 = (_values(long_run[key]) for key in ("steps", "median_norm", "q90_norm"))
+        left.loglog(steps, median, color=CANDIDATE_COLOUR, label="median")
+        left.fill_between(steps, median, q90, color=CANDIDATE_COLOUR, alpha=0.2, label="to 90 % quantile")
+        left.axvline(long_run["burn_in"], color=BASELINE_COLOUR, ls="--", lw=1, label="end of burn-in")
+        growth = long_run["growth"]
+        left.set_title(f"{long_run['chains']} chains from h0 = 0: growth "
+                       + ("diverged" if growth is None else f"{growth:.2f}"), fontsize=10)
+        finish_axes(left, "step", "‖h_t‖")
+    else:
+        left.text(0.5, 0.5, "no long run", ha="center", va="center", transform=left.transAxes)
+        left.set_axis_off()
+    names = list(windows)
+    checks = [c for c in evaluation.get("checks", []) if c.get("window") in names]
+    labels = list(dict.fromkeys(c["name"].split(" (")[0] for c in checks))
+    width = 0.8 / max(len(names), 1)
+    for i, name in enumerate(names):
+        mine = {c["name"].split(" (")[0]: c for c in checks if c["window"] == name}
+        ratios = [max(mine[l]["value"], 0) / mine[l]["limit"] if l in mine and mine[l]["limit"] else np.nan
+                  for l in labels]
+        right.bar(np.arange(len(labels)) + (i - (len(names) - 1) / 2) * width, ratios, width, label=name,
+                  color=CANDIDATE_COLOUR if i == 0 else None, alpha=0.9)
+    right.axhline(1, color="firebrick", lw=1, ls="--", label="allowance")
+    right.set_xticks(range(len(labels)))
+    right.set_xticklabels([l.replace("output ", "") for l in labels], rotation=15, fontsize=8)
+    right.set_title(f"verdict: {evaluation.get('verdict', 'yes' if evaluation.get('emulates') else 'no')}",
+                    fontsize=10)
+    finish_axes(right, "", "|diff| / allowance")
+    fig.tight_layout()
+    return fig
+
+
 def save_evaluation_figures(result: Any, folder: str | Path) -> list[Path]:
     """Write every evaluation figure (PNG + PDF) into ``folder``; returns the paths."""
+    evaluation = result.to_dict() if hasattr(result, "to_dict") else result
     metrics = result.metrics if hasattr(result, "metrics") else result
     folder = Path(folder)
     makers = {"evaluation_transitions": plot_transition_matrices, "evaluation_frequencies": plot_frequencies,
@@ -118,4 +160,8 @@ def save_evaluation_figures(result: Any, folder: str | Path) -> list[Path]:
     paths = []
     for name, make in makers.items():
         paths += save_figure(make(metrics), folder / name)
+    if evaluation.get("windows"):
+        from ..runs import json_ready
+
+        paths += save_figure(plot_horizons(json_ready(evaluation)), folder / "evaluation_horizons")
     return paths
