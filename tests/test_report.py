@@ -37,13 +37,16 @@ def test_report_embeds_every_figure_and_lists_missing_analyses(reported_run):
     assert path == reported_run / "report.html"
     assert "src='http" not in page and "href='http" not in page and "<link" not in page  # self-contained
     images = re.findall(r"<img alt='([^']*)' src='data:image/png;base64,", page)
-    # the loss, the five evaluation figures and the three analyses
+    # the loss, the six evaluation figures and the three analyses
     assert "training and validation loss" in images and {"latent_geometry", "readout_alignment", "residency"} <= set(images)
-    assert sum(a.startswith(("transitions", "frequencies", "volatility", "dwell", "distances")) for a in images) == 5
+    assert sum(a.startswith(("horizons", "transitions", "frequencies", "volatility", "dwell", "distances"))
+               for a in images) == 6
     for name in ("latent_geometry", "readout_alignment", "residency"):
         assert READINGS[name][:40] in page.replace("&#x27;", "'")
     assert "Not in this run folder: input_free, fixed_points" in page
-    assert "Emulates: <span class='fail'>no</span>" in page or "Emulates: <span class='pass'>yes</span>" in page
+    # a 2-epoch network is far from its HMM; every window's checks are listed with the long run's
+    assert "Verdict: <span class='fail'>no</span>" in page
+    assert "stationary T=100" in page and "bounded long run" in page and "z = 3.76" in page
 
 
 def test_report_of_a_bare_run_says_what_is_missing(tmp_path):
