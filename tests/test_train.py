@@ -261,20 +261,24 @@ def test_a_yes_counts_only_when_confirmed_on_independent_samples(tmp_path, monke
     import hmmrnn.evaluation as evaluation
     from hmmrnn.training import _derived_seed
 
-    real_compare = evaluation.compare
-    seeds = []
+    real_judge = evaluation.judge
+    calls = []
 
-    def yes_on_eval_no_on_confirm(hmm, candidate, *, seed, **kwargs):
-        result = real_compare(hmm, candidate, seed=seed, **kwargs)
-        seeds.append(seed)
-        result.emulates = seed == _derived_seed(0, "eval")
+    def yes_on_eval_no_on_confirm(model, hmm, *, seed, **kwargs):
+        short = evaluation.Horizons(windows=(), chains=10, length=400, burn_in=100)
+        result = real_judge(model, hmm, seed=seed, horizons=short, **kwargs)
+        calls.append((seed, kwargs.get("matching", True)))
+        result.verdict = "yes" if seed == _derived_seed(0, "eval") + 2 else "no"
         return result
 
-    monkeypatch.setattr(evaluation, "compare", yes_on_eval_no_on_confirm)
+    monkeypatch.setattr(evaluation, "judge", yes_on_eval_no_on_confirm)
     run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=2, seed=0, progress=False, eval_every=2,
                        eval_n=200, early_stop=True, **TINY)
-    assert set(seeds) == {_derived_seed(0, "eval"), _derived_seed(0, "confirm")}
+    eval_seed, confirm_seed = _derived_seed(0, "eval") + 2, _derived_seed(0, "confirm") + 2
+    # the cheap verdict first, the matched distance only after a cheap yes, then the confirmation
+    assert calls == [(eval_seed, False), (eval_seed, True), (confirm_seed, False)]
     assert run.history[-1]["emulates"] == 0.0 and not run.status.get("stopped_early")
+    assert run.history[-1]["growth"] is not None and run.history[-1]["long_loglik_gap"] is not None
 
 
 def test_learning_rate_half_life_is_applied_and_resumable(tmp_path):
@@ -299,3 +303,20 @@ def test_recipes_paper_is_the_paper_and_fast_is_the_default():
     assert hmmrnn.make_config("linear3", bigram_weight=0, early_stop=False).train.bigram_weight == 0
     with pytest.raises(hmmrnn.ConfigError, match="unknown recipe 'quick'; choose from fast, paper"):
         hmmrnn.make_config("linear3", recipe="quick")
+
+
+def test_carried_windows_are_checkpointed_and_resume_exactly(tmp_path):
+    """With carry_states each slot's window starts where its previous one ended; the carried states
+    are part of every checkpoint, so a run killed after epoch 2 and resumed equals an uninterrupted one."""
+    from hmmrnn.runs import checkpoint_paths, load_tensors, tensor_section
+
+    kwargs = dict(seed=1, progress=False, checkpoint_every=2, carry_states=True, reset_fraction=0.5, **TINY)
+    full = hmmrnn.train("linear2", out=tmp_path / "full", epochs=4, **kwargs)
+    part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=2, **kwargs)
+    pools = tensor_section(load_tensors(checkpoint_paths(part.path)[-1][1])[0], "pool")
+    assert {name: tuple(p.shape) for name, p in pools.items()} == {"train": (200, 16), "val": (200, 16)}
+    assert (pools["train"].abs().sum(1) > 0).float().mean() > 0.9  # carried states, not h0 = 0
+    resumed = hmmrnn.resume(part.path, epochs=4, progress=False, evaluate=False)
+    _assert_same_weights(_weights(full.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
+    plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=4, **{**kwargs, "carry_states": False})
+    assert plain.history[-1]["train_loss"] != full.history[-1]["train_loss"]
