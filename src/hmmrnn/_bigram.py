@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["BigramPenalty", "bigram_frequencies"]
+__all__ = ["BigramPenalty", "bigram_frequencies", "ngram_frequencies"]
 
 
 def bigram_frequencies(onehot: torch.Tensor) -> torch.Tensor:
@@ -44,23 +44,53 @@ def bigram_frequencies(onehot: torch.Tensor) -> torch.Tensor:
     return pairs / (onehot.shape[0] * (onehot.shape[1] - 1))
 
 
+def ngram_frequencies(onehot: torch.Tensor, order: int) -> torch.Tensor:
+    """Fraction of each word of ``order`` consecutive symbols, pooled over sequences and windows.
+
+    For probabilities p_t = softmax(z_t) instead of one-hot samples, the product
+    p_t(s_1) p_{t+1}(s_2) ⋯ is the exact conditional expectation of the sampled word's indicator,
+    because the outputs do not feed back into the network.
+
+    Parameters
+    ----------
+    onehot : (B, T, K) one-hot symbols (or probabilities); 1 ≤ order ≤ T.
+
+    Returns
+    -------
+    (K ** order,) frequencies, word (s_1, …, s_n) at index Σ s_k K^(n−k).
+    """
+    batch, length, k = onehot.shape
+    words = onehot[:, : length - order + 1]
+    for shift in range(1, order):
+        following = onehot[:, shift: length - order + 1 + shift]
+        words = (words.unsqueeze(-1) * following.unsqueeze(-2)).flatten(-2)
+    return words.mean(dim=(0, 1))
+
+
 class BigramPenalty:
-    """λ Σ_ab (q_ab − p_ab)² / (q_ab + p_ab) against the bigram frequencies p of a target set.
+    """λ Σ_{n=2..order} Σ_w (q_w − p_w)² / (q_w + p_w) against the n-gram frequencies p of a target
+    set (``order`` = 2: bigrams only, the default recipe's penalty).
 
     Parameters
     ----------
     targets : (n, T K) flattened one-hot target sequences (the whole training or validation set).
     n_symbols : K.
     weight : λ.
+    order : the longest word length penalised (≥ 2).
     """
 
-    def __init__(self, targets: torch.Tensor, n_symbols: int, weight: float) -> None:
+    def __init__(self, targets: torch.Tensor, n_symbols: int, weight: float, order: int = 2) -> None:
         self.n_symbols = n_symbols
         self.weight = weight
-        self.target = bigram_frequencies(targets.reshape(targets.shape[0], -1, n_symbols))
+        self.orders = range(2, order + 1)
+        onehot = targets.reshape(targets.shape[0], -1, n_symbols)
+        self.targets = [ngram_frequencies(onehot, n) for n in self.orders]
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
         """Penalty of a batch of flattened model outputs (B, T K); a scalar tensor."""
-        q = bigram_frequencies(outputs.reshape(outputs.shape[0], -1, self.n_symbols))
-        p = self.target.to(q.dtype)
-        return self.weight * ((q - p) ** 2 / (q + p).clamp_min(1e-12)).sum()
+        onehot = outputs.reshape(outputs.shape[0], -1, self.n_symbols)
+        total = outputs.new_zeros(())
+        for n, target in zip(self.orders, self.targets):
+            q, p = ngram_frequencies(onehot, n), target.to(outputs.dtype)
+            total = total + ((q - p) ** 2 / (q + p).clamp_min(1e-12)).sum()
+        return self.weight * total

@@ -78,6 +78,7 @@ class TrainConfig:
     blur: float = 0.2
     bigram_weight: float = 0.0
     bigram_on: str = "samples"
+    ngram_order: int = 2
     tau: float = 1.0
     val_every: int = 1
     checkpoint_every: int = 10
@@ -108,6 +109,7 @@ class TrainConfig:
         _require(self.bigram_weight >= 0, f"bigram_weight must be >= 0, got {self.bigram_weight}")
         _require(self.bigram_on in ("samples", "probabilities"),
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
+        _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
@@ -198,7 +200,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 stuck_patience: int | None = None, stuck_tolerance: float | None = None,
                 bigram_weight: float | None = None, bigram_on: str | None = None,
                 lr_half_life: float | None = None, carry_states: bool | None = None,
-                reset_fraction: float | None = None) -> RunConfig:
+                reset_fraction: float | None = None, ngram_order: int | None = None) -> RunConfig:
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
@@ -221,6 +223,6 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                        "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop, "retries": retries,
                        "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
                        "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life,
-                       "carry_states": carry_states, "reset_fraction": reset_fraction}
+                       "carry_states": carry_states, "reset_fraction": reset_fraction, "ngram_order": ngram_order}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

@@ -266,7 +266,7 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     t = config.train
     if t.bigram_weight == 0:
         return lambda outputs, logits, target: divergence(outputs.flatten(1), target)
-    penalty = BigramPenalty(targets, config.hmm.n_outputs, t.bigram_weight)
+    penalty = BigramPenalty(targets, config.hmm.n_outputs, t.bigram_weight, t.ngram_order)
     if t.bigram_on == "probabilities":
         return lambda outputs, logits, target: (divergence(outputs.flatten(1), target)
                                                 + penalty(torch.softmax(logits / t.tau, dim=-1)))
