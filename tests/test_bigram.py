@@ -103,3 +103,20 @@ def test_penalty_removes_the_finite_batch_bias_against_the_rare_symbol():
     assert divergence(suppressed, target).item() < divergence(true_sample, target).item() - 0.05
     assert (divergence(suppressed, target) + penalty(suppressed)).item() > \
         (divergence(true_sample, target) + penalty(true_sample)).item() + 0.5
+
+
+def test_ngram_frequencies_equal_the_ngram_metric_and_the_penalty_sums_orders():
+    from hmmrnn._bigram import ngram_frequencies
+    from hmmrnn.metrics import ngram_distribution
+
+    obs, _ = preset("cyclic4").hmm.sample(300, 25, seed=5)
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(obs), 3).double()
+    for order in (1, 2, 3, 4):
+        np.testing.assert_allclose(ngram_frequencies(onehot, order).numpy(), ngram_distribution(obs, 3, order),
+                                   atol=1e-12)
+    targets = onehot.reshape(300, -1).float()
+    other = torch.nn.functional.one_hot(torch.from_numpy(preset("linear3").hmm.sample(300, 25, seed=6)[0]), 3)
+    other = other.reshape(300, -1).float()
+    second, third = (BigramPenalty(targets, 3, 1.0, order)(other).item() for order in (2, 3))
+    q, p = ngram_frequencies(other.reshape(300, 25, 3), 3), ngram_frequencies(targets.reshape(300, 25, 3), 3)
+    assert third == pytest.approx(second + ((q - p) ** 2 / (q + p).clamp_min(1e-12)).sum().item(), rel=1e-5)

@@ -200,7 +200,8 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 stuck_patience: int | None = None, stuck_tolerance: float | None = None,
                 bigram_weight: float | None = None, bigram_on: str | None = None,
                 lr_half_life: float | None = None, carry_states: bool | None = None,
-                reset_fraction: float | None = None, ngram_order: int | None = None) -> RunConfig:
+                reset_fraction: float | None = None, ngram_order: int | None = None,
+                blur: float | None = None) -> RunConfig:
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
@@ -223,6 +224,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                        "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop, "retries": retries,
                        "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
                        "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life,
-                       "carry_states": carry_states, "reset_fraction": reset_fraction, "ngram_order": ngram_order}
+                       "carry_states": carry_states, "reset_fraction": reset_fraction, "ngram_order": ngram_order,
+                       "blur": blur}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())
