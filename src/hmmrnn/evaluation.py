@@ -69,7 +69,7 @@ class Thresholds:
     volatility_tolerance: float = 0.01
     loglik_tolerance: float = 0.003
     distance_tolerance: float = 0.02
-    frequency_resolution: float = 0.03
+    frequency_resolution: float = 0.05
     transition_resolution: float = 0.1
     volatility_resolution: float = 0.10
     loglik_resolution: float = 0.02

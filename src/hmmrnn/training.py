@@ -246,11 +246,14 @@ def _derived_seed(seed: int, purpose: str) -> int:
 # --------------------------------------------------------------------------- the loop
 
 
-def _targets(config: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot HMM sequences flattened to (n, T K): the training and validation thirds. With
-    ``carry_states`` they start from the HMM's stationary distribution (windows of a long run)."""
+def _targets(config: RunConfig, device: torch.device, stationary: bool | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-hot HMM sequences flattened to (n, T K): the training and validation thirds, started from
+    the HMM's stationary distribution (windows of a long run; default with ``carry_states``) or from
+    its start distribution."""
     t = config.train
-    hmm = config.hmm.stationary() if t.carry_states else config.hmm
+    stationary = t.carry_states if stationary is None else stationary
+    hmm = config.hmm.stationary() if stationary else config.hmm
     obs, _ = hmm.sample(t.num_seq, t.seq_len, seed=_derived_seed(t.seed, "data"))
     onehot = torch.nn.functional.one_hot(torch.from_numpy(obs), config.hmm.n_outputs).float()
     flat = onehot.reshape(t.num_seq, -1).to(device)
@@ -372,6 +375,9 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
     divergence = sinkhorn_divergence(t.blur, config.hmm.n_outputs, device)
     train_loss_fn = _objective(divergence, train_targets, config)
     val_loss_fn = _objective(divergence, val_targets, config)
+    if t.carry_states and t.fresh_every:  # the epochs from h_0 match HMM windows from its start
+        fresh_targets = _targets(config, device, stationary=False)[0]
+        fresh_loss_fn = _objective(divergence, fresh_targets, config)
     if t.carry_states and not state.pools:
         state.pools = {name: state.model.initial_hidden(len(targets), state.generator).detach()
                        for name, targets in (("train", train_targets), ("val", val_targets))}
@@ -384,8 +390,12 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
             for group in state.optimizer.param_groups:
                 group["lr"] = t.learning_rate(epoch)
             try:
-                train_loss = _epoch_loss(state.model, train_targets, config, state.generator, train_loss_fn,
-                                         state.optimizer, state.pools.get("train"))
+                if t.carry_states and t.fresh_every and epoch % t.fresh_every == 0:
+                    train_loss = _epoch_loss(state.model, fresh_targets, config, state.generator, fresh_loss_fn,
+                                             state.optimizer)
+                else:
+                    train_loss = _epoch_loss(state.model, train_targets, config, state.generator, train_loss_fn,
+                                             state.optimizer, state.pools.get("train"))
                 val_loss = None
                 if epoch % t.val_every == 0 or epoch == t.epochs:
                     val_loss = _epoch_loss(state.model, val_targets, config, state.generator, val_loss_fn, None,
