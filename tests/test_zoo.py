@@ -42,12 +42,17 @@ def test_zoo_round_trip_gives_a_normal_run_folder(tiny_zoo, tmp_path):
         get("nope", tmp_path / "other", zoo_dir=tiny_zoo / "zoo")
 
 
-def test_every_packaged_zoo_model_is_a_default_recipe_preset_model_that_emulates():
+def test_every_packaged_zoo_model_is_a_preset_model_judged_at_every_horizon():
+    """The packaged metrics.json is the current verdict's (every horizon), not a stale "yes"."""
     entries = {e["name"]: e for e in list_models()}
     assert entries and set(entries) <= set(PRESETS), f"zoo models in {ZOO_DIR}: {sorted(entries)}"
     for name, e in entries.items():
         assert e["preset"] == name and (e["hidden"], e["input"]) == (150, 100) and e["recipe"] == "fast"
-        assert e["emulates"] is True
+        metrics = json.loads((ZOO_DIR / name / "metrics.json").read_text())
+        assert metrics["verdict"] in ("yes", "no", "inconclusive") and metrics["emulates"] == (metrics["verdict"] == "yes")
+        assert metrics["n"] == 5000 and metrics["long_run"]["length"] >= 10_000
+        if metrics["long_run"]["first_non_finite_step"] is None:
+            assert {"stationary T=100", "stationary T=300"} <= set(metrics["windows"])
         assert (ZOO_DIR / name / "model.safetensors").stat().st_size < 200_000
         run = hmmrnn.load_run(ZOO_DIR / name)  # config and weights check out
         assert run.config.preset == name and run.model.w_rec.shape == (150, 150)
