@@ -75,11 +75,21 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
 
     penalty = BigramPenalty(targets, 3, weight=100.0)
     base = divergence(outputs.flatten(1), targets)
+    none = torch.zeros(30, dtype=torch.bool)
     for where, expected in (("samples", penalty(outputs)), ("probabilities", penalty(torch.softmax(logits, -1)))):
         config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on=where)
-        value = _objective(divergence, targets, config)(outputs, logits, targets)
+        value = _objective(divergence, targets, config)(outputs, logits, targets, none)
         assert value.item() == pytest.approx((base + expected).item(), rel=1e-6)
-    assert _objective(divergence, targets, make_config("linear3", recipe="paper"))(outputs, logits, targets) == base
+    paper = make_config("linear3", recipe="paper")
+    assert _objective(divergence, targets, paper)(outputs, logits, targets, none) == base
+    # fresh and carried windows are two populations, each against its own targets
+    config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on="samples", carry_states=True,
+                         fresh_fraction=0.5)
+    fresh = torch.arange(30) % 2 == 1
+    value = _objective(divergence, targets, config)(outputs, logits, targets, fresh)
+    parts = [divergence(outputs[m].flatten(1), targets[m]) + BigramPenalty(targets[m], 3, 100.0)(outputs[m])
+             for m in (fresh, ~fresh)]
+    assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-6)
 
 
 def test_penalty_removes_the_finite_batch_bias_against_the_rare_symbol():

@@ -305,15 +305,15 @@ def test_recipes_paper_is_the_paper_and_fast_is_the_default():
         hmmrnn.make_config("linear3", recipe="quick")
 
 
-@pytest.mark.parametrize("fresh_every", [0, 2])
-def test_carried_windows_are_checkpointed_and_resume_exactly(tmp_path, fresh_every):
-    """With carry_states each slot's window starts where its previous one ended (with fresh_every = 2
-    every second epoch trains from h0); the carried states are part of every checkpoint, so a run
-    killed after epoch 2 and resumed equals an uninterrupted one."""
+@pytest.mark.parametrize("fresh_fraction", [0.0, 0.25])
+def test_carried_windows_are_checkpointed_and_resume_exactly(tmp_path, fresh_fraction):
+    """With carry_states each slot's window starts where its previous one ended (a quarter of the
+    slots restarting from h0 every epoch with fresh_fraction = 0.25); the carried states are part of
+    every checkpoint, so a run killed after epoch 2 and resumed equals an uninterrupted one."""
     from hmmrnn.runs import checkpoint_paths, load_tensors, tensor_section
 
     kwargs = dict(seed=1, progress=False, checkpoint_every=2, carry_states=True, reset_fraction=0.5,
-                  fresh_every=fresh_every, **TINY)
+                  fresh_fraction=fresh_fraction, **TINY)
     full = hmmrnn.train("linear2", out=tmp_path / "full", epochs=4, **kwargs)
     part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=2, **kwargs)
     pools = tensor_section(load_tensors(checkpoint_paths(part.path)[-1][1])[0], "pool")

@@ -65,9 +65,10 @@ class TrainConfig:
     against HMM windows started from the HMM's stationary distribution: the network is trained to be
     a stationary emulator, not one that is right only for T steps after h_0 = 0 (docs/method.md,
     "Stationary training"). No gradient flows into the carried states (truncated backpropagation).
-    With ``fresh_every`` = k > 0, every k-th epoch instead trains on windows from h_0 against HMM
-    windows from its start distribution (the carried states wait), so the transient after h_0 is
-    trained as much as the long run.
+    With ``fresh_fraction`` f > 0, a fixed share f of the slots, spread over every batch, restarts
+    from h_0 every epoch and is matched separately against HMM windows from its start distribution
+    (objective f · L_fresh + (1 − f) · L_carried), so the transient after h_0 is trained as much as
+    the long run and neither population can make up for the other's error.
     """
 
     seq_len: int = 30
@@ -93,7 +94,7 @@ class TrainConfig:
     stuck_tolerance: float = 0.01
     carry_states: bool = False
     reset_fraction: float = 0.2
-    fresh_every: int = 0
+    fresh_fraction: float = 0.0
     seed: int = 0
     device: str = "cpu"
     recipe: str = "paper"
@@ -124,7 +125,7 @@ class TrainConfig:
         _require(not self.retries or self.eval_every > 0, "retries need eval_every > 0 to detect a stuck run")
         _require(self.stuck_patience >= 1, f"stuck_patience must be >= 1, got {self.stuck_patience}")
         _require(0 <= self.stuck_tolerance < 1, f"stuck_tolerance must lie in [0, 1), got {self.stuck_tolerance}")
-        _require(self.fresh_every >= 0, f"fresh_every must be >= 0, got {self.fresh_every}")
+        _require(0 <= self.fresh_fraction < 1, f"fresh_fraction must lie in [0, 1), got {self.fresh_fraction}")
         _require(0 < self.reset_fraction <= 1, f"reset_fraction must lie in (0, 1], got {self.reset_fraction}")
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
@@ -206,7 +207,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 bigram_weight: float | None = None, bigram_on: str | None = None,
                 lr_half_life: float | None = None, carry_states: bool | None = None,
                 reset_fraction: float | None = None, ngram_order: int | None = None,
-                blur: float | None = None, fresh_every: int | None = None) -> RunConfig:
+                blur: float | None = None, fresh_fraction: float | None = None) -> RunConfig:
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
@@ -230,6 +231,6 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                        "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
                        "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life,
                        "carry_states": carry_states, "reset_fraction": reset_fraction, "ngram_order": ngram_order,
-                       "blur": blur, "fresh_every": fresh_every}
+                       "blur": blur, "fresh_fraction": fresh_fraction}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

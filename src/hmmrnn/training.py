@@ -50,8 +50,8 @@ from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINA
 __all__ = ["train", "train_config", "resume", "sinkhorn_divergence"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-#: f(outputs (B, T, K), logits (B, T, K), target (B, T K)) -> scalar loss
-Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: f(outputs (B, T, K), logits (B, T, K), target (B, T K), fresh (B,) bool) -> scalar loss
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def sinkhorn_divergence(blur: float = 0.2, n_symbols: int = 3, device: torch.device | str = "cpu") -> LossFn:
@@ -238,42 +238,80 @@ class _TrainingState:
 
 
 def _derived_seed(seed: int, purpose: str) -> int:
-    """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm) from one user seed."""
-    tag = {"data": 1, "init": 2, "noise": 3, "eval": 4, "confirm": 5}[purpose]
+    """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm, fresh) from one user seed."""
+    tag = {"data": 1, "init": 2, "noise": 3, "eval": 4, "confirm": 5, "fresh": 6}[purpose]
     return int(np.random.SeedSequence([seed, tag]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 # --------------------------------------------------------------------------- the loop
 
 
-def _targets(config: RunConfig, device: torch.device, stationary: bool | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One-hot HMM sequences flattened to (n, T K): the training and validation thirds, started from
-    the HMM's stationary distribution (windows of a long run; default with ``carry_states``) or from
-    its start distribution."""
+def _fresh_slots(n: int, fraction: float) -> torch.Tensor:
+    """(n,) bool: the slots restarted from h_0 every epoch, spread evenly (slot i is fresh when
+    ⌊(i + 1) f⌋ > ⌊i f⌋), so that every batch holds its share."""
+    index = torch.arange(n, dtype=torch.float64)
+    return torch.floor((index + 1) * fraction) > torch.floor(index * fraction)
+
+
+def _targets(config: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One-hot HMM sequences flattened to (n, T K): the training and validation thirds.
+
+    With ``carry_states`` the windows of carried slots are matched with HMM windows from its
+    stationary distribution (windows of a long run), those of fresh slots (``fresh_fraction``) with
+    HMM windows from its start distribution, drawn with their own seed."""
     t = config.train
-    stationary = t.carry_states if stationary is None else stationary
-    hmm = config.hmm.stationary() if stationary else config.hmm
-    obs, _ = hmm.sample(t.num_seq, t.seq_len, seed=_derived_seed(t.seed, "data"))
-    onehot = torch.nn.functional.one_hot(torch.from_numpy(obs), config.hmm.n_outputs).float()
-    flat = onehot.reshape(t.num_seq, -1).to(device)
+
+    def thirds(hmm: HMM, purpose: str) -> torch.Tensor:
+        obs, _ = hmm.sample(t.num_seq, t.seq_len, seed=_derived_seed(t.seed, purpose))
+        onehot = torch.nn.functional.one_hot(torch.from_numpy(obs), config.hmm.n_outputs).float()
+        return onehot.reshape(t.num_seq, -1).to(device)
+
+    if not t.carry_states:
+        flat = thirds(config.hmm, "data")
+    else:
+        flat = thirds(config.hmm.stationary(), "data")
+        if t.fresh_fraction > 0:
+            fresh = _fresh_slots(t.n_train, t.fresh_fraction).repeat(3)[:, None].to(device)
+            flat = torch.where(fresh[: t.num_seq], thirds(config.hmm, "fresh")[: 3 * t.n_train],
+                               flat[: 3 * t.n_train])
     return flat[: t.n_train], flat[t.n_train: 2 * t.n_train]
 
 
 def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> Objective:
-    """The training objective on one target set, as f(outputs, logits, target) with outputs and
-    logits (B, T, K) and target (B, T K): the divergence of the flattened outputs, plus the bigram
-    penalty against the target set's pooled bigram frequencies when ``bigram_weight`` > 0
-    (:mod:`hmmrnn._bigram`), on the straight-through samples or on softmax(logits)
-    (``bigram_on``)."""
+    """The training objective on one target set, as f(outputs, logits, target, fresh) with outputs and
+    logits (B, T, K), target (B, T K) and fresh (B,) the batch's fresh slots: the divergence of the
+    flattened outputs, plus the bigram penalty against the target set's pooled bigram frequencies
+    when ``bigram_weight`` > 0 (:mod:`hmmrnn._bigram`), on the straight-through samples or on
+    softmax(logits) (``bigram_on``).
+
+    With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
+    populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
+    so that neither can make up for the other's error in the pooled statistics.
+    """
     t = config.train
-    if t.bigram_weight == 0:
-        return lambda outputs, logits, target: divergence(outputs.flatten(1), target)
-    penalty = BigramPenalty(targets, config.hmm.n_outputs, t.bigram_weight, t.ngram_order)
-    if t.bigram_on == "probabilities":
-        return lambda outputs, logits, target: (divergence(outputs.flatten(1), target)
-                                                + penalty(torch.softmax(logits / t.tau, dim=-1)))
-    return lambda outputs, logits, target: divergence(outputs.flatten(1), target) + penalty(outputs)
+    fraction = t.fresh_fraction if t.carry_states else 0.0
+    fresh_rows = _fresh_slots(len(targets), fraction).to(targets.device)
+
+    def single(rows: torch.Tensor):
+        if t.bigram_weight == 0:
+            return lambda outputs, logits, target: divergence(outputs.flatten(1), target)
+        penalty = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order)
+        if t.bigram_on == "probabilities":
+            return lambda outputs, logits, target: (divergence(outputs.flatten(1), target)
+                                                    + penalty(torch.softmax(logits / t.tau, dim=-1)))
+        return lambda outputs, logits, target: divergence(outputs.flatten(1), target) + penalty(outputs)
+
+    if fraction == 0:
+        whole = single(torch.ones(len(targets), dtype=torch.bool, device=targets.device))
+        return lambda outputs, logits, target, fresh: whole(outputs, logits, target)
+    on_fresh, on_carried = single(fresh_rows), single(~fresh_rows)
+
+    def objective(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, fresh: torch.Tensor):
+        carried = ~fresh
+        return (fraction * on_fresh(outputs[fresh], logits[fresh], target[fresh])
+                + (1 - fraction) * on_carried(outputs[carried], logits[carried], target[carried]))
+
+    return objective
 
 
 def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, generator: torch.Generator,
@@ -281,15 +319,16 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
                 pool: torch.Tensor | None = None) -> float:
     """Mean batch loss over ``targets``; takes an optimizer step per batch when given one.
 
-    ``pool`` (n, H), with ``carry_states``: the state each slot's window starts from. A fraction
-    ``reset_fraction`` of the slots is first reset to h_0; afterwards each slot holds the last state
-    of its window, where the next epoch continues.
+    ``pool`` (n, H), with ``carry_states``: the state each slot's window starts from. The fresh slots
+    (``fresh_fraction``) and a random fraction ``reset_fraction`` of the others are first reset to
+    h_0; afterwards each slot holds the last state of its window, where the next epoch continues.
 
     A non-finite loss or weight raises :class:`_NonFinite` carrying the last finite weights.
     """
     t = config.train
+    fresh = _fresh_slots(targets.shape[0], t.fresh_fraction if pool is not None else 0.0).to(targets.device)
     if pool is not None:
-        reset = torch.rand(pool.shape[0], generator=generator, device=pool.device) < t.reset_fraction
+        reset = (torch.rand(pool.shape[0], generator=generator, device=pool.device) < t.reset_fraction) | fresh
         pool[reset] = model.initial_hidden(int(reset.sum()), generator).detach()
     losses = []
     for start in range(0, targets.shape[0], t.batch_size):
@@ -299,7 +338,7 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
         h0 = None if pool is None else pool[start: start + t.batch_size].clone()
         with torch.set_grad_enabled(optimizer is not None):
             outputs, hidden, logits = model(noise, generator, t.tau, h0)
-            loss = loss_fn(outputs, logits, target)
+            loss = loss_fn(outputs, logits, target, fresh[start: start + t.batch_size])
         if pool is not None:
             pool[start: start + t.batch_size] = hidden[:, -1].detach()
         if not torch.isfinite(loss):
@@ -375,9 +414,6 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
     divergence = sinkhorn_divergence(t.blur, config.hmm.n_outputs, device)
     train_loss_fn = _objective(divergence, train_targets, config)
     val_loss_fn = _objective(divergence, val_targets, config)
-    if t.carry_states and t.fresh_every:  # the epochs from h_0 match HMM windows from its start
-        fresh_targets = _targets(config, device, stationary=False)[0]
-        fresh_loss_fn = _objective(divergence, fresh_targets, config)
     if t.carry_states and not state.pools:
         state.pools = {name: state.model.initial_hidden(len(targets), state.generator).detach()
                        for name, targets in (("train", train_targets), ("val", val_targets))}
@@ -390,12 +426,8 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
             for group in state.optimizer.param_groups:
                 group["lr"] = t.learning_rate(epoch)
             try:
-                if t.carry_states and t.fresh_every and epoch % t.fresh_every == 0:
-                    train_loss = _epoch_loss(state.model, fresh_targets, config, state.generator, fresh_loss_fn,
-                                             state.optimizer)
-                else:
-                    train_loss = _epoch_loss(state.model, train_targets, config, state.generator, train_loss_fn,
-                                             state.optimizer, state.pools.get("train"))
+                train_loss = _epoch_loss(state.model, train_targets, config, state.generator, train_loss_fn,
+                                         state.optimizer, state.pools.get("train"))
                 val_loss = None
                 if epoch % t.val_every == 0 or epoch == t.epochs:
                     val_loss = _epoch_loss(state.model, val_targets, config, state.generator, val_loss_fn, None,
