@@ -298,6 +298,7 @@ def test_recipes_paper_is_the_paper_and_fast_is_the_default():
         0, 1, 0, False, 0)
     fast = hmmrnn.make_config("linear3").train
     assert fast.recipe == "fast" and fast.bigram_weight > 0 and fast.eval_every > 0 and fast.early_stop
+    assert not paper.carry_states and fast.carry_states and 0 < fast.fresh_fraction < 1
     assert (fast.lr, fast.batch_size, fast.num_seq, fast.blur, fast.betas) == (1e-3, 4096, 30_000, 0.2, (0.9, 0.9))
     # explicit settings win over the recipe
     assert hmmrnn.make_config("linear3", bigram_weight=0, early_stop=False).train.bigram_weight == 0
