@@ -1,10 +1,12 @@
 """Pretrained models shipped with the package: one per preset (H = 150, d = 100), each trained by
-this package with its default recipe and meeting ``emulates: yes`` (how each was trained:
-``BENCHMARKS.md``, "Model zoo").
+this package with its default recipe (how each was trained and judged: ``BENCHMARKS.md``, "Model
+zoo").
 
 A zoo entry is a folder ``hmmrnn/zoo_models/<name>/`` with ``config.json``, ``model.safetensors``,
-``metrics.json``, ``history.csv`` and ``status.json``, the files of the run it came from (no
-checkpoints). :func:`get` copies one into a new run folder that every command reads.
+``metrics.json``, ``history.csv`` and ``status.json``, the files of the run it came from, and
+``checkpoints/epoch_*.safetensors`` holding only the weights of each checkpoint (no optimizer or
+carried states: about 150 KB each instead of 12 MB), enough for the training-evolution analysis.
+:func:`get` copies one into a new run folder that every command reads.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 from .errors import RunDirError
 from .evaluation import METRICS_FILE
-from .runs import (CONFIG_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run, atomic_write_bytes, load_run,
-                   prepare_run_dir, read_json)
+from .runs import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run, atomic_write_bytes,
+                   checkpoint_paths, load_run, load_tensors, prepare_run_dir, read_json, save_tensors,
+                   tensor_section)
 
 __all__ = ["ZOO_DIR", "list_models", "get", "add"]
 
@@ -54,11 +57,20 @@ def get(name: str, out: str | Path, *, force: bool = False, zoo_dir: str | Path 
     return load_run(run_dir)
 
 
-def _copy_entry(source: Path, target: Path) -> None:
-    """Copy the entry files that ``source`` has into ``target`` (atomically, one by one)."""
+def _copy_entry(source: Path, target: Path, weights_only_checkpoints: bool = False) -> None:
+    """Copy the entry files that ``source`` has into ``target`` (atomically, one by one), and its
+    checkpoints, reduced to their weights with ``weights_only_checkpoints``."""
     for file in ENTRY_FILES:
         if (source / file).exists():
             atomic_write_bytes(target / file, (source / file).read_bytes())
+    for epoch, path in checkpoint_paths(source):
+        (target / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        if weights_only_checkpoints:
+            weights = tensor_section(load_tensors(path)[0], "model")
+            save_tensors(target / CHECKPOINT_DIR / path.name, {f"model.{k}": v for k, v in weights.items()},
+                         {"epoch": str(epoch)})
+        else:
+            atomic_write_bytes(target / CHECKPOINT_DIR / path.name, path.read_bytes())
 
 
 def add(run_dir: str | Path, name: str, *, zoo_dir: str | Path | None = None, require_emulation: bool = True) -> Path:
@@ -76,5 +88,5 @@ def add(run_dir: str | Path, name: str, *, zoo_dir: str | Path | None = None, re
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    _copy_entry(run_dir, target)
+    _copy_entry(run_dir, target, weights_only_checkpoints=True)
     return target
