@@ -77,7 +77,7 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
     base = divergence(outputs.flatten(1), targets)
     none = torch.zeros(30, dtype=torch.bool)
     for where, expected in (("samples", penalty(outputs)), ("probabilities", penalty(torch.softmax(logits, -1)))):
-        config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on=where)
+        config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on=where, carry_states=False)
         value = _objective(divergence, targets, config)(outputs, logits, targets, none)
         assert value.item() == pytest.approx((base + expected).item(), rel=1e-6)
     paper = make_config("linear3", recipe="paper")

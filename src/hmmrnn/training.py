@@ -307,9 +307,11 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     on_fresh, on_carried = single(fresh_rows), single(~fresh_rows)
 
     def objective(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, fresh: torch.Tensor):
-        carried = ~fresh
-        return (fraction * on_fresh(outputs[fresh], logits[fresh], target[fresh])
-                + (1 - fraction) * on_carried(outputs[carried], logits[carried], target[carried]))
+        total = outputs.new_zeros(())
+        for weight, part, rows in ((fraction, on_fresh, fresh), (1 - fraction, on_carried, ~fresh)):
+            if rows.any():  # a small last batch may hold no slot of one population
+                total = total + weight * part(outputs[rows], logits[rows], target[rows])
+        return total
 
     return objective
 
