@@ -324,3 +324,26 @@ def test_carried_windows_are_checkpointed_and_resume_exactly(tmp_path, fresh_fra
     _assert_same_weights(_weights(full.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
     plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=4, **{**kwargs, "carry_states": False})
     assert plain.history[-1]["train_loss"] != full.history[-1]["train_loss"]
+
+
+def test_a_diverging_carried_chain_restarts_instead_of_ending_training(tmp_path):
+    """A network whose carried states blow up (W_rec = 2 I doubles them every step) keeps training:
+    slots that are non-finite or above MAX_CARRIED_NORM restart from h0 before their next window."""
+    from hmmrnn.rnn import NoiseRNN
+    from hmmrnn.training import MAX_CARRIED_NORM, _epoch_loss, _objective, sinkhorn_divergence, _targets
+
+    config = hmmrnn.make_config("linear3", hidden=6, input=2, num_seq=60, seq_len=20, batch_size=20,
+                                carry_states=True, reset_fraction=0.01, bigram_weight=0)
+    model = NoiseRNN(6, 2, 3, seed=0)
+    with torch.no_grad():
+        model.w_rec.copy_(2 * torch.eye(6))
+    targets, _ = _targets(config, torch.device("cpu"))
+    objective = _objective(sinkhorn_divergence(0.2, 3), targets, config)
+    pool = torch.zeros(20, 6)
+    pool[:5] = float("inf")
+    pool[5:10] = 10 * MAX_CARRIED_NORM
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):  # 20 steps of doubling per window: 1e6 more each epoch, overflow without restarts
+        loss = _epoch_loss(model, targets, config, generator, objective, None, pool)
+        assert np.isfinite(loss)
+    assert torch.isfinite(pool).all()

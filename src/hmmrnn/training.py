@@ -50,6 +50,9 @@ from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINA
 __all__ = ["train", "train_config", "resume", "sinkhorn_divergence"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: A carried state above this norm restarts from h_0 (float32 overflows near 3e38; a chain growing by
+#: a factor g per step reaches that in log(3e38 / 1e6) / log(g) steps, 108 for g = 2).
+MAX_CARRIED_NORM = 1e6
 #: f(outputs (B, T, K), logits (B, T, K), target (B, T K), fresh (B,) bool) -> scalar loss
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -322,15 +325,20 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
     """Mean batch loss over ``targets``; takes an optimizer step per batch when given one.
 
     ``pool`` (n, H), with ``carry_states``: the state each slot's window starts from. The fresh slots
-    (``fresh_fraction``) and a random fraction ``reset_fraction`` of the others are first reset to
-    h_0; afterwards each slot holds the last state of its window, where the next epoch continues.
+    (``fresh_fraction``), a random fraction ``reset_fraction`` of the others and any slot whose state
+    is non-finite or has a norm above :data:`MAX_CARRIED_NORM` are first reset to h_0; afterwards
+    each slot holds the last state of its window, where the next epoch continues.
 
     A non-finite loss or weight raises :class:`_NonFinite` carrying the last finite weights.
     """
     t = config.train
     fresh = _fresh_slots(targets.shape[0], t.fresh_fraction if pool is not None else 0.0).to(targets.device)
     if pool is not None:
+        # a chain that diverged during training (non-finite, or so large that the next window would
+        # overflow) restarts from h_0; the verdict's long run is what judges divergence
+        diverged = ~torch.isfinite(pool).all(dim=1) | (torch.linalg.vector_norm(pool, dim=1) > MAX_CARRIED_NORM)
         reset = (torch.rand(pool.shape[0], generator=generator, device=pool.device) < t.reset_fraction) | fresh
+        reset |= diverged
         pool[reset] = model.initial_hidden(int(reset.sum()), generator).detach()
     losses = []
     for start in range(0, targets.shape[0], t.batch_size):
