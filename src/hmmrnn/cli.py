@@ -41,7 +41,7 @@ def train(
     grad_clip: Optional[float] = typer.Option(None, help="Global gradient-norm clip [preset: 0.9 or 0.3]."),
     val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [fast: 10, paper: 1]."),
     bigram_weight: Optional[float] = typer.Option(None, help="Weight of the bigram-frequency penalty; 0 = the "
-                                                  "paper's loss [fast: 100, paper: 0]."),
+                                                  "paper's loss [fast: 1000, paper: 0]."),
     bigram_on: Optional[str] = typer.Option(None, help="What the bigram penalty counts: 'samples' (the "
                                             "straight-through outputs) or 'probabilities' (softmax of the logits, "
                                             "their exact expectation) [samples]."),
@@ -49,8 +49,11 @@ def train(
                                                 help="Start each epoch's windows where the previous ones ended "
                                                 "(a fraction --reset-fraction restarts from h0), against "
                                                 "stationary HMM windows [fast: on, paper: off]."),
-    reset_fraction: Optional[float] = typer.Option(None, help="With --carry-states: slots reset to h0 per "
-                                                   "epoch [0.2]."),
+    reset_fraction: Optional[float] = typer.Option(None, help="With --carry-states: share of the carried slots "
+                                                   "restarted from h0 at random each epoch [fast: 0.05]."),
+    fresh_fraction: Optional[float] = typer.Option(None, help="With --carry-states: share of the slots fresh "
+                                                   "from h0 every epoch, matched as their own population "
+                                                   "against HMM windows from its start [fast: 0.25]."),
     out: Optional[Path] = typer.Option(None, help="Run folder [runs/<preset>-h<H>-d<d>-s<seed>]."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Save the full training state every K epochs; "
@@ -83,7 +86,7 @@ def train(
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
                         bigram_weight=bigram_weight, bigram_on=bigram_on, lr_half_life=lr_half_life, hidden=hidden,
-                        carry_states=carry_states, reset_fraction=reset_fraction,
+                        carry_states=carry_states, reset_fraction=reset_fraction, fresh_fraction=fresh_fraction,
                         input=input, seed=seed, batch_size=batch_size,
                         lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
                         out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
@@ -99,7 +102,8 @@ def train(
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
         run = train_run(preset, recipe=recipe, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False,
                         hidden=hidden, input=input, bigram_weight=bigram_weight, bigram_on=bigram_on,
-                        lr_half_life=lr_half_life, carry_states=carry_states, reset_fraction=reset_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
+                        lr_half_life=lr_half_life, carry_states=carry_states, reset_fraction=reset_fraction,
+                        fresh_fraction=fresh_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
                         grad_clip=grad_clip, val_every=val_every, device=device,
                         checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
                         early_stop=early_stop, retries=retries, stuck_patience=stuck_patience)
