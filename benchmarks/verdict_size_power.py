@@ -29,23 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hmmrnn import HMM, compare, judge, preset
+from hmmrnn import HMM, HMMSpecError, compare, judge, preset
 from hmmrnn.evaluation import HMMCandidate
 
 SHIFTS = (0.0, -0.02, 0.02, -0.05, 0.05, -0.1, 0.1)
 
 
 def shifted(hmm: HMM, shift: float) -> HMM | None:
-    """Every stay probability moved by ``shift``, the moves rescaled to keep rows stochastic; None if a
-    stay probability would leave [0, 1]."""
-    a = hmm.transition.copy()
-    for i in range(len(a)):
-        stay = a[i, i] + shift
-        if not 0 <= stay <= 1:
-            return None
-        a[i] *= (1 - stay) / (1 - a[i, i])
-        a[i, i] = stay
-    return HMM(a, hmm.emission, hmm.start, name=f"{hmm.name}{shift:+.2f}")
+    """:meth:`HMM.with_stay_shift`, or None where a stay probability would leave [0, 1] (n/a)."""
+    try:
+        return hmm.with_stay_shift(shift)
+    except HMMSpecError:
+        return None
 
 
 def main() -> None:

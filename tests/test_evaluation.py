@@ -25,16 +25,6 @@ def _status(result) -> dict[str, str]:
     return {f"{c.window}: {c.name}": c.status for c in result.checks}
 
 
-def _shifted(hmm: HMM, shift: float) -> HMM:
-    """``hmm`` with every stay probability moved by ``shift``, the moves rescaled to keep rows stochastic."""
-    a = hmm.transition.copy()
-    for i in range(len(a)):
-        stay = a[i, i] + shift
-        a[i] *= (1 - stay) / (1 - a[i, i])
-        a[i, i] = stay
-    return HMM(a, hmm.emission, hmm.start, name=hmm.name)
-
-
 def test_independent_samples_of_the_same_hmm_emulate():
     hmm = preset("linear3").hmm
     candidate, _ = hmm.sample(5000, 30, seed=123)
@@ -79,7 +69,7 @@ def test_tiny_n_is_inconclusive_not_no():
 def test_shifted_stay_probabilities_are_rejected(name, shift, length):
     """Power: a ±0.05 change of the stay probabilities fails at N = 5000 (log-likelihood and volatility)."""
     hmm = preset(name).hmm
-    candidate, _ = _shifted(hmm, shift).sample(5000, length, seed=9)
+    candidate, _ = hmm.with_stay_shift(shift).sample(5000, length, seed=9)
     result = compare(hmm, candidate, seed=0, refit=False, matching=False)
     assert result.verdict == "no", result.summary()
     assert _status(result)[f"T={length}: log-likelihood per step (gap)"] == "fail"

@@ -279,3 +279,16 @@ def test_bad_files(tmp_path, name, text, message):
         HMM.from_file(tmp_path / name)
     with pytest.raises(HMMSpecError, match="not found"):
         HMM.from_file(tmp_path / "missing.json")
+
+
+def test_stay_shift_moves_the_diagonal_and_keeps_rows_stochastic():
+    hmm = preset("linear3").hmm
+    shifted = hmm.with_stay_shift(-0.05)
+    np.testing.assert_allclose(np.diag(shifted.transition), np.diag(hmm.transition) - 0.05)
+    np.testing.assert_allclose(shifted.transition.sum(axis=1), 1.0)
+    off = ~np.eye(3, dtype=bool)
+    ratio = shifted.transition[0, 1] / hmm.transition[0, 1]  # the moves are rescaled, not shifted
+    assert ratio == pytest.approx((1 - np.diag(shifted.transition)[0]) / (1 - hmm.transition[0, 0]))
+    assert (shifted.transition[off] == 0).sum() == (hmm.transition[off] == 0).sum()
+    with pytest.raises(HMMSpecError, match="leaves"):
+        preset("fully3").hmm.with_stay_shift(0.1)

@@ -499,6 +499,19 @@ class HMM:
         return HMM(self.transition, self.emission, self.stationary_distribution(), name=self.name,
                    description=dict(self.description))
 
+    def with_stay_shift(self, shift: float) -> "HMM":
+        """The same HMM with every stay probability A[i, i] moved by ``shift`` and the moves of each
+        row rescaled to keep it stochastic (a perturbation used to measure the verdict's power).
+        A stay probability outside [0, 1] raises :class:`HMMSpecError`."""
+        a = self.transition.copy()
+        for i in range(len(a)):
+            stay = a[i, i] + shift
+            if not 0 <= stay <= 1:
+                raise HMMSpecError(f"stay probability {a[i, i]:g} of state {i} + {shift:g} leaves [0, 1]")
+            a[i] *= (1 - stay) / (1 - a[i, i])
+            a[i, i] = stay
+        return HMM(a, self.emission, self.start, name=f"{self.name}{shift:+.2f}", description=dict(self.description))
+
     def output_frequencies(self) -> np.ndarray:
         """Stationary symbol frequencies f = π B. Shape (K,)."""
         return self.stationary_distribution() @ self.emission
