@@ -69,6 +69,10 @@ class TrainConfig:
     from h_0 every epoch and is matched separately against HMM windows from its start distribution
     (objective f · L_fresh + (1 − f) · L_carried), so the transient after h_0 is trained as much as
     the long run and neither population can make up for the other's error.
+
+    ``likelihood_weight`` λ > 0 adds λ W₂² between the per-step HMM log-likelihoods of the emitted
+    sequences and of the target sequences (:mod:`hmmrnn._likelihood`; per population, each under the
+    HMM started as its targets are).
     """
 
     seq_len: int = 30
@@ -83,6 +87,7 @@ class TrainConfig:
     bigram_weight: float = 0.0
     bigram_on: str = "samples"
     ngram_order: int = 2
+    likelihood_weight: float = 0.0
     tau: float = 1.0
     val_every: int = 1
     checkpoint_every: int = 10
@@ -115,6 +120,7 @@ class TrainConfig:
         _require(self.bigram_on in ("samples", "probabilities"),
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
+        _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
@@ -207,7 +213,8 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 bigram_weight: float | None = None, bigram_on: str | None = None,
                 lr_half_life: float | None = None, carry_states: bool | None = None,
                 reset_fraction: float | None = None, ngram_order: int | None = None,
-                blur: float | None = None, fresh_fraction: float | None = None) -> RunConfig:
+                blur: float | None = None, fresh_fraction: float | None = None,
+                likelihood_weight: float | None = None) -> RunConfig:
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
@@ -231,6 +238,6 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                        "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
                        "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life,
                        "carry_states": carry_states, "reset_fraction": reset_fraction, "ngram_order": ngram_order,
-                       "blur": blur, "fresh_fraction": fresh_fraction}
+                       "blur": blur, "fresh_fraction": fresh_fraction, "likelihood_weight": likelihood_weight}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from .config import RunConfig, make_config
 from .errors import ConfigError, RunDirError, TrainingDivergedError
 from ._bigram import BigramPenalty
+from ._likelihood import LikelihoodPenalty
 from ._sinkhorn import OneHotSinkhornDivergence
 from .hmm import HMM
 from .rnn import WEIGHT_NAMES, NoiseRNN
@@ -285,29 +286,43 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     logits (B, T, K), target (B, T K) and fresh (B,) the batch's fresh slots: the divergence of the
     flattened outputs, plus the bigram penalty against the target set's pooled bigram frequencies
     when ``bigram_weight`` > 0 (:mod:`hmmrnn._bigram`), on the straight-through samples or on
-    softmax(logits) (``bigram_on``).
+    softmax(logits) (``bigram_on``), plus the log-likelihood penalty when ``likelihood_weight`` > 0
+    (:mod:`hmmrnn._likelihood`, on the samples).
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
-    so that neither can make up for the other's error in the pooled statistics.
+    so that neither can make up for the other's error in the pooled statistics. The carried windows'
+    likelihood is that of the HMM started from its stationary distribution, like their targets.
     """
     t = config.train
     fraction = t.fresh_fraction if t.carry_states else 0.0
     fresh_rows = _fresh_slots(len(targets), fraction).to(targets.device)
 
-    def single(rows: torch.Tensor):
-        if t.bigram_weight == 0:
-            return lambda outputs, logits, target: divergence(outputs.flatten(1), target)
-        penalty = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order)
-        if t.bigram_on == "probabilities":
-            return lambda outputs, logits, target: (divergence(outputs.flatten(1), target)
-                                                    + penalty(torch.softmax(logits / t.tau, dim=-1)))
-        return lambda outputs, logits, target: divergence(outputs.flatten(1), target) + penalty(outputs)
+    def single(rows: torch.Tensor, hmm: HMM):
+        terms = []
+        if t.bigram_weight > 0:
+            bigram = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order)
+            if t.bigram_on == "probabilities":
+                terms.append(lambda outputs, logits: bigram(torch.softmax(logits / t.tau, dim=-1)))
+            else:
+                terms.append(lambda outputs, logits: bigram(outputs))
+        if t.likelihood_weight > 0:
+            likelihood = LikelihoodPenalty(hmm, targets[rows], t.likelihood_weight)
+            terms.append(lambda outputs, logits: likelihood(outputs.flatten(1)))
 
+        def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            total = divergence(outputs.flatten(1), target)
+            for term in terms:
+                total = total + term(outputs, logits)
+            return total
+
+        return part
+
+    carried_hmm = config.hmm.stationary() if t.carry_states else config.hmm
     if fraction == 0:
-        whole = single(torch.ones(len(targets), dtype=torch.bool, device=targets.device))
+        whole = single(torch.ones(len(targets), dtype=torch.bool, device=targets.device), carried_hmm)
         return lambda outputs, logits, target, fresh: whole(outputs, logits, target)
-    on_fresh, on_carried = single(fresh_rows), single(~fresh_rows)
+    on_fresh, on_carried = single(fresh_rows, config.hmm), single(~fresh_rows, carried_hmm)
 
     def objective(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, fresh: torch.Tensor):
         total = outputs.new_zeros(())
