@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 import typer
 
-from .errors import HmmrnnError
+from .errors import HmmrnnError, Interrupted
 from .evaluation import Horizons, Thresholds
 
 _TH, _HZ = Thresholds(), Horizons()  # the defaults shown in --help come from the dataclasses
@@ -80,8 +80,11 @@ def train(
     status.json, checkpoints/ and figures/ into the run folder, then evaluates the model
     (metrics.json, verdict) unless --no-evaluate.
     """
+    from .config import make_config
+    from .hmm import HMM
+    from .runs import run_lock
+    from .training import default_run_dir, train_config
     from .training import resume as resume_run
-    from .training import train as train_run
 
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
@@ -96,24 +99,32 @@ def train(
         if changed:
             raise HmmrnnError(f"--resume continues a run with its saved settings (only --epochs may change); "
                               f"drop {', '.join(changed)}")
-        run = resume_run(resume, epochs=epochs, progress=not quiet, evaluate=False)
+        folder = resume
+        if not folder.is_dir():
+            raise HmmrnnError(f"run folder not found: {folder}")
     else:
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
-        run = train_run(preset, recipe=recipe, hmm=hmm, out=out, force=force, progress=not quiet, evaluate=False,
-                        hidden=hidden, input=input, bigram_weight=bigram_weight, bigram_on=bigram_on,
-                        lr_half_life=lr_half_life, carry_states=carry_states, reset_fraction=reset_fraction,
-                        fresh_fraction=fresh_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, num_seq=num_seq, seq_len=seq_len,
-                        grad_clip=grad_clip, val_every=val_every, device=device,
-                        checkpoint_every=checkpoint_every, eval_every=eval_every, eval_n=eval_n,
-                        early_stop=early_stop, retries=retries, stuck_patience=stuck_patience)
-    best = run.status.get("best_val_loss")
-    typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
-               f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")
-    if not no_evaluate:
-        typer.echo(f"evaluating {run.path} (N = {eval_n}, T = {run.config.train.seq_len}) ...")
-        _evaluate_and_report(run, n=eval_n, seq_len=None, seed=0, thresholds=None, horizons=None,
-                             semantics="training", matching=True, refit=True)
+        config = make_config(preset, recipe=recipe, hmm=HMM.from_file(hmm) if hmm else None, hidden=hidden,
+                             input=input, bigram_weight=bigram_weight, bigram_on=bigram_on,
+                             lr_half_life=lr_half_life, carry_states=carry_states, reset_fraction=reset_fraction,
+                             fresh_fraction=fresh_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                             num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
+                             device=device, checkpoint_every=checkpoint_every, eval_every=eval_every,
+                             eval_n=eval_n, early_stop=early_stop, retries=retries, stuck_patience=stuck_patience)
+        folder = out if out is not None else default_run_dir(config)
+    with run_lock(folder, create=resume is None):  # one writer for training and the evaluation after it
+        if resume is not None:
+            run = resume_run(resume, epochs=epochs, progress=not quiet, evaluate=False)
+        else:
+            run = train_config(config, folder, force=force, progress=not quiet, evaluate=False)
+        best = run.status.get("best_val_loss")
+        typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
+                   f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")
+        if not no_evaluate:
+            typer.echo(f"evaluating {run.path} (N = {eval_n}, T = {run.config.train.seq_len}) ...")
+            _evaluate_and_report(run, n=eval_n, seq_len=None, seed=0, thresholds=None, horizons=None,
+                                 semantics="training", matching=True, refit=True)
 
 
 def _evaluate_and_report(run, **options) -> None:
@@ -294,6 +305,9 @@ def sweep(
                         gpus_per_cell=gpus_per_cell, progress=not quiet, report=report)
     done = sum(r["status"] == "done" for r in records)
     typer.echo(f"{done}/{len(records)} cells finished; wrote {out / 'sweep_summary.csv'} and {out / 'figures'}")
+    if done < len(records):
+        raise HmmrnnError(f"{len(records) - done} of {len(records)} cells failed (see above); re-run the same "
+                          "command to retry them")
 
 
 @app.command("sweep-report")
@@ -413,7 +427,30 @@ def _indent(text: str, n: int) -> str:
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 1."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # the parser's own checks (types, unknown options)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `hmmrnn` or `hmmrnn zoo` alone: show the help
+            exc.show()
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {_one_line(exc.format_message())}{where}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:  # Ctrl-C outside training
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
     except HmmrnnError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(str(exc))}", err=True)
+        sys.exit(130 if isinstance(exc, Interrupted) else 1)
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:  # disk full, permissions, a path that is not what it should be
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

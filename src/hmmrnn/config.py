@@ -51,7 +51,8 @@ class TrainConfig:
     ``grad_clip`` and, every ``val_every`` epochs, computes the validation loss. Every
     ``checkpoint_every`` epochs (0 = never) the full training state is saved. Every ``eval_every``
     epochs (0 = never) the verdict of :func:`hmmrnn.compare` is computed on ``eval_n`` fresh RNN
-    sequences and recorded in the history; with ``early_stop`` training stops at the first epoch
+    sequences and recorded in the history (a "yes" counts once ``confirmations`` further independent
+    samples say yes too); with ``early_stop`` training stops at the first epoch
     whose model emulates the HMM, and that model becomes ``model.safetensors``. With ``retries``
     (needs ``eval_every``), a run that is stuck — no emulation and a best validation loss that
     improved by less than ``stuck_tolerance`` (relative) over the last ``stuck_patience`` epochs —
@@ -93,6 +94,7 @@ class TrainConfig:
     checkpoint_every: int = 10
     eval_every: int = 0
     eval_n: int = 5000
+    confirmations: int = 1
     early_stop: bool = False
     retries: int = 0
     stuck_patience: int = 100
@@ -126,6 +128,7 @@ class TrainConfig:
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")
         _require(self.eval_n >= 2, f"eval_n must be >= 2, got {self.eval_n}")
+        _require(self.confirmations >= 0, f"confirmations must be >= 0, got {self.confirmations}")
         _require(not self.early_stop or self.eval_every > 0, "early_stop needs eval_every > 0")
         _require(self.retries >= 0, f"retries must be >= 0, got {self.retries}")
         _require(not self.retries or self.eval_every > 0, "retries need eval_every > 0 to detect a stuck run")
@@ -214,7 +217,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 lr_half_life: float | None = None, carry_states: bool | None = None,
                 reset_fraction: float | None = None, ngram_order: int | None = None,
                 blur: float | None = None, fresh_fraction: float | None = None,
-                likelihood_weight: float | None = None) -> RunConfig:
+                likelihood_weight: float | None = None, confirmations: int | None = None) -> RunConfig:
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
@@ -238,6 +241,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                        "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
                        "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life,
                        "carry_states": carry_states, "reset_fraction": reset_fraction, "ngram_order": ngram_order,
-                       "blur": blur, "fresh_fraction": fresh_fraction, "likelihood_weight": likelihood_weight}
+                       "blur": blur, "fresh_fraction": fresh_fraction, "likelihood_weight": likelihood_weight,
+                       "confirmations": confirmations}
     train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
     return RunConfig(hmm, model, train, preset, versions())

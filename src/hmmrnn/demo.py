@@ -10,6 +10,7 @@ from typing import Callable
 from .analysis import analyze
 from .evaluation import evaluate
 from .report import write_report
+from .runs import run_lock
 from .zoo import get
 
 __all__ = ["demo"]
@@ -21,6 +22,11 @@ def demo(out: str | Path = "runs/demo", *, model: str = "linear3", force: bool =
     """Copy zoo model ``model`` into ``out``, evaluate it (``eval_n`` sequences, its T), run every
     analysis (``analysis_settings`` as in :func:`hmmrnn.analysis.analyze`) and write
     ``report.html``; returns the report's path. ``say`` receives one line per step."""
+    with run_lock(out, create=True):  # one writer for the whole demo
+        return _demo(out, model, force, zoo_dir, eval_n, analysis_settings, progress, say)
+
+
+def _demo(out, model, force, zoo_dir, eval_n, analysis_settings, progress, say) -> Path:
     started = time.perf_counter()
     run = get(model, out, force=force, zoo_dir=zoo_dir)
     say(f"zoo model {model} -> {run.path} (H = {run.config.model.hidden}, d = {run.config.model.input})")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["HmmrnnError", "HMMSpecError", "UnknownPresetError", "ConfigError", "RunDirError", "TrainingDivergedError"]
+__all__ = ["HmmrnnError", "HMMSpecError", "UnknownPresetError", "ConfigError", "RunDirError", "TrainingDivergedError",
+           "Interrupted"]
 
 
 class HmmrnnError(Exception):
@@ -27,3 +28,7 @@ class RunDirError(HmmrnnError):
 
 class TrainingDivergedError(HmmrnnError):
     """Training produced a non-finite loss or weight; the last good weights are on disk."""
+
+
+class Interrupted(HmmrnnError):
+    """The user stopped a command (Ctrl-C); what was written so far is consistent and resumable."""

@@ -16,7 +16,7 @@ import torch
 from .config import make_config
 from .errors import RunDirError
 from .hmm import HMM
-from .runs import (CONFIG_FILE, STATUS_FILE, WEIGHTS_FILE, Run, load_run, model_from_weights, prepare_run_dir,
+from .runs import (CONFIG_FILE, STATUS_FILE, WEIGHTS_FILE, Run, load_run, model_from_weights, prepare_run_dir, run_lock,
                    save_tensors, weights_of, write_json)
 
 __all__ = ["import_pth", "REFERENCE_KEYS"]
@@ -68,8 +68,9 @@ def import_pth(path: str | Path, *, preset: str | None = None, hmm: HMM | None =
                           f"{preset or config.hmm.name} emits {config.hmm.n_outputs} symbols")
     model = model_from_weights(config.model, weights, str(path))  # checks shapes and finiteness
     out = Path(out) if out is not None else Path("runs") / f"{path.stem}-imported"
-    run_dir = prepare_run_dir(out, force=force)
-    write_json(run_dir / CONFIG_FILE, config.to_dict())
-    save_tensors(run_dir / WEIGHTS_FILE, weights_of(model), {"source": str(path.resolve())})
-    write_json(run_dir / STATUS_FILE, {"state": "imported", "source": str(path.resolve()), "epoch": 0})
-    return load_run(run_dir)
+    with run_lock(out, create=True):
+        run_dir = prepare_run_dir(out, force=force)
+        write_json(run_dir / CONFIG_FILE, config.to_dict())
+        save_tensors(run_dir / WEIGHTS_FILE, weights_of(model), {"source": str(path.resolve())})
+        write_json(run_dir / STATUS_FILE, {"state": "imported", "source": str(path.resolve()), "epoch": 0})
+        return load_run(run_dir)

@@ -12,17 +12,20 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .evaluation import METRICS_FILE
-from .runs import FIGURES_DIR, atomic_write_text, load_run, read_json
+from .errors import HmmrnnError, RunDirError
+from .runs import ANALYSIS_DIR, FIGURES_DIR, METRICS_FILE, REPORT_FILE, atomic_write_text, load_run, read_json, run_lock
 
 __all__ = ["write_report", "REPORT_FILE", "READINGS"]
 
-REPORT_FILE = "report.html"
+#: marks a page as an hmmrnn report: only such a file may be overwritten by another report
+_GENERATOR_TAG = "<meta name='generator' content='hmmrnn report'>"
+
 
 #: What each analysis shows, in plain words (the report adds the numbers it found below it).
 READINGS: dict[str, str] = {
@@ -81,8 +84,39 @@ window.addEventListener('load', function () {
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write the run's HTML report (default ``RUN_DIR/report.html``) atomically; returns its path."""
-    from .analysis import ANALYSES, ANALYSIS_DIR
+    """Write the run's HTML report (default ``RUN_DIR/report.html``) atomically; returns its path.
+
+    ``out`` may name a new file or an earlier report (recognised by its generator tag); any other
+    existing file is refused, so a report never replaces weights, a config or a user's page."""
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"run folder not found: {run_dir}")
+    target = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
+    _check_report_target(target)
+    with run_lock(run_dir):
+        page = _report_page(run_dir)
+        atomic_write_text(target, page)
+    return target
+
+
+def _check_report_target(target: Path) -> None:
+    if target.is_dir():
+        raise HmmrnnError(f"{target} is a folder; give the report's file name, e.g. {target / REPORT_FILE}")
+    if target.exists():
+        try:
+            with open(target, "rb") as handle:
+                head = handle.read(4096)
+        except OSError as exc:
+            raise HmmrnnError(f"cannot read {target}: {exc.strerror}") from None
+        if _GENERATOR_TAG.encode() not in head:
+            raise HmmrnnError(f"{target} exists and is not an hmmrnn report; refusing to overwrite it")
+    if not target.parent.is_dir():
+        raise HmmrnnError(f"cannot write {target}: folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK | os.X_OK):
+        raise HmmrnnError(f"cannot write {target}: folder {target.parent} is not writable")
+
+
+def _report_page(run_dir: str | Path) -> str:
+    from .analysis import ANALYSES
 
     run = load_run(run_dir)
     root = Path(run.path)
@@ -103,12 +137,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                      f"<code>hmmrnn analyze {_e(str(root))} --only {_e(','.join(missing))}</code> to add them "
                      f"(transition points and noise sensitivity need a deterministic transition, training "
                      f"evolution needs checkpoints).</p>")
-    page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>" + _GENERATOR_TAG +
             f"<title>report: loading</title><style>{_STYLE}</style><script>{_CHECK_SCRIPT}</script></head>"
             "<body>\n" + "\n".join(parts) + "\n</body></html>\n")
-    target = Path(out) if out is not None else root / REPORT_FILE
-    atomic_write_text(target, page)
-    return target
 
 
 def _e(text: Any) -> str:

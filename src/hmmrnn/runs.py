@@ -21,15 +21,17 @@ leaves a half-written file. Weights are safetensors; nothing is ever unpickled.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -37,11 +39,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors_bytes
 
 from .config import ModelConfig, RunConfig
-from .errors import HmmrnnError, RunDirError
+from .errors import ConfigError, HmmrnnError, RunDirError
 from .hmm import HMM
 from .rnn import WEIGHT_NAMES, NoiseRNN
 
-__all__ = ["Run", "load_run", "CONFIG_FILE", "WEIGHTS_FILE", "FINAL_WEIGHTS_FILE", "HISTORY_FILE",
+__all__ = ["Run", "load_run", "run_lock", "CONFIG_FILE", "WEIGHTS_FILE", "FINAL_WEIGHTS_FILE", "HISTORY_FILE",
            "STATUS_FILE", "CHECKPOINT_DIR"]
 
 CONFIG_FILE = "config.json"
@@ -52,6 +54,10 @@ STATUS_FILE = "status.json"
 CHECKPOINT_DIR = "checkpoints"
 ATTEMPTS_FILE = "attempts.json"
 FIGURES_DIR = "figures"
+LOCK_FILE = ".hmmrnn.lock"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+ANALYSIS_DIR = "analysis"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr", "emulates", "transition_diff",
                    "loglik_gap", "matched_distance", "growth", "long_loglik_gap")
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.safetensors$")
@@ -112,6 +118,100 @@ def read_json(path: Path) -> Any:
         raise RunDirError(f"missing file: {path}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path} is not valid JSON: {exc}") from None
+
+
+# --------------------------------------------------------------------------- one writer per folder
+
+_held: dict[Path, list] = {}  # folder -> [fd, depth]: locks this process holds (re-entrant)
+
+
+@contextmanager
+def run_lock(folder: str | Path, *, create: bool = False) -> Iterator[Path]:
+    """Hold the advisory write lock of ``folder`` for the ``with`` block (``create``: make the folder
+    if it is missing; otherwise a missing folder is a :class:`RunDirError`).
+
+    One process at a time may write a run (or sweep) folder: the lock is an exclusive ``flock`` on
+    ``folder/.hmmrnn.lock``, which holds the owner's PID; a second writer gets a
+    :class:`RunDirError` naming it. The kernel drops the lock when its process ends, however it
+    ends (SIGKILL included), so a stale lock file never blocks anyone. Re-entrant within a process.
+    A folder this call created is removed again if the block fails and leaves it empty.
+    """
+    folder = Path(folder).absolute()
+    if folder in _held:
+        _held[folder][1] += 1
+        try:
+            yield folder
+        finally:
+            _held[folder][1] -= 1
+        return
+    if not create and not folder.is_dir():
+        raise RunDirError(f"run folder not found: {folder}")
+    created = _make_folder(folder)
+    try:
+        fd = _acquire(folder)
+    except BaseException:
+        _remove_if_empty(folder, created)
+        raise
+    _held[folder] = [fd, 1]
+    try:
+        yield folder
+    except BaseException:
+        _release(folder)
+        _remove_if_empty(folder, created)
+        raise
+    else:
+        _release(folder)
+
+
+def _make_folder(folder: Path) -> bool:
+    if folder.exists() and not folder.is_dir():
+        raise RunDirError(f"not a folder: {folder}")
+    if folder.is_dir():
+        return False
+    parent = next((p for p in folder.parents if p.exists()), Path("/"))
+    if not parent.is_dir():
+        raise RunDirError(f"cannot create folder {folder}: {parent} is not a folder")
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create folder {folder}: {exc.strerror}") from None
+    return True
+
+
+def _acquire(folder: Path) -> int:
+    path = folder / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except OSError as exc:
+            raise RunDirError(f"cannot lock {folder}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirError(f"{folder} is in use by another hmmrnn process (PID {holder}); "
+                              "wait for it to finish or stop it") from None
+        try:  # the holder before us may have removed the file while we waited to open it
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+def _release(folder: Path) -> None:
+    fd, _ = _held.pop(folder)
+    (folder / LOCK_FILE).unlink(missing_ok=True)  # while still holding it: see the inode check above
+    os.close(fd)
+
+
+def _remove_if_empty(folder: Path, created: bool) -> None:
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 # --------------------------------------------------------------------------- tensors
@@ -219,6 +319,61 @@ def checkpoint_path(run_dir: Path, epoch: int) -> Path:
 # --------------------------------------------------------------------------- run directory
 
 
+def check_run_files(run_dir: Path) -> None:
+    """Refuse a run folder in which a file that a run writes is something else (a folder, a link to
+    one, ...), before anything is written."""
+    run_dir = Path(run_dir)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, ATTEMPTS_FILE,
+                 METRICS_FILE, REPORT_FILE):
+        path = run_dir / name
+        if path.exists() and not path.is_file():
+            raise RunDirError(f"{path} should be a file but is not; move it away first")
+    for name in (CHECKPOINT_DIR, FIGURES_DIR, ANALYSIS_DIR):
+        path = run_dir / name
+        if path.exists() and not path.is_dir():
+            raise RunDirError(f"{path} should be a folder but is not; move it away first")
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise RunDirError(f"run folder is not writable: {run_dir}")
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable of /proc/meminfo; without it,
+    physical memory)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory_estimate(config: RunConfig, training: bool = True) -> int:
+    """Bytes a run of ``config`` needs, roughly (float32): the weights, and for training also their
+    gradients and Adam moments, the activations of one batch kept for backpropagation
+    (B T (4H + d + 4K)), the one-hot target sets (n T K), the batch's transport plans (3 B²) and
+    the HMM's matrices."""
+    m, t, s = config.model, config.train, config.hmm.n_states
+    weights = m.hidden * (m.hidden + m.input + m.outputs)
+    total = weights + s * (s + config.hmm.n_outputs)
+    if training:
+        total += 3 * weights + t.batch_size * t.seq_len * (4 * m.hidden + m.input + 4 * m.outputs)
+        total += t.num_seq * t.seq_len * m.outputs + 3 * t.batch_size ** 2 + t.num_seq * t.seq_len * s
+    return 4 * total
+
+
+def check_memory(config: RunConfig, training: bool = True) -> None:
+    """Refuse, before any allocation, a config whose :func:`memory_estimate` exceeds the memory
+    available now."""
+    need, have = memory_estimate(config, training), available_memory()
+    if need > have:
+        what = "training" if training else "loading"
+        raise ConfigError(f"{what} this model needs about {need / 1e9:.3g} GB of memory (H = {config.model.hidden}, "
+                          f"d = {config.model.input}, {config.hmm.n_states} HMM states, batch "
+                          f"{config.train.batch_size}, T = {config.train.seq_len}); {have / 1e9:.3g} GB are available")
+
+
 def prepare_run_dir(out: Path, *, force: bool) -> Path:
     """Check that ``out`` can hold a new run and create it.
 
@@ -228,7 +383,7 @@ def prepare_run_dir(out: Path, *, force: bool) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output path exists and is not a folder: {out}")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         if not force:
             raise RunDirError(f"output folder already exists and is not empty: {out} "
                               "(use --resume to continue it or --force to overwrite it)")
@@ -247,14 +402,23 @@ def prepare_run_dir(out: Path, *, force: bool) -> Path:
 
 
 def _remove_run_files(out: Path) -> None:
-    for name in (CONFIG_FILE, WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, ATTEMPTS_FILE):
+    """Remove everything an earlier run, its evaluation, analyses and report wrote into ``out``, and
+    nothing else (a user's own files stay)."""
+    for name in (CONFIG_FILE, WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, ATTEMPTS_FILE,
+                 METRICS_FILE, REPORT_FILE):
         (out / name).unlink(missing_ok=True)
     if (out / "attempts").is_dir():
         shutil.rmtree(out / "attempts")
     for _, path in checkpoint_paths(out):
         path.unlink()
-    for path in (out / FIGURES_DIR).glob("loss.*"):
-        path.unlink()
+    for folder, patterns in ((out / FIGURES_DIR, ("loss.*", "evaluation_*")), (out / ANALYSIS_DIR, ("*",))):
+        for pattern in patterns:
+            for path in folder.glob(pattern):
+                if path.is_file() and path.suffix in (".png", ".pdf", ".json"):
+                    path.unlink()
+    for folder in (out / CHECKPOINT_DIR, out / FIGURES_DIR, out / ANALYSIS_DIR):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 @dataclass
@@ -311,6 +475,7 @@ def load_run(path: str | Path, weights: str = "best") -> Run:
     if not run_dir.is_dir():
         raise RunDirError(f"run folder not found: {run_dir}")
     config = load_config(run_dir)
+    check_memory(config, training=False)
     source = {"best": run_dir / WEIGHTS_FILE, "final": run_dir / FINAL_WEIGHTS_FILE}.get(weights, Path(weights))
     tensors, _ = load_tensors(source)
     if weights not in ("best", "final"):  # a checkpoint stores the model under "model.<name>"

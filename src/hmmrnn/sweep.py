@@ -38,7 +38,7 @@ from ._textfiles import loads_settings
 from .config import make_config
 from .errors import ConfigError, HmmrnnError
 from .presets import PRESETS, RECIPES
-from .runs import atomic_write_text, checkpoint_paths, json_ready, read_history, read_json, write_json
+from .runs import LOCK_FILE, atomic_write_text, checkpoint_paths, json_ready, read_history, read_json, run_lock, write_json
 
 __all__ = ["SweepSpec", "Cell", "run_sweep", "sweep_report", "run_cell", "CELL_FILE", "SUMMARY_FILE"]
 
@@ -160,9 +160,6 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
     """
     import torch
 
-    from .evaluation import evaluate
-    from .training import resume, train
-
     spec_obj = SweepSpec.from_dict(spec)
     cell_dir = Path(sweep_dir) / CELLS_DIR / cell.name
     record_path = cell_dir / CELL_FILE
@@ -171,7 +168,15 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
         if previous.get("status") == "done":
             return previous
     torch.set_num_threads(threads)
-    cell_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(cell_dir, create=True):
+        return _run_locked_cell(cell_dir, spec_obj, cell, threads)
+
+
+def _run_locked_cell(cell_dir: Path, spec_obj: "SweepSpec", cell: Cell, threads: int) -> dict[str, Any]:
+    from .evaluation import evaluate
+    from .training import resume, train
+
+    record_path = cell_dir / CELL_FILE
     write_json(cell_dir / WORKER_FILE, {"pid": os.getpid(), "host": socket.gethostname(), "threads": threads,
                                         "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     started = time.perf_counter()
@@ -256,18 +261,19 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", worke
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
     out = Path(out)
-    _claim(out, spec)
-    cells = spec.cells()
-    todo = [c for c in cells if not _finished(out, c)]
-    cpus = os.cpu_count() or 1
-    if backend == "local":
-        threads = threads or (1 if (workers or cpus) > 1 else cpus)
-        workers = workers or max(1, cpus // threads)
-        _run_local(out, spec, todo, workers, threads, progress, report)
-    else:
-        _run_ray(out, spec, todo, threads or 1, address, gpus_per_cell, progress, report)
-    sweep_report(out)
-    return [_record(out, c) for c in cells]
+    with run_lock(out, create=True):  # one sweep process per folder; each cell is locked by its worker
+        _claim(out, spec)
+        cells = spec.cells()
+        todo = [c for c in cells if not _finished(out, c)]
+        cpus = os.cpu_count() or 1
+        if backend == "local":
+            threads = threads or (1 if (workers or cpus) > 1 else cpus)
+            workers = workers or max(1, cpus // threads)
+            _run_local(out, spec, todo, workers, threads, progress, report)
+        else:
+            _run_ray(out, spec, todo, threads or 1, address, gpus_per_cell, progress, report)
+        sweep_report(out)
+        return [_record(out, c) for c in cells]
 
 
 def _claim(out: Path, spec: SweepSpec) -> None:
@@ -278,7 +284,7 @@ def _claim(out: Path, spec: SweepSpec) -> None:
         if existing != spec.to_dict():
             raise HmmrnnError(f"{out} holds a different sweep ({path}); use another --out or the same settings")
         return
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise HmmrnnError(f"{out} exists and is not a sweep folder; choose an empty or new folder")
     (out / CELLS_DIR).mkdir(parents=True, exist_ok=True)
     write_json(path, spec.to_dict())
@@ -408,6 +414,14 @@ def sweep_report(out: str | Path) -> Path:
     out = Path(out)
     if not (out / SPEC_FILE).exists():
         raise HmmrnnError(f"not a sweep folder (no {SPEC_FILE}): {out}")
+    with run_lock(out):
+        return _write_sweep_report(out)
+
+
+def _write_sweep_report(out: Path) -> Path:
+    from .plots import save_figure
+    from .plots.sweep import sweep_figures
+
     spec = SweepSpec.from_dict(read_json(out / SPEC_FILE))
     records = [_record(out, c) for c in spec.cells()]
     buffer = io.StringIO()

@@ -11,14 +11,14 @@ carried states: about 150 KB each instead of 12 MB), enough for the training-evo
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from .errors import RunDirError
-from .evaluation import METRICS_FILE
-from .runs import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run, atomic_write_bytes,
-                   checkpoint_paths, load_run, load_tensors, prepare_run_dir, read_json, save_tensors,
+from .runs import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, STATUS_FILE, WEIGHTS_FILE, Run, atomic_write_bytes,
+                   checkpoint_paths, load_run, load_tensors, prepare_run_dir, read_json, run_lock, save_tensors,
                    tensor_section)
 
 __all__ = ["ZOO_DIR", "list_models", "get", "add"]
@@ -27,6 +27,7 @@ __all__ = ["ZOO_DIR", "list_models", "get", "add"]
 ZOO_DIR = Path(__file__).with_name("zoo_models")
 #: The files of a zoo entry, copied to and from run folders.
 ENTRY_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, HISTORY_FILE, STATUS_FILE)
+_ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def list_models(zoo_dir: str | Path | None = None) -> list[dict[str, Any]]:
@@ -48,13 +49,13 @@ def list_models(zoo_dir: str | Path | None = None) -> list[dict[str, Any]]:
 def get(name: str, out: str | Path, *, force: bool = False, zoo_dir: str | Path | None = None) -> Run:
     """Copy zoo entry ``name`` into the new run folder ``out`` and load it."""
     root = Path(zoo_dir) if zoo_dir is not None else ZOO_DIR
-    source = root / name
-    if not (source / CONFIG_FILE).exists():
-        known = ", ".join(e["name"] for e in list_models(root)) or "none"
-        raise RunDirError(f"no zoo model {name!r}; available: {known}")
-    run_dir = prepare_run_dir(Path(out), force=force)
-    _copy_entry(source, run_dir)
-    return load_run(run_dir)
+    known = [e["name"] for e in list_models(root)]
+    if name not in known:  # a name, never a path: only the zoo's own entries can be copied
+        raise RunDirError(f"no zoo model {name!r}; available: {', '.join(known) or 'none'}")
+    with run_lock(out, create=True):
+        run_dir = prepare_run_dir(Path(out), force=force)
+        _copy_entry(root / name, run_dir)
+        return load_run(run_dir)
 
 
 def _copy_entry(source: Path, target: Path, weights_only_checkpoints: bool = False) -> None:
@@ -84,6 +85,8 @@ def add(run_dir: str | Path, name: str, *, zoo_dir: str | Path | None = None, re
         raise RunDirError(f"{run_dir} has no metrics.json; evaluate it first")
     if require_emulation and not read_json(metrics_path).get("emulates"):
         raise RunDirError(f"{run_dir}: its evaluation does not say emulates: yes")
+    if not _ENTRY_NAME.fullmatch(name):
+        raise RunDirError(f"a zoo name is letters, digits, '-' and '_' (starting with a letter or digit), got {name!r}")
     target = (Path(zoo_dir) if zoo_dir is not None else ZOO_DIR) / name
     if target.exists():
         shutil.rmtree(target)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from tqdm.auto import tqdm
 
 from ..errors import HmmrnnError
+from ..runs import ANALYSIS_DIR
 from ._common import Result
 from .evolution import TrainingEvolution, training_evolution, transition_rate
 from .fixed_points import (FixedPoints, JacobianSpectra, classify, critical_pairs, find_fixed_points, jacobian_spectra,
@@ -41,7 +42,6 @@ __all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "
            "noise_sensitivity", "GainSweep", "gain_sweep", "critical_pairs", "TrainingEvolution",
            "training_evolution", "transition_rate", "ANALYSES", "analyze", "ANALYSIS_DIR"]
 
-ANALYSIS_DIR = "analysis"
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,23 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
         summary; for an analysis that found nothing to report (no usable transition), result is None
         and why_not says why, and no JSON is written for it.
     """
-    from .. import plots
-    from ..runs import load_run
+    from ..runs import run_lock
 
     names = list(ANALYSES) if not only else list(only)
     unknown = [n for n in names + list(settings or {}) if n not in ANALYSES]
     if unknown:
         raise HmmrnnError(f"unknown analysis {', '.join(unknown)}; choose from {', '.join(ANALYSES)}")
+    with run_lock(run_dir):  # one writer per run folder
+        return _analyze(run_dir, names, seed, figures, progress, report, settings)
+
+
+def _analyze(run_dir: str | Path, names: list[str], seed: int, figures: bool, progress: bool,
+             report: Callable | None, settings: dict | None) -> dict[str, Result]:
+    from .. import plots
+    from ..runs import check_run_files, load_run
+
     run = load_run(run_dir)
+    check_run_files(run.path)
     out = Path(run_dir) / ANALYSIS_DIR
     results: dict[str, Result] = {}
     for name in tqdm(names, desc="analyses", unit="analysis", disable=not progress):
