@@ -7,6 +7,7 @@ every field can be overridden.
 
 from __future__ import annotations
 
+import math
 import platform
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -108,10 +109,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight", "tau",
+                     "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
+            value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
+            _require(isinstance(value, (int, float)) and math.isfinite(value), f"{name} must be a finite number, "
+                     f"got {value!r}")
         _require(self.seq_len >= 1, f"seq_len must be >= 1, got {self.seq_len}")
         _require(self.num_seq >= 6, f"num_seq must be >= 6 (split into thirds), got {self.num_seq}")
         _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _require(self.batch_size >= 2, f"batch size must be >= 2, got {self.batch_size}")
+        _require(self.batch_size <= self.num_seq // 3, f"batch size {self.batch_size} exceeds the {self.num_seq // 3} "
+                 "training sequences (num_seq / 3); lower --batch-size or raise --num-seq")
         _require(self.lr > 0, f"learning rate must be > 0, got {self.lr}")
         _require(self.lr_half_life >= 0, f"lr_half_life must be >= 0, got {self.lr_half_life}")
         _require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._memory import available_memory, gigabytes
 from ._textfiles import loads_settings
 from .errors import HMMSpecError
 
@@ -286,6 +287,7 @@ class HMM:
         ``topology`` is one of ``target_prob``, ``stay_prob``, ``fully``, ``cyclic``;
         ``emissions`` one of ``linear``, ``gaussian``, ``triangular``.
         """
+        _check_size(n_states, n_outputs)
         if topology not in TRANSITION_BUILDERS:
             raise HMMSpecError(f"unknown topology {topology!r}; choose from {sorted(TRANSITION_BUILDERS)}")
         if emissions not in EMISSION_BUILDERS:
@@ -542,6 +544,17 @@ def check_symbols(obs: np.ndarray, n_symbols: int) -> np.ndarray:
     if obs.size and (obs.min() < 0 or obs.max() >= n_symbols):
         raise ValueError(f"symbols must lie in [0, {n_symbols}), got range [{obs.min()}, {obs.max()}]")
     return obs
+
+
+def _check_size(n_states: int, n_outputs: int) -> None:
+    """Refuse, before building anything, an HMM whose matrices (and the working copies that
+    validation and sampling make, about four) do not fit in the memory available."""
+    if n_states < 1 or n_outputs < 1:
+        raise HMMSpecError(f"an HMM needs at least one state and one output, got {n_states} and {n_outputs}")
+    need, have = 4 * 8 * n_states * (n_states + n_outputs), available_memory()
+    if need > have:
+        raise HMMSpecError(f"an HMM with {n_states} states and {n_outputs} outputs needs about {gigabytes(need)} of "
+                           f"memory; {gigabytes(have)} are available")
 
 
 def _forward(emitted: np.ndarray, start: np.ndarray, transition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,13 @@ tensors and plain containers (i.e. could run code) is refused.
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 from pathlib import Path
 
 import torch
+
+from ._memory import available_memory, gigabytes
 
 from .config import make_config
 from .errors import RunDirError
@@ -32,11 +36,15 @@ def read_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise RunDirError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirError(f"{path} was refused: it is not a plain tensor checkpoint and loading it could run "
-                          f"code ({first})") from None
+        # torch's message suggests retrying the unsafe way; say only what was found
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:Check the documentation|$)", str(exc), re.S)
+        detail = " ".join(found.group(1).split()) if found else type(exc).__name__
+        raise RunDirError(f"{path} was refused: it holds more than tensors and plain containers ({detail}), so "
+                          f"unpickling it could run code; hmmrnn never loads such files") from None
     except Exception as exc:  # truncated or not a torch file at all
         raise RunDirError(f"{path} is not a readable PyTorch checkpoint: {type(exc).__name__}: {exc}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -46,10 +54,28 @@ def read_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     missing = [key for key in REFERENCE_KEYS.values() if key not in state]
     if missing:
         raise RunDirError(f"{path} lacks {', '.join(missing)} (found {', '.join(sorted(map(str, state))) or 'nothing'})")
+    for key in (*REFERENCE_KEYS.values(), *(k for k in _BIAS_KEYS if k in state)):
+        _check_declared_size(path, key, state[key])
     for key in _BIAS_KEYS:
         if key in state and torch.count_nonzero(state[key]) > 0:
             raise RunDirError(f"{path} has a non-zero {key}; the paper's networks (and hmmrnn's) have no biases")
     return {ours: state[theirs].detach().to(torch.float32).clone() for ours, theirs in REFERENCE_KEYS.items()}
+
+
+def _check_declared_size(path: Path, key: str, tensor: object) -> None:
+    """Refuse a tensor whose declared size its file does not back (a small storage viewed with
+    zero strides, which would become gigabytes when copied) or that would not fit in memory,
+    before anything is copied."""
+    if not isinstance(tensor, torch.Tensor):
+        raise RunDirError(f"{path}: {key} is a {type(tensor).__name__}, not a tensor")
+    declared = tensor.numel() * 4  # as float32
+    stored = tensor.untyped_storage().nbytes() // max(tensor.element_size(), 1) * 4
+    if tensor.numel() > 0 and stored < declared:
+        raise RunDirError(f"{path}: {key} declares shape {tuple(tensor.shape)} ({gigabytes(declared)}) but the file "
+                          f"holds {gigabytes(stored)} of data for it; refusing to expand it")
+    if declared > available_memory():
+        raise RunDirError(f"{path}: {key} declares shape {tuple(tensor.shape)}, {gigabytes(declared)}; "
+                          f"{gigabytes(available_memory())} of memory are available")
 
 
 def import_pth(path: str | Path, *, preset: str | None = None, hmm: HMM | None = None, out: str | Path | None = None,

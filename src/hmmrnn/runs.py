@@ -38,6 +38,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors_bytes
 
+from ._memory import available_memory, gigabytes
 from .config import ModelConfig, RunConfig
 from .errors import ConfigError, HmmrnnError, RunDirError
 from .hmm import HMM
@@ -336,19 +337,6 @@ def check_run_files(run_dir: Path) -> None:
         raise RunDirError(f"run folder is not writable: {run_dir}")
 
 
-def available_memory() -> int:
-    """Bytes of memory available to a new allocation (MemAvailable of /proc/meminfo; without it,
-    physical memory)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def memory_estimate(config: RunConfig, training: bool = True) -> int:
     """Bytes a run of ``config`` needs, roughly (float32): the weights, and for training also their
     gradients and Adam moments, the activations of one batch kept for backpropagation
@@ -369,9 +357,9 @@ def check_memory(config: RunConfig, training: bool = True) -> None:
     need, have = memory_estimate(config, training), available_memory()
     if need > have:
         what = "training" if training else "loading"
-        raise ConfigError(f"{what} this model needs about {need / 1e9:.3g} GB of memory (H = {config.model.hidden}, "
+        raise ConfigError(f"{what} this model needs about {gigabytes(need)} of memory (H = {config.model.hidden}, "
                           f"d = {config.model.input}, {config.hmm.n_states} HMM states, batch "
-                          f"{config.train.batch_size}, T = {config.train.seq_len}); {have / 1e9:.3g} GB are available")
+                          f"{config.train.batch_size}, T = {config.train.seq_len}); {gigabytes(have)} are available")
 
 
 def prepare_run_dir(out: Path, *, force: bool) -> Path:

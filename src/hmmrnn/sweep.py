@@ -28,7 +28,7 @@ import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -125,10 +125,36 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SweepSpec":
+        """Inverse of :meth:`to_dict`; every key and type is checked, with errors in the spec's terms."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a sweep spec is a table/object of settings, got {type(data).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown sweep spec key(s) {unknown}; known keys: {', '.join(known)}")
+        if "presets" not in data:
+            raise ConfigError("a sweep spec needs presets, e.g. presets = [\"linear2\", \"linear3\"]")
+        kinds = {"presets": str, "hidden": int, "input": int, "seeds": int}
+        labels = {str: "preset names", int: "integers"}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in kinds:
+                if not isinstance(value, list) or not all(isinstance(v, kinds[key]) and not isinstance(v, bool)
+                                                          for v in value):
+                    raise ConfigError(f"sweep spec {key} must be a list of {labels[kinds[key]]}, got {value!r}")
+                value = tuple(value)
+            elif key == "overrides" and not isinstance(value, dict):
+                raise ConfigError(f"sweep spec overrides must be a table/object of settings, got {value!r}")
+            elif key == "recipe" and not isinstance(value, str):
+                raise ConfigError(f"sweep spec recipe must be a name, got {value!r}")
+            elif key in ("eval_n", "eval_seq_len") and not (isinstance(value, int) or (value is None and key ==
+                                                                                      "eval_seq_len")):
+                raise ConfigError(f"sweep spec {key} must be an integer, got {value!r}")
+            values[key] = value
         try:
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-        except TypeError as exc:
-            raise ConfigError(f"bad sweep spec: {exc}") from None
+            return cls(**values)
+        except TypeError as exc:  # an override of the wrong type reaching make_config
+            raise ConfigError(f"bad sweep spec overrides: {exc}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepSpec":

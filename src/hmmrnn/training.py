@@ -513,9 +513,11 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
         raise Interrupted(message) from None
     except OSError as exc:  # a full disk, a folder made read-only under us, ...
         where = f" ({exc.filename})" if exc.filename else ""
-        message = f"training failed after epoch {state.epoch}: {exc.strerror or exc}{where}"
+        saved = checkpoint_paths(run_dir)
+        message = (f"training failed: {exc.strerror or exc}{where}; hmmrnn train --resume {run_dir} continues "
+                   f"from epoch {saved[-1][0] if saved else 0}")
         try:
-            _write_status(run_dir, state, "failed", message + f"; continue with: hmmrnn train --resume {run_dir}")
+            _write_status(run_dir, state, "failed", message)
         except OSError:
             pass  # the status cannot be written either; the last one on disk says "running"
         raise RunDirError(message) from None
