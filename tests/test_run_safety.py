@@ -224,3 +224,27 @@ def test_tensor_bomb_is_refused_without_allocating(tmp_path):
     assert "declares shape (60000, 60000)" in message and "refusing to expand it" in message
     assert int(peak_kb) < 1_500_000  # the interpreter and torch: far below the 14 GB of the declared tensor
     assert not (tmp_path / "out").exists()
+
+
+def test_zoo_names_are_names_never_paths(tmp_path):
+    from hmmrnn.errors import RunDirError
+    from hmmrnn.zoo import add
+
+    out = tmp_path / "run"
+    hmmrnn.train("linear2", out=out, epochs=1, seed=0, progress=False, **TINY)
+    (out / "metrics.json").write_text('{"emulates": true}')
+    zoo = tmp_path / "zoo"
+    for name in ("../escaped", "/abs/path", "a/b", ".hidden", ""):
+        with pytest.raises(RunDirError, match="a zoo name is"):
+            add(out, name, zoo_dir=zoo)
+    assert not (tmp_path / "escaped").exists() and not zoo.exists()
+    assert (add(out, "mine_2", zoo_dir=zoo) / "config.json").is_file()
+
+
+def test_a_sweep_with_failed_cells_exits_non_zero(cli, tmp_path):
+    # lr 1e6 makes every cell's training diverge: the cells fail, the sweep says so and exits 1
+    code, out, err = cli("sweep", "--out", tmp_path / "sweep", "--presets", "linear2", "--hidden", "16", "--input", "4",
+                         "--recipe", "paper", "--num-seq", "600", "--seq-len", "20", "--batch-size", "100",
+                         "--epochs", "3", "--lr", "1e6", "--eval-n", "50", "--workers", "1", "--quiet")
+    assert code == 1 and "failed" in out
+    _one_error_line(err, "1 of 1 cells failed")

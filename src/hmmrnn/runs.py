@@ -9,13 +9,15 @@
       history.csv          epoch, train_loss, val_loss, seconds, lr (+ the periodic verdict: emulates,
                            transition_diff, loglik_gap, matched_distance of the training window, growth
                            of the long run, long_loglik_gap of the longest stationary window)
-      status.json          state (running / completed / diverged), epochs done, best epoch and loss
+      status.json          state (running / completed / diverged / interrupted / failed), epochs done,
+                           best epoch and loss, a message
       checkpoints/epoch_00010.safetensors   full training state every k epochs
       figures/loss.png, loss.pdf            training and validation loss per epoch
       attempts.json, attempts/attempt_<k>/  runs abandoned as stuck and restarted (--retries)
 
 Every file is written to a temporary sibling and renamed into place, so a killed process never
-leaves a half-written file. Weights are safetensors; nothing is ever unpickled.
+leaves a half-written file. Weights are safetensors; nothing is ever unpickled. One process at a
+time writes a folder (:func:`run_lock`). The promises and how they are kept: docs/run-folders.md.
 """
 
 from __future__ import annotations

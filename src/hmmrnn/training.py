@@ -124,7 +124,7 @@ def train_config(config: RunConfig, out: str | Path, *, force: bool = False, pro
         run_dir = prepare_run_dir(Path(out), force=force)
         write_json(run_dir / CONFIG_FILE, config.to_dict())
         state = _TrainingState.fresh(config, device)
-        return _evaluated(_fit_with_retries(run_dir, config, state, progress), evaluate)
+        return _evaluated(_fit_with_retries(run_dir, config, state, progress, config_saved=True), evaluate)
 
 
 def _evaluated(run: Run, evaluate: bool) -> Run:
@@ -163,7 +163,8 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
         else:
             state = _TrainingState.fresh(config, device)
         state.history = [row for row in read_history(run_dir / HISTORY_FILE) if row["epoch"] <= state.epoch]
-        return _evaluated(_fit_with_retries(run_dir, config, state, progress), evaluate)
+        saved = epochs is None or epochs == load_config(run_dir).train.epochs
+        return _evaluated(_fit_with_retries(run_dir, config, state, progress, config_saved=saved), evaluate)
 
 
 def _check_device(name: str) -> torch.device:
@@ -404,7 +405,8 @@ class _Stuck(Exception):
         self.record = record
 
 
-def _fit_with_retries(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool) -> Run:
+def _fit_with_retries(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool,
+                      config_saved: bool) -> Run:
     """:func:`_fit`, restarting a stuck run with a new seed at most ``retries`` times.
 
     Each abandoned attempt's files move to ``attempts/attempt_<k>/`` and its record (seed, epochs,
@@ -416,7 +418,7 @@ def _fit_with_retries(run_dir: Path, config: RunConfig, state: _TrainingState, p
     first_seed = attempts[0]["seed"] if attempts else config.train.seed
     while True:
         try:
-            return _fit(run_dir, config, state, progress, can_retry=len(attempts) < config.train.retries)
+            return _fit(run_dir, config, state, progress, config_saved, can_retry=len(attempts) < config.train.retries)
         except _Stuck as stuck:
             attempts.append({"attempt": len(attempts), "seed": config.train.seed, **stuck.record})
             archive = run_dir / "attempts" / f"attempt_{len(attempts) - 1}"
@@ -442,7 +444,10 @@ def _is_stuck(history: list[dict], patience: int, tolerance: float) -> bool:
     return recent > (1 - tolerance) * before
 
 
-def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool, can_retry: bool = False) -> Run:
+def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool, config_saved: bool,
+         can_retry: bool = False) -> Run:
+    """Train until ``config.train.epochs`` (or an early stop); ``config_saved`` False: config.json
+    does not yet hold ``config`` (a resume with a new total) and is written with the first epoch."""
     t = config.train
     device = next(state.model.parameters()).device
     train_targets, val_targets = _targets(config, device)
@@ -454,7 +459,6 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                        for name, targets in (("train", train_targets), ("val", val_targets))}
     bar = tqdm(total=t.epochs, initial=state.epoch, desc=run_dir.name, unit="epoch", disable=not progress,
                dynamic_ncols=True)
-    config_saved = False
     try:
         while state.epoch < t.epochs:
             epoch = state.epoch + 1
