@@ -6,13 +6,13 @@ import io
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never needs a display
-matplotlib.rcParams["pdf.fonttype"] = 42
-matplotlib.rcParams["ps.fonttype"] = 42
-matplotlib.rcParams["svg.fonttype"] = "none"
-
-from matplotlib.figure import Figure  # noqa: E402
+#: Settings that apply while a figure is saved, and only then: importing hmmrnn changes neither the
+#: backend nor the rcParams of a notebook or script that uses matplotlib itself. Figures are built
+#: with matplotlib.figure.Figure, never pyplot, so no backend is needed: savefig picks its canvas
+#: from the file format. TrueType fonts (type 42) keep the PDF text editable.
+_SAVE_SETTINGS = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}
 
 #: Colours of output symbols 0, 1, 2 (SPEC §7): dark green, royal blue, dark red.
 OUTPUT_COLOURS = ("darkgreen", "royalblue", "darkred")
@@ -38,7 +38,8 @@ def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png"
         buffer = io.BytesIO()
         # no creation date in the PDF: the same figure gives the same bytes (sweep reports are rebuilt from disk)
         metadata = {"CreationDate": None} if fmt == "pdf" else None
-        fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+        with matplotlib.rc_context(_SAVE_SETTINGS):
+            fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         path = stem.with_suffix(f".{fmt}")
         atomic_write_bytes(path, buffer.getvalue())
         paths.append(path)
