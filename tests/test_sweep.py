@@ -178,3 +178,17 @@ def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
         code, _, err = cli("sweep", "--out", tmp_path / "bad", *args)
         assert code == 1 and message in err and err.count("\n") == 1, err
         assert not (tmp_path / "bad").exists()  # nothing written for a refused command
+
+
+def test_set_threads_governs_torch_and_numba():
+    import subprocess
+    import sys
+
+    script = ("import numba, torch, hmmrnn\n"
+              "hmmrnn.set_threads(1)\n"
+              "print(torch.get_num_threads(), numba.get_num_threads())\n"
+              "hmmrnn.set_threads(10_000)\n"  # numba caps at the threads it started with
+              "print(torch.get_num_threads(), numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1", "10000", "True"]

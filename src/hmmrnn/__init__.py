@@ -19,6 +19,7 @@ from .evaluation import Evaluation, Horizons, Thresholds, compare, evaluate, jud
 from .hmm import HMM
 from .presets import PRESETS, RECIPES, Preset, Recipe, preset
 from .rnn import NoiseRNN
+from ._threads import set_threads
 from .runs import Run, load_run
 from .training import resume, train, train_config
 
@@ -52,4 +53,5 @@ __all__ = [
     "ConfigError",
     "RunDirError",
     "TrainingDivergedError",
+    "set_threads",
 ]

@@ -9,10 +9,15 @@ from typing import Optional
 import numpy as np
 import typer
 
+from ._threads import set_threads
 from .errors import HmmrnnError, Interrupted
 from .evaluation import Horizons, Thresholds
 
 _TH, _HZ = Thresholds(), Horizons()  # the defaults shown in --help come from the dataclasses
+
+
+def _threads_option():
+    return typer.Option(None, "--threads", min=1, help="Threads for torch and numba's kernels alike [all cores].")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Train noise-driven RNNs to emulate hidden Markov models, then reverse-engineer them.")
@@ -73,6 +78,7 @@ def train(
     no_evaluate: bool = typer.Option(False, "--no-evaluate", help="Skip `hmmrnn evaluate` at the end."),
     eval_n: int = typer.Option(5000, help="Sequences generated for each verdict (periodic and final)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
     """Train a NoiseRNN whose sampled outputs match the HMM's emission statistics.
 
@@ -85,6 +91,8 @@ def train(
     from .runs import run_lock
     from .training import default_run_dir, train_config
     from .training import resume as resume_run
+
+    set_threads(threads)
 
     if resume is not None:
         settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
@@ -166,6 +174,7 @@ def evaluate(
     burn_in: int = typer.Option(_HZ.burn_in, help="Steps of each chain before windows are cut."),
     no_long_run: bool = typer.Option(False, "--no-long-run", help="Judge the training window only (the paper's "
                                      "check): no boundedness, no stationary windows."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
     """Judge whether the trained RNN's outputs are statistically indistinguishable from its HMM.
 
@@ -175,6 +184,7 @@ def evaluate(
     """
     from .runs import load_run
 
+    set_threads(threads)
     if n < 2:
         raise HmmrnnError(f"--n must be at least 2, got {n}")
     if semantics not in ("training", "reference"):
@@ -201,6 +211,7 @@ def analyze(
     seed: int = typer.Option(0, help="Seed of every simulation and sample."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON results only."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
     """Reverse-engineer a trained network: state-space geometry, input-free dynamics, fixed and slow
     points, variance contours, output-pair subspaces, readout alignment, Jacobian spectra.
@@ -209,6 +220,8 @@ def analyze(
     per analysis with its key numbers.
     """
     from .analysis import analyze as run_analyses
+
+    set_threads(threads)
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
 
@@ -261,7 +274,8 @@ def sweep(
                                                "linear-chain grid used 100]."),
     backend: str = typer.Option("local", help="local (process pool on this machine) or ray (Ray tasks)."),
     workers: Optional[int] = typer.Option(None, help="local: cells at a time [CPU count / threads]."),
-    threads: Optional[int] = typer.Option(None, help="Torch threads per cell [1 with several workers]."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads per cell, torch's and numba's [1 with several "
+                                          "workers]."),
     address: Optional[str] = typer.Option(None, help="ray: address of a running cluster (e.g. auto or "
                                           "ray://host:10001); without it a local Ray instance is started."),
     gpus_per_cell: float = typer.Option(0.0, help="ray: GPUs requested per cell (use with --device cuda)."),
@@ -391,10 +405,13 @@ def demo(
     model: str = typer.Option("linear3", help="Zoo model to take apart (see `hmmrnn zoo list`)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
     """Take a pretrained model apart in one go: evaluation, every analysis and report.html (a few
     minutes on a 2-core CPU)."""
     from .demo import demo as run_demo
+
+    set_threads(threads)
 
     run_demo(out, model=model, force=force, progress=not quiet, say=typer.echo)
 

@@ -38,6 +38,7 @@ from ._textfiles import loads_settings
 from .config import make_config
 from .errors import ConfigError, HmmrnnError
 from .presets import PRESETS, RECIPES
+from ._threads import set_threads
 from .runs import LOCK_FILE, atomic_write_text, checkpoint_paths, json_ready, read_history, read_json, run_lock, write_json
 
 __all__ = ["SweepSpec", "Cell", "run_sweep", "sweep_report", "run_cell", "CELL_FILE", "SUMMARY_FILE"]
@@ -184,8 +185,6 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
 
     Runs in a worker process (local pool or Ray task), so it takes the spec as a plain dict.
     """
-    import torch
-
     spec_obj = SweepSpec.from_dict(spec)
     cell_dir = Path(sweep_dir) / CELLS_DIR / cell.name
     record_path = cell_dir / CELL_FILE
@@ -193,7 +192,7 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
         previous = read_json(record_path)
         if previous.get("status") == "done":
             return previous
-    torch.set_num_threads(threads)
+    set_threads(threads)  # torch and numba: a worker uses its share of the cores, no more
     with run_lock(cell_dir, create=True):
         return _run_locked_cell(cell_dir, spec_obj, cell, threads)
 
@@ -276,7 +275,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", worke
         connects to a running cluster, otherwise a local one is started and stopped again).
     workers : cells at a time (local: default the CPU count divided by ``threads``; ray: unused,
         the cluster's resources decide).
-    threads : torch threads per cell (default: local 1 when several workers share the machine; ray 1).
+    threads : threads per cell, torch's and numba's (default: local 1 when several workers share the machine; ray 1).
     gpus_per_cell : Ray GPU request per cell (cells then train on ``cuda`` only if the overrides say so).
     report : called with each cell's record as it finishes.
 
