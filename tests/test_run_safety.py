@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -111,7 +112,7 @@ def test_a_locked_cell_is_not_trained_by_a_second_worker(tmp_path):
     folder = tmp_path / "cell"
     with run_lock(folder, create=True):
         with run_lock(folder):  # re-entrant in one process
-            assert (folder / LOCK_FILE).read_text().strip() == str(__import__("os").getpid())
+            assert (folder / LOCK_FILE).read_text().strip() == str(os.getpid())
         child = subprocess.run([sys.executable, "-c", "import hmmrnn.runs as r; "
                                 f"r.run_lock({str(folder)!r}).__enter__()"], capture_output=True, text=True)
         assert child.returncode != 0 and "in use by another hmmrnn process" in child.stderr

@@ -107,9 +107,7 @@ def train(
         if changed:
             raise HmmrnnError(f"--resume continues a run with its saved settings (only --epochs may change); "
                               f"drop {', '.join(changed)}")
-        folder = resume
-        if not folder.is_dir():
-            raise HmmrnnError(f"run folder not found: {folder}")
+        folder = resume  # run_lock below says so if it does not exist
     else:
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")

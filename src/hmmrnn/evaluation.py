@@ -676,15 +676,19 @@ def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int =
     semantics : ``"training"`` (outputs from h_1..h_T) or ``"reference"`` (the authors' generator).
     save, figures : write ``metrics.json`` and ``figures/evaluation_*`` into the run folder.
     """
+    from contextlib import nullcontext
+
     from .runs import check_run_files, load_run, run_lock
 
-    if not (save or figures):
-        return _evaluate(run, n, seq_len, seed, thresholds, horizons, semantics, matching, refit)
-    with run_lock(run.path if hasattr(run, "path") else run):  # one writer per run folder
+    writes = save or figures
+    with run_lock(getattr(run, "path", run)) if writes else nullcontext():  # one writer per run folder
         if isinstance(run, (str, Path)):
             run = load_run(run)
-        check_run_files(run.path)
-        result = _evaluate(run, n, seq_len, seed, thresholds, horizons, semantics, matching, refit)
+        if writes:
+            check_run_files(run.path)
+        result = judge(run.model, run.hmm, n=n, seq_len=seq_len or run.config.train.seq_len, seed=seed,
+                       thresholds=thresholds, horizons=horizons, semantics=semantics, matching=matching, refit=refit)
+        result.metrics["weights"] = str(run.weights_file)
         if save:
             result.save(Path(run.path) / METRICS_FILE)
         if figures:
@@ -692,15 +696,3 @@ def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int =
 
             save_evaluation_figures(result, Path(run.path) / "figures")
         return result
-
-
-def _evaluate(run: Any, n: int, seq_len: int | None, seed: int, thresholds: Thresholds | None,
-              horizons: Horizons | None, semantics: str, matching: bool, refit: bool) -> Evaluation:
-    from .runs import load_run
-
-    if isinstance(run, (str, Path)):
-        run = load_run(run)
-    result = judge(run.model, run.hmm, n=n, seq_len=seq_len or run.config.train.seq_len, seed=seed,
-                   thresholds=thresholds, horizons=horizons, semantics=semantics, matching=matching, refit=refit)
-    result.metrics["weights"] = str(run.weights_file)
-    return result

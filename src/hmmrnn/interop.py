@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from ._memory import available_memory, gigabytes
-
 from .config import make_config
 from .errors import RunDirError
 from .hmm import HMM
@@ -73,9 +72,10 @@ def _check_declared_size(path: Path, key: str, tensor: object) -> None:
     if tensor.numel() > 0 and stored < declared:
         raise RunDirError(f"{path}: {key} declares shape {tuple(tensor.shape)} ({gigabytes(declared)}) but the file "
                           f"holds {gigabytes(stored)} of data for it; refusing to expand it")
-    if declared > available_memory():
+    available = available_memory()
+    if declared > available:
         raise RunDirError(f"{path}: {key} declares shape {tuple(tensor.shape)}, {gigabytes(declared)}; "
-                          f"{gigabytes(available_memory())} of memory are available")
+                          f"{gigabytes(available)} of memory are available")
 
 
 def import_pth(path: str | Path, *, preset: str | None = None, hmm: HMM | None = None, out: str | Path | None = None,

@@ -174,6 +174,8 @@ def _make_folder(folder: Path) -> bool:
     parent = next((p for p in folder.parents if p.exists()), Path("/"))
     if not parent.is_dir():
         raise RunDirError(f"cannot create folder {folder}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"output folder is not writable: {parent}")
     try:
         folder.mkdir(parents=True)
     except OSError as exc:
@@ -365,29 +367,18 @@ def check_memory(config: RunConfig, training: bool = True) -> None:
 
 
 def prepare_run_dir(out: Path, *, force: bool) -> Path:
-    """Check that ``out`` can hold a new run and create it.
+    """Make the folder ``out`` ready for a new run. The caller holds ``run_lock(out, create=True)``,
+    which checked the path and created the folder.
 
-    An existing non-empty folder is refused unless ``force`` (then its run files are removed).
-    Nothing is created or deleted when a check fails.
+    A folder holding anything but the lock is refused unless ``force`` (then the files of an
+    earlier run are removed); nothing is deleted when the check fails.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"output path exists and is not a folder: {out}")
-    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
+    if any(p.name != LOCK_FILE for p in out.iterdir()):
         if not force:
             raise RunDirError(f"output folder already exists and is not empty: {out} "
                               "(use --resume to continue it or --force to overwrite it)")
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise RunDirError(f"cannot create output folder {out}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RunDirError(f"output folder is not writable: {parent}")
-    if force and out.is_dir():
         _remove_run_files(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create output folder {out}: {exc.strerror}") from None
     return out
 
 

@@ -149,7 +149,8 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
         check_run_files(run_dir)
         status = read_json(run_dir / STATUS_FILE) if (run_dir / STATUS_FILE).exists() else {}
         done = int(status.get("epoch", 0))
-        if epochs is not None and epochs != config.train.epochs:
+        saved_epochs = config.train.epochs
+        if epochs is not None and epochs != saved_epochs:
             if epochs < done:
                 raise ConfigError(f"--epochs {epochs} is below the {done} epochs this run has done")
             # the new total lands in config.json with the first epoch trained under it (_fit)
@@ -163,8 +164,8 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
         else:
             state = _TrainingState.fresh(config, device)
         state.history = [row for row in read_history(run_dir / HISTORY_FILE) if row["epoch"] <= state.epoch]
-        saved = epochs is None or epochs == load_config(run_dir).train.epochs
-        return _evaluated(_fit_with_retries(run_dir, config, state, progress, config_saved=saved), evaluate)
+        return _evaluated(_fit_with_retries(run_dir, config, state, progress,
+                                            config_saved=config.train.epochs == saved_epochs), evaluate)
 
 
 def _check_device(name: str) -> torch.device:
