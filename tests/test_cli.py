@@ -117,9 +117,43 @@ def test_force_overwrites_an_existing_run(cli, tmp_path):
     assert run.config.preset == "linear3" and len(run.history) == 1
 
 
-def test_help_explains_every_option(cli):
-    code, out, _ = cli("train", "--help")
-    assert code == 0
-    for flag in ("--preset", "--hmm", "--hidden", "--input", "--seed", "--epochs", "--batch-size", "--lr",
-                 "--num-seq", "--seq-len", "--out", "--device", "--checkpoint-every", "--resume", "--force"):
-        assert flag in out
+def test_train_and_sweep_offer_the_same_training_options_derived_from_the_config(cli):
+    import typer
+
+    from hmmrnn.cli import app
+    from hmmrnn.config import SETTINGS, training_options
+
+    commands = typer.main.get_command(app).commands
+    options = training_options()
+    # every config setting is an option unless a command sets it by its own option (sizes, seed) or
+    # it is kept off the command line (betas)
+    assert {o.name for o in options} == set(SETTINGS) - {"hidden", "input", "seed", "betas"}
+    for name in ("train", "sweep"):
+        params = {p.name: p for p in commands[name].params}
+        for option in options:
+            param = params[option.name]
+            assert option.flag in param.opts and param.default is None
+            assert param.help == f"{option.help} [{option.default_text}]"
+        code, text, _ = cli(name, "--help")
+        assert code == 0
+        for option in options:
+            if option.choices:  # checked by the parser, listed in the help
+                assert f"{option.flag} <{'|'.join(option.choices)}>" in text
+    growth = next(o for o in options if o.name == "growth_weight")
+    assert growth.default_text == "0" and next(o for o in options if o.name == "seq_len").default_text == \
+        "preset: 30 / 40 / 100"
+    code, _, err = cli("train", "--preset", "linear3", "--bigram-on", "counts")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "counts" in err and "probabilities" in err
+
+
+def test_train_options_reach_the_config_as_make_config_would_put_them(cli, tmp_path):
+    from hmmrnn.config import make_config
+
+    out = tmp_path / "run"
+    code, _, err = cli("train", "--preset", "linear3", *TINY_FLAGS, "--epochs", "2", "--growth-weight", "7",
+                       "--bigram-on", "probabilities", "--carry-states", "--out", out)
+    assert code == 0, err
+    expected = make_config("linear3", recipe="paper", hidden=16, input=4, num_seq=600, seq_len=20, batch_size=100,
+                           lr=0.01, epochs=2, growth_weight=7.0, bigram_on="probabilities", carry_states=True)
+    run = load_run(out)
+    assert run.config.train == expected.train and run.config.model == expected.model

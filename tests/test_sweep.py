@@ -168,7 +168,9 @@ def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
     assert code == 0, err
     assert "linear2-h12-d3-s0:" in stdout and "1/1 cells finished" in stdout
     spec = json.loads((out / "sweep.json").read_text())
-    assert spec["overrides"] == {"epochs": 1, "num_seq": 600, "seq_len": 20, "batch_size": 100, "lr": 0.01}
+    assert spec["overrides"] == {"epochs": 1, "num_seq": 600, "seq_len": 20, "batch_size": 100, "lr": 0.01,
+                                 "eval_n": 100}
+    assert spec["eval_n"] == 100  # --eval-n is the N of the periodic and of the final verdict alike
     code, stdout, _ = cli("sweep-report", out)
     assert code == 0 and "sweep_summary.csv" in stdout
     for args, message in ((["--presets", "linear2", "--spec", "x.json"], "either --spec FILE or the grid options"),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+import functools
+import inspect
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import typer
@@ -12,8 +15,10 @@ import typer
 from ._threads import set_threads
 from .errors import HmmrnnError, Interrupted
 from .evaluation import Horizons, Thresholds
+from .presets import RECIPES
 
 _TH, _HZ = Thresholds(), Horizons()  # the defaults shown in --help come from the dataclasses
+_RecipeName = enum.Enum("RecipeName", [(name, name) for name in RECIPES], type=str)  # choices for --recipe
 
 
 def _threads_option():
@@ -23,60 +28,53 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Train noise-driven RNNs to emulate hidden Markov models, then reverse-engineer them.")
 
 
+def _with_training_options(command: Callable) -> Callable:
+    """Give a command every training setting of :func:`hmmrnn.config.training_options` as an option
+    (default None: the preset's and the recipe's value), collected into its ``settings`` argument
+    (only those given). Help, flags, types and allowed values all come from the config fields."""
+    from .config import training_options
+
+    options = training_options()
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "settings"]
+    added = []
+    for option in options:
+        decls = [f"{option.flag}/--no-{option.flag[2:]}"] if option.type is bool else [option.flag]
+        info = typer.Option(None, *decls, help=f"{option.help} [{option.default_text}]")
+        # typer turns an Enum annotation into click's choice check and lists the values in --help
+        kind = enum.Enum(option.name, [(c, c) for c in option.choices], type=str) if option.choices else option.type
+        added.append(inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=info,
+                                       annotation=Optional[kind]))
+
+    @functools.wraps(command)
+    def with_settings(**kwargs):
+        settings = {o.name: kwargs.pop(o.name) for o in options}
+        settings = {k: v.value if isinstance(v, enum.Enum) else v for k, v in settings.items() if v is not None}
+        return command(settings=settings, **kwargs)
+
+    with_settings.__signature__ = inspect.Signature(own + added)
+    with_settings.__annotations__ = {p.name: p.annotation for p in own + added}
+    return with_settings
+
+
 @app.command()
+@_with_training_options
 def train(
+    settings: dict,
     preset: Optional[str] = typer.Option(None, help="Preset name (see `hmmrnn presets`); sets the HMM and the "
                                          "paper's training settings."),
     hmm: Optional[Path] = typer.Option(None, help="JSON/TOML file with a custom HMM (replaces the preset's HMM; "
                                        "without --preset the linear3 training settings apply)."),
-    recipe: str = typer.Option("fast", help="fast: paper loss + bigram penalty, verdict every 10 epochs, stop "
-                               "when it emulates; paper: SPEC section 4 unchanged. Options below win."),
+    recipe: _RecipeName = typer.Option("fast", help="fast: paper loss + n-gram penalty, carried windows, verdict every "
+                               "10 epochs, stop when it emulates; paper: the paper's recipe unchanged. The "
+                               "options below win."),
     hidden: Optional[int] = typer.Option(None, help="Hidden units H [preset: 150]."),
     input: Optional[int] = typer.Option(None, "--input", help="Noise input dimension d [preset: 100]."),
     seed: Optional[int] = typer.Option(None, help="Seed of data, initialisation and noise [0]."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs [preset: 500; fully3: 1000]. With --resume, "
-                                         "a new total."),
-    batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step [4096]."),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]."),
-    lr_half_life: Optional[float] = typer.Option(None, help="Halve the learning rate every H epochs "
-                                                 "(lr * 2^(-(epoch-1)/H)); 0 keeps it constant [0]."),
-    num_seq: Optional[int] = typer.Option(None, help="HMM sequences sampled, split into thirds: train / "
-                                          "validation / test [30000]."),
-    seq_len: Optional[int] = typer.Option(None, help="Sequence length T [preset: 30, 40 or 100]."),
-    grad_clip: Optional[float] = typer.Option(None, help="Global gradient-norm clip [preset: 0.9 or 0.3]."),
-    val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [fast: 10, paper: 1]."),
-    bigram_weight: Optional[float] = typer.Option(None, help="Weight of the bigram-frequency penalty; 0 = the "
-                                                  "paper's loss [fast: 1000, paper: 0]."),
-    bigram_on: Optional[str] = typer.Option(None, help="What the bigram penalty counts: 'samples' (the "
-                                            "straight-through outputs) or 'probabilities' (softmax of the logits, "
-                                            "their exact expectation) [samples]."),
-    carry_states: Optional[bool] = typer.Option(None, "--carry-states/--no-carry-states",
-                                                help="Start each epoch's windows where the previous ones ended "
-                                                "(a fraction --reset-fraction restarts from h0), against "
-                                                "stationary HMM windows [fast: on, paper: off]."),
-    reset_fraction: Optional[float] = typer.Option(None, help="With --carry-states: share of the carried slots "
-                                                   "restarted from h0 at random each epoch [fast: 0.05]."),
-    fresh_fraction: Optional[float] = typer.Option(None, help="With --carry-states: share of the slots fresh "
-                                                   "from h0 every epoch, matched as their own population "
-                                                   "against HMM windows from its start [fast: 0.25]."),
     out: Optional[Path] = typer.Option(None, help="Run folder [runs/<preset>-h<H>-d<d>-s<seed>]."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Save the full training state every K epochs; "
-                                                   "0 disables [10]."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder from its last checkpoint "
+                                          "(only --epochs may change)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing run folder."),
-    eval_every: Optional[int] = typer.Option(None, help="Compute the verdict on fresh samples every K epochs and "
-                                             "record it in history.csv; 0 disables [fast: 10, paper: 0]."),
-    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop",
-                                              help="Stop at the first periodic verdict 'emulates: yes' (needs "
-                                              "--eval-every) [fast: on, paper: off]."),
-    retries: Optional[int] = typer.Option(None, help="Restart a stuck run (no emulation, validation loss flat "
-                                          "for --stuck-patience epochs) with a new seed, at most N times; "
-                                          "needs --eval-every [0]."),
-    stuck_patience: Optional[int] = typer.Option(None, help="Epochs without 1% validation improvement that "
-                                                 "make a run stuck [100]."),
     no_evaluate: bool = typer.Option(False, "--no-evaluate", help="Skip `hmmrnn evaluate` at the end."),
-    eval_n: int = typer.Option(5000, help="Sequences generated for each verdict (periodic and final)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     threads: Optional[int] = _threads_option(),
 ) -> None:
@@ -93,17 +91,13 @@ def train(
     from .training import resume as resume_run
 
     set_threads(threads)
+    recipe = recipe.value
 
     if resume is not None:
-        settings = dict(preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None,
-                        bigram_weight=bigram_weight, bigram_on=bigram_on, lr_half_life=lr_half_life, hidden=hidden,
-                        carry_states=carry_states, reset_fraction=reset_fraction, fresh_fraction=fresh_fraction,
-                        input=input, seed=seed, batch_size=batch_size,
-                        lr=lr, num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
-                        out=out, device=device, checkpoint_every=checkpoint_every, force=force or None,
-                        eval_every=eval_every, early_stop=early_stop, retries=retries,
-                        stuck_patience=stuck_patience)
-        changed = ["--" + name.replace("_", "-") for name, value in settings.items() if value is not None]
+        given = dict(settings, preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None, hidden=hidden,
+                     input=input, seed=seed, out=out, force=force or None)
+        changed = ["--" + name.replace("_", "-") for name, value in given.items()
+                   if value is not None and name != "epochs"]
         if changed:
             raise HmmrnnError(f"--resume continues a run with its saved settings (only --epochs may change); "
                               f"drop {', '.join(changed)}")
@@ -112,22 +106,18 @@ def train(
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
         config = make_config(preset, recipe=recipe, hmm=HMM.from_file(hmm) if hmm else None, hidden=hidden,
-                             input=input, bigram_weight=bigram_weight, bigram_on=bigram_on,
-                             lr_half_life=lr_half_life, carry_states=carry_states, reset_fraction=reset_fraction,
-                             fresh_fraction=fresh_fraction, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                             num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
-                             device=device, checkpoint_every=checkpoint_every, eval_every=eval_every,
-                             eval_n=eval_n, early_stop=early_stop, retries=retries, stuck_patience=stuck_patience)
+                             input=input, seed=seed, **settings)
         folder = out if out is not None else default_run_dir(config)
     with run_lock(folder, create=resume is None):  # one writer for training and the evaluation after it
         if resume is not None:
-            run = resume_run(resume, epochs=epochs, progress=not quiet, evaluate=False)
+            run = resume_run(resume, epochs=settings.get("epochs"), progress=not quiet, evaluate=False)
         else:
             run = train_config(config, folder, force=force, progress=not quiet, evaluate=False)
         best = run.status.get("best_val_loss")
         typer.echo(f"{run.path}: {run.status.get('epoch')} epochs, best validation loss "
                    f"{best:.4f} at epoch {run.status.get('best_epoch')}" if best is not None else f"{run.path}: done")
         if not no_evaluate:
+            eval_n = run.config.train.eval_n
             typer.echo(f"evaluating {run.path} (N = {eval_n}, T = {run.config.train.seq_len}) ...")
             _evaluate_and_report(run, n=eval_n, seq_len=None, seed=0, thresholds=None, horizons=None,
                                  semantics="training", matching=True, refit=True)
@@ -240,7 +230,9 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
 
 
 @app.command()
+@_with_training_options
 def sweep(
+    settings: dict,
     out: Path = typer.Option(..., help="Sweep folder: cells/<cell>/ run folders, sweep_summary.csv, figures/."),
     spec: Optional[Path] = typer.Option(None, help="JSON/TOML sweep spec (presets, hidden, input, seeds, recipe, "
                                         "overrides, eval_n, eval_seq_len) instead of the options below."),
@@ -248,28 +240,9 @@ def sweep(
     hidden: Optional[str] = typer.Option(None, help="Comma-separated hidden sizes [150]."),
     input: Optional[str] = typer.Option(None, "--input", help="Comma-separated input dimensions [100]."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds [0]."),
-    recipe: Optional[str] = typer.Option(None, help="Training recipe of every cell [fast]."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs [preset]."),
-    batch_size: Optional[int] = typer.Option(None, help="Sequences per optimizer step [4096]."),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]."),
-    lr_half_life: Optional[float] = typer.Option(None, help="Halve the learning rate every H epochs [0]."),
-    num_seq: Optional[int] = typer.Option(None, help="HMM sequences sampled per cell [30000]."),
-    seq_len: Optional[int] = typer.Option(None, help="Training sequence length T [preset]."),
-    grad_clip: Optional[float] = typer.Option(None, help="Gradient-norm clip [preset]."),
-    val_every: Optional[int] = typer.Option(None, help="Validate every K epochs [recipe]."),
-    bigram_weight: Optional[float] = typer.Option(None, help="Bigram penalty weight [recipe]."),
-    bigram_on: Optional[str] = typer.Option(None, help="samples or probabilities [recipe]."),
-    eval_every: Optional[int] = typer.Option(None, help="Verdict every K epochs [recipe]."),
-    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop", help="Stop at the first "
-                                              "confirmed verdict [recipe]."),
-    retries: Optional[int] = typer.Option(None, help="Restarts of a stuck cell with a new seed [0]."),
-    stuck_patience: Optional[int] = typer.Option(None, help="Epochs without 1% validation improvement that "
-                                                 "make a cell stuck (with --retries) [100]."),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every K epochs (resumable cells) [10]."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda [cpu]."),
-    eval_n: Optional[int] = typer.Option(None, help="Sequences of each cell's final evaluation [5000]."),
-    eval_seq_len: Optional[int] = typer.Option(None, help="T of the final evaluation [the cell's T; the paper's "
-                                               "linear-chain grid used 100]."),
+    recipe: Optional[_RecipeName] = typer.Option(None, help="Training recipe of every cell [fast]."),
+    eval_seq_len: Optional[int] = typer.Option(None, help="T of each cell's final evaluation [the cell's T; the "
+                                               "paper's linear-chain grid used 100]."),
     backend: str = typer.Option("local", help="local (process pool on this machine) or ray (Ray tasks)."),
     workers: Optional[int] = typer.Option(None, help="local: cells at a time [CPU count / threads]."),
     threads: Optional[int] = typer.Option(None, min=1, help="Threads per cell, torch's and numba's [1 with several "
@@ -281,19 +254,18 @@ def sweep(
 ) -> None:
     """Train and evaluate a grid of cells (preset x hidden x input x seed), each an ordinary run folder.
 
-    Re-running the same command skips finished cells, resumes unfinished ones from their checkpoints
-    and retries failed ones. Writes sweep_summary.csv and the grid figures; prints one line per cell.
+    Every training option of `hmmrnn train` applies to every cell; --eval-n is also the N of each
+    cell's final evaluation. Re-running the same command skips finished cells, resumes unfinished
+    ones from their checkpoints and retries failed ones. Writes sweep_summary.csv and the grid
+    figures; prints one line per cell.
     """
     from .sweep import SweepSpec, run_sweep
 
-    overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, lr=lr, lr_half_life=lr_half_life,
-                                        num_seq=num_seq, seq_len=seq_len, grad_clip=grad_clip, val_every=val_every,
-                                        bigram_weight=bigram_weight, bigram_on=bigram_on, eval_every=eval_every,
-                                        early_stop=early_stop, retries=retries, stuck_patience=stuck_patience,
-                                        checkpoint_every=checkpoint_every, device=device).items() if v is not None}
+    overrides = dict(settings)
+    recipe = recipe.value if recipe is not None else None
     grid = {k: v for k, v in dict(presets=tuple(p.strip() for p in presets.split(",") if p.strip()) if presets
                                   else None, hidden=_int_list(hidden, "--hidden"), input=_int_list(input, "--input"),
-                                  seeds=_int_list(seeds, "--seeds"), recipe=recipe, eval_n=eval_n,
+                                  seeds=_int_list(seeds, "--seeds"), recipe=recipe, eval_n=settings.get("eval_n"),
                                   eval_seq_len=eval_seq_len).items() if v is not None}
     if spec is not None:
         if grid or overrides:

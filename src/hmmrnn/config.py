@@ -14,10 +14,18 @@ from typing import Any
 
 from .errors import ConfigError
 from .hmm import HMM
+from .presets import Preset
 from .presets import preset as get_preset
 from .presets import recipe as get_recipe
 
-__all__ = ["ModelConfig", "TrainConfig", "RunConfig", "make_config", "versions"]
+__all__ = ["ModelConfig", "TrainConfig", "RunConfig", "make_config", "SETTINGS", "Option", "training_options", "versions"]
+
+
+def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
+    """A config field with its one-line help and allowed values, from which the training options of
+    the ``train`` and ``sweep`` commands are derived (:func:`training_options`); ``cli=False`` keeps a
+    field off the command line (set by the command's own options or not at all)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
 
 
 def _require(condition: bool, message: str) -> None:
@@ -32,7 +40,7 @@ class ModelConfig:
     hidden: int = 150
     input: int = 100
     outputs: int = 3
-    initial_state: str = "zero"
+    initial_state: str = _setting("zero", "h0 of every chain: zeros or N(0, I).", choices=("zero", "random"))
 
     def __post_init__(self) -> None:
         _require(self.hidden >= 1, f"hidden size must be >= 1, got {self.hidden}")
@@ -75,41 +83,60 @@ class TrainConfig:
     ``likelihood_weight`` λ > 0 adds λ W₂² between the per-step HMM log-likelihoods of the emitted
     sequences and of the target sequences (:mod:`hmmrnn._likelihood`; per population, each under the
     HMM started as its targets are).
+
+    ``growth_weight`` γ > 0 (with ``carry_states``) adds γ · max(0, ḡ), ḡ the mean over the carried
+    windows (those not restarted from h_0) of the growth rate per step (log|h_T| − log|h_0|) / T:
+    zero in expectation for a stationary network, positive where chains run away. Truncated
+    backpropagation through one window cannot otherwise see a growth that compounds over many
+    (docs/method.md, "Stationary training").
     """
 
-    seq_len: int = 30
-    num_seq: int = 30_000
-    epochs: int = 500
-    batch_size: int = 4096
-    lr: float = 1e-3
-    lr_half_life: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.9)
-    grad_clip: float = 0.9
-    blur: float = 0.2
-    bigram_weight: float = 0.0
-    bigram_on: str = "samples"
-    ngram_order: int = 2
-    likelihood_weight: float = 0.0
-    tau: float = 1.0
-    val_every: int = 1
-    checkpoint_every: int = 10
-    eval_every: int = 0
-    eval_n: int = 5000
-    confirmations: int = 1
-    early_stop: bool = False
-    retries: int = 0
-    stuck_patience: int = 100
-    stuck_tolerance: float = 0.01
-    carry_states: bool = False
-    reset_fraction: float = 0.2
-    fresh_fraction: float = 0.0
-    seed: int = 0
-    device: str = "cpu"
-    recipe: str = "paper"
+    seq_len: int = _setting(30, "Sequence length T of the training windows.")
+    num_seq: int = _setting(30_000, "HMM sequences sampled, split into thirds: train / validation / test.")
+    epochs: int = _setting(500, "Training epochs. With --resume, a new total.")
+    batch_size: int = _setting(4096, "Sequences per optimizer step.")
+    lr: float = _setting(1e-3, "Adam learning rate.")
+    lr_half_life: float = _setting(0.0, "Halve the learning rate every H epochs (lr * 2^(-(epoch-1)/H)); 0 keeps "
+                                   "it constant.")
+    betas: tuple[float, float] = _setting((0.9, 0.9), "Adam's (beta1, beta2).", cli=False)
+    grad_clip: float = _setting(0.9, "Global gradient-norm clip.")
+    blur: float = _setting(0.2, "Blur (entropic scale) of the Sinkhorn divergence.")
+    bigram_weight: float = _setting(0.0, "Weight of the n-gram frequency penalty; 0 = the paper's loss.")
+    bigram_on: str = _setting("samples", "What the n-gram penalty counts: the straight-through samples or "
+                              "softmax of the logits (their exact expectation).", choices=("samples", "probabilities"))
+    ngram_order: int = _setting(2, "Longest n-gram the penalty matches (2 = bigrams).")
+    likelihood_weight: float = _setting(0.0, "Weight of the penalty on the distribution of per-step HMM "
+                                        "log-likelihoods.")
+    growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
+                                    "|h| across the carried windows.")
+    tau: float = _setting(1.0, "Temperature of the Gumbel-softmax readout.")
+    val_every: int = _setting(1, "Validate every K epochs.")
+    checkpoint_every: int = _setting(10, "Save the full training state every K epochs; 0 disables.")
+    eval_every: int = _setting(0, "Compute the verdict on fresh samples every K epochs and record it in "
+                               "history.csv; 0 disables.")
+    eval_n: int = _setting(5000, "Sequences generated for each verdict (periodic and final).")
+    confirmations: int = _setting(1, "Further independent samples that must also say yes before a periodic "
+                                  "'yes' counts.")
+    early_stop: bool = _setting(False, "Stop at the first confirmed periodic 'emulates: yes' (needs --eval-every).")
+    retries: int = _setting(0, "Restart a stuck run (no emulation, validation loss flat for --stuck-patience "
+                            "epochs) with a new seed, at most N times; needs --eval-every.")
+    stuck_patience: int = _setting(100, "Epochs without --stuck-tolerance relative validation improvement that "
+                                   "make a run stuck.")
+    stuck_tolerance: float = _setting(0.01, "Relative validation improvement that counts as progress.")
+    carry_states: bool = _setting(False, "Start each epoch's windows where the previous ones ended (a fraction "
+                                  "--reset-fraction restarts from h0), against stationary HMM windows.")
+    reset_fraction: float = _setting(0.2, "With --carry-states: share of the carried slots restarted from h0 at "
+                                     "random each epoch.")
+    fresh_fraction: float = _setting(0.0, "With --carry-states: share of the slots fresh from h0 every epoch, "
+                                     "matched as their own population against HMM windows from its start.")
+    seed: int = _setting(0, "Seed of data, initialisation and noise.", cli=False)
+    device: str = _setting("cpu", "cpu or cuda (cuda:N).")
+    recipe: str = _setting("paper", "The recipe these settings started from.", cli=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight", "tau",
+        for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight", "growth_weight",
+                     "tau",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
             value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
             _require(isinstance(value, (int, float)) and math.isfinite(value), f"{name} must be a finite number, "
@@ -131,6 +158,7 @@ class TrainConfig:
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
+        _require(self.growth_weight >= 0, f"growth_weight must be >= 0, got {self.growth_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
@@ -213,43 +241,81 @@ def _dataclass_from(cls: type, values: dict[str, Any]) -> Any:
         raise ConfigError(f"bad {cls.__name__}: {exc}") from None
 
 
-def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | None = None, hidden: int | None = None,
-                input: int | None = None, seed: int | None = None, epochs: int | None = None,
-                batch_size: int | None = None, lr: float | None = None, num_seq: int | None = None,
-                seq_len: int | None = None, grad_clip: float | None = None, device: str | None = None,
-                checkpoint_every: int | None = None, val_every: int | None = None,
-                initial_state: str | None = None, eval_every: int | None = None, eval_n: int | None = None,
-                early_stop: bool | None = None, retries: int | None = None,
-                stuck_patience: int | None = None, stuck_tolerance: float | None = None,
-                bigram_weight: float | None = None, bigram_on: str | None = None,
-                lr_half_life: float | None = None, carry_states: bool | None = None,
-                reset_fraction: float | None = None, ngram_order: int | None = None,
-                blur: float | None = None, fresh_fraction: float | None = None,
-                likelihood_weight: float | None = None, confirmations: int | None = None) -> RunConfig:
-    """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and overrides into a :class:`RunConfig`.
+def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | None = None,
+                **settings: Any) -> RunConfig:
+    """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and settings into a :class:`RunConfig`.
 
-    Settings come from the preset, then the recipe, then the non-None overrides. ``hmm`` replaces
-    the preset's HMM. Without a preset the training settings default to those of
-    ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any 3-output HMM.
+    Settings come from the preset, then the recipe, then the non-None keyword ``settings``: any
+    :class:`ModelConfig` field but ``outputs`` (``hidden``, ``input``, ``initial_state``) or
+    :class:`TrainConfig` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
+    training settings default to those of ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any
+    3-output HMM.
     """
     if preset is None and hmm is None:
         raise ConfigError("give a preset or an HMM")
+    unknown = sorted(set(settings) - set(SETTINGS))
+    _require(not unknown, f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
     base = get_preset(preset if preset is not None else "linear3")
     hmm = hmm if hmm is not None else base.hmm
-    overrides = {"hidden": hidden, "input": input, "initial_state": initial_state}
+    given = {k: v for k, v in settings.items() if v is not None}
     model = ModelConfig(hidden=base.hidden, input=base.input, outputs=hmm.n_outputs)
-    model = replace(model, **{k: v for k, v in overrides.items() if v is not None})
+    model = replace(model, **{k: v for k, v in given.items() if SETTINGS[k] == "model"})
     train = TrainConfig(seq_len=base.seq_len, num_seq=base.num_seq, epochs=base.epochs,
                         batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip, recipe=recipe)
     train = replace(train, **get_recipe(recipe).settings)
-    train_overrides = {"seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                       "num_seq": num_seq, "seq_len": seq_len, "grad_clip": grad_clip,
-                       "device": device, "checkpoint_every": checkpoint_every, "val_every": val_every,
-                       "eval_every": eval_every, "eval_n": eval_n, "early_stop": early_stop, "retries": retries,
-                       "stuck_patience": stuck_patience, "stuck_tolerance": stuck_tolerance,
-                       "bigram_weight": bigram_weight, "bigram_on": bigram_on, "lr_half_life": lr_half_life,
-                       "carry_states": carry_states, "reset_fraction": reset_fraction, "ngram_order": ngram_order,
-                       "blur": blur, "fresh_fraction": fresh_fraction, "likelihood_weight": likelihood_weight,
-                       "confirmations": confirmations}
-    train = replace(train, **{k: v for k, v in train_overrides.items() if v is not None})
+    train = replace(train, **{k: v for k, v in given.items() if SETTINGS[k] == "train"})
     return RunConfig(hmm, model, train, preset, versions())
+
+
+#: every keyword setting of :func:`make_config`, mapped to the config it belongs to
+SETTINGS: dict[str, str] = {
+    **{f.name: "model" for f in fields(ModelConfig) if f.name != "outputs"},
+    **{f.name: "train" for f in fields(TrainConfig) if f.name != "recipe"},
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A training setting as a command-line option: ``--name-with-dashes``, its type, help, allowed
+    values and the default a user gets (which may depend on the preset and the recipe)."""
+
+    name: str
+    type: type
+    help: str
+    choices: tuple[str, ...] | None
+    default_text: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def training_options(exclude: tuple[str, ...] = ()) -> list[Option]:
+    """The settings that the ``train`` and ``sweep`` commands offer, derived from the config fields:
+    every field with ``cli`` metadata, in field order (model first), less ``exclude``."""
+    from .presets import PRESETS, RECIPES
+
+    types = {"int": int, "float": float, "bool": bool, "str": str}
+    preset_fields = {f.name for f in fields(Preset)}
+    options = []
+    for cls in (ModelConfig, TrainConfig):
+        for f in fields(cls):
+            if not f.metadata.get("cli", False) or f.name in exclude:
+                continue
+            per_preset = sorted({getattr(p, f.name) for p in PRESETS.values()}) if f.name in preset_fields else []
+            base = per_preset[0] if len(per_preset) == 1 else f.default
+            per_recipe = {r.name: r.settings.get(f.name, base) for r in RECIPES.values()}
+            if len(per_preset) > 1:
+                text = "preset: " + " / ".join(_shown(v) for v in per_preset)
+            elif len(set(map(repr, per_recipe.values()))) > 1:
+                text = ", ".join(f"{name}: {_shown(v)}" for name, v in per_recipe.items())
+            else:
+                text = _shown(base)
+            options.append(Option(f.name, types[str(f.type)], f.metadata["help"], f.metadata["choices"], text))
+    return options
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -20,7 +20,6 @@ others.
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import itertools
 import os
@@ -35,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._textfiles import loads_settings
-from .config import make_config
+from .config import SETTINGS, make_config
 from .errors import ConfigError, HmmrnnError
 from .presets import PRESETS, RECIPES
 from ._threads import set_threads
@@ -49,9 +48,8 @@ CELL_FILE = "sweep_cell.json"
 WORKER_FILE = "sweep_worker.json"
 SUMMARY_FILE = "sweep_summary.csv"
 
-#: make_config keywords that a sweep sets per cell and therefore may not appear among its overrides
+#: make_config settings that a sweep sets per cell and therefore may not appear among its overrides
 _PER_CELL = ("hidden", "input", "seed")
-_NOT_OVERRIDES = ("preset", "recipe", "hmm") + _PER_CELL
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ class SweepSpec:
         bad += [v for v in self.seeds if not isinstance(v, int) or v < 0]
         if bad:
             raise ConfigError(f"sizes must be positive integers and seeds non-negative integers, got {bad}")
-        allowed = set(inspect.signature(make_config).parameters) - set(_NOT_OVERRIDES)
+        allowed = set(SETTINGS) - set(_PER_CELL)
         wrong = sorted(set(self.overrides) - allowed)
         if wrong:
             raise ConfigError(f"not a training setting a sweep can override: {', '.join(wrong)} "

@@ -376,6 +376,8 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
         with torch.set_grad_enabled(optimizer is not None):
             outputs, hidden, logits = model(noise, generator, t.tau, h0)
             loss = loss_fn(outputs, logits, target, fresh[start: start + t.batch_size])
+            if h0 is not None and t.growth_weight > 0:
+                loss = loss + t.growth_weight * _growth_rate(h0, hidden).clamp(min=0)
         if pool is not None:
             pool[start: start + t.batch_size] = hidden[:, -1].detach()
         if not torch.isfinite(loss):
@@ -390,6 +392,20 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
                 raise _NonFinite("non-finite weights after an optimizer step", last_good)
         losses.append(loss.item())
     return float(np.mean(losses))
+
+
+def _growth_rate(h0: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """ḡ = mean over the carried chains of (log|h_T| − log|h_0|) / T, a scalar; h0 (B, H) the states
+    the windows start from, hidden (B, T, H) the window's states. Chains that start at |h_0| = 0 (just
+    restarted from h_0 = 0) have no growth rate and are left out; 0 if none is left."""
+    start = torch.linalg.vector_norm(h0, dim=1)
+    carried = start > 0
+    if not carried.any():
+        return hidden.new_zeros(())
+    end = torch.linalg.vector_norm(hidden[carried, -1], dim=1)
+    # a chain that dies (|h_T| = 0) counts as shrinking by the smallest positive float, not -inf
+    tiny = torch.finfo(hidden.dtype).tiny
+    return (torch.log(end.clamp(min=tiny)) - torch.log(start[carried])).mean() / hidden.shape[1]
 
 
 class _NonFinite(Exception):
