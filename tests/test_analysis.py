@@ -218,7 +218,7 @@ def test_analyze_with_missing_or_corrupt_weights_is_one_line_error(tiny_run, tmp
 
 
 def _slow_residency(model, states, n_samples, max_steps, seed):
-    """One rollout at a time, one step at a time: the reference algorithm of SPEC §7.4."""
+    """One rollout at a time, one step at a time: the reference algorithm of docs/method.md §5.8."""
     gen = torch.Generator().manual_seed(seed)
     n = len(states)
     noises = [torch.randn(n * n_samples, model.input, generator=gen) for _ in range(max_steps)]

@@ -1,4 +1,4 @@
-"""HMM builders, validation, sampling and likelihood against SPEC numbers, hmmlearn and brute force."""
+"""HMM builders, validation, sampling and likelihood against the paper's numbers (docs/method.md §1), hmmlearn and brute force."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hmmrnn import HMM, HMMSpecError, PRESETS, preset
 from hmmrnn.hmm import (gaussian_emissions, linear_emissions, stay_prob_transitions, target_prob_transitions,
                         triangular_emissions)
 
-# ----------------------------------------------------------------------------- builders (SPEC §2.2-2.3)
+# ----------------------------------------------------------------------------- builders (docs/method.md §1.1–1.2)
 
 
 def test_linear2_matrices():
@@ -79,7 +79,7 @@ def test_target_prob_needs_two_states():
         target_prob_transitions(1)
 
 
-# ----------------------------------------------------------------------------- analytic statistics (SPEC §2.4)
+# ----------------------------------------------------------------------------- analytic statistics (docs/method.md §1.3)
 
 
 @pytest.mark.parametrize("name, p00, p02, change", [

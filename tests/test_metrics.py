@@ -69,7 +69,7 @@ def test_metrics_reject_bad_symbols():
 
 
 def _reference_sinkhorn_matching(x: np.ndarray, y: np.ndarray, k: int, eps: float = 0.1) -> np.ndarray:
-    """The reference SinkhornSolver, dense and literal (SPEC §6.3), run to tight convergence."""
+    """The reference SinkhornSolver, dense and literal (docs/method.md §4.1), run to tight convergence."""
     from scipy.special import logsumexp
 
     fx = np.eye(k)[x].reshape(len(x), -1)
@@ -114,7 +114,7 @@ def test_mismatch_counts_brute_force():
 @pytest.mark.parametrize("name, baseline", [("linear2", 4.551), ("linear3", 7.285), ("linear4", 7.513),
                                             ("linear5", 7.519)])
 def test_matching_reproduces_paper_baselines(name, baseline):
-    """SPEC §8.1: HMM-vs-HMM matched distance at N = 5000, T = 100 within ±0.03."""
+    """docs/method.md §4.2: HMM-vs-HMM matched distance at N = 5000, T = 100 within ±0.03."""
     hmm = preset(name).hmm
     x, _ = hmm.sample(5000, 100, seed=11)
     y, _ = hmm.sample(5000, 100, seed=12)

@@ -1,4 +1,4 @@
-"""Matched Euclidean distance between two sets of symbol sequences (SPEC §6.1 item 2, §6.3).
+"""Matched Euclidean distance between two sets of symbol sequences (docs/method.md §4.1).
 
 Both sets are uniform empirical measures of one-hot sequences in R^{T K}. An entropic OT plan
 with the *unsquared* Euclidean cost C_ij = ‖x_i − y_j‖ and ε = 0.1 is found by log-domain
@@ -141,7 +141,7 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_symbols: int, *, 
                       max_iter: int = 1000, tol: float = 2e-5) -> MatchingResult:
     """Entropic-OT matched Euclidean distances between two sets of symbol sequences.
 
-    Log-domain Sinkhorn between uniform weights, potentials starting at 0 (SPEC §6.3):
+    Log-domain Sinkhorn between uniform weights, potentials starting at 0 (docs/method.md §4.1):
     f_i = ε log a_i − ε LSE_j (g_j − C_ij)/ε, then g_j likewise with the new f. The reference stops
     when Σ|Δf| + Σ|Δg| < 0.1, a criterion that tightens with N; we stop when the *mean* absolute
     change mean|Δf| + mean|Δg| < ``tol``, whose default equals the reference's at N = 5,000 (where

@@ -52,7 +52,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Data and optimisation settings (SPEC §2.5, §4).
+    """Data and optimisation settings (docs/method.md §1.4, §3).
 
     ``num_seq`` HMM sequences of ``seq_len`` steps are split by position into thirds: train,
     validation, unused test. Each epoch draws fresh noise, takes one Adam step per batch of

@@ -6,7 +6,7 @@ An HMM with ``M`` hidden states and ``K`` output symbols is the triple
 * ``transition`` : (M, M) row-stochastic        A[i, j] = P(s_t = j | s_{t-1} = i)
 * ``emission``   : (M, K) row-stochastic        B[i, k] = P(o_t = k | s_t = i)
 
-The builders reproduce the paper's constructions (SPEC §2.2-2.3). Sampling is vectorised
+The builders reproduce the paper's constructions (docs/method.md §1.1–1.2). Sampling is vectorised
 over sequences (only the time recursion is a Python loop) and seeded; the likelihood is the
 exact forward algorithm in log space.
 """
@@ -282,7 +282,7 @@ class HMM:
         stay_prob: float = 0.95,
         name: str | None = None,
     ) -> "HMM":
-        """Build an HMM from a named topology and emission model (SPEC §2.2-2.3).
+        """Build an HMM from a named topology and emission model (docs/method.md §1.1–1.2).
 
         ``topology`` is one of ``target_prob``, ``stay_prob``, ``fully``, ``cyclic``;
         ``emissions`` one of ``linear``, ``gaussian``, ``triangular``.

@@ -1,4 +1,4 @@
-"""Emission statistics of symbol sequences (SPEC §6) and the stronger tests beyond the paper.
+"""Emission statistics of symbol sequences (docs/method.md §4) and the stronger tests beyond the paper.
 
 Every function takes an (N, T) integer array of symbols in [0, K) and works on whole arrays.
 """

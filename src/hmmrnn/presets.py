@@ -1,4 +1,4 @@
-"""The paper's architectures and their training settings, by name (SPEC §2.5, §4.2)."""
+"""The paper's architectures and their training settings, by name (docs/method.md §1.4, §3.3)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ RECIPES: dict[str, Recipe] = {
                        "epoch, matched as their own population; learning rate halved every 100 epochs; "
                        "validation and the verdict at every horizon every 10 epochs, stop at the first "
                        "'emulates: yes' confirmed on three further independent samples"),
-        Recipe("paper", {}, summary="SPEC §4 unchanged: Sinkhorn divergence only, validation every epoch, "
+        Recipe("paper", {}, summary="docs/method.md §3 unchanged: Sinkhorn divergence only, validation every epoch, "
                                     "all epochs, best validation loss kept"),
     ]
 }

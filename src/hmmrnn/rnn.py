@@ -1,4 +1,4 @@
-"""The noise-driven ReLU RNN (SPEC §3, §5).
+"""The noise-driven ReLU RNN (docs/method.md §2).
 
     h_t = F(h_{t-1}, x_t) = relu(W_rec h_{t-1} + W_in x_t),   x_t ~ N(0, I_d)
     z_t = W_out h_t                                            (logits, K outputs)
@@ -108,7 +108,7 @@ class NoiseRNN(nn.Module):
         h : (..., H) previous state.
         x : (..., d) input (noise) at this step; None for the input-free map relu(W_rec h).
         recurrent_gain, input_gain : (H,) per-unit gains on the recurrent and the input drive
-            (SPEC §7.10); None means 1. Both 0 on a unit silences it (ablation).
+            (docs/method.md §2.1); None means 1. Both 0 on a unit silences it (ablation).
 
         Returns
         -------
@@ -188,7 +188,7 @@ class NoiseRNN(nn.Module):
 
     def forward(self, noise: torch.Tensor, generator: torch.Generator | None = None, tau: float = 1.0,
                 h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training forward pass: an output at every step, the first from h_1 (SPEC §3.1).
+        """Training forward pass: an output at every step, the first from h_1 (docs/method.md §2.1).
 
         Parameters
         ----------

@@ -1,5 +1,5 @@
 """Sweeps: a grid of runs (preset × hidden × input × seed), each an ordinary run folder, trained and
-evaluated on this machine (a process pool) or on a Ray cluster (SPEC §3.2, §6.2, §6.4, §8.1).
+evaluated on this machine (a process pool) or on a Ray cluster (docs/method.md §2.2, §4.2).
 
 Layout of a sweep folder::
 
@@ -74,7 +74,7 @@ class SweepSpec:
     recipe : training recipe of every cell (:data:`hmmrnn.RECIPES`).
     overrides : further :func:`hmmrnn.make_config` keywords for every cell (``epochs``, ``lr``, ...).
     eval_n : sequences of the final evaluation; eval_seq_len : its T (None: the cell's training T;
-        the paper's linear-chain grid used 100 for every model, SPEC §6.2).
+        the paper's linear-chain grid used 100 for every model, docs/method.md §4.2).
     """
 
     presets: tuple[str, ...]

@@ -1,4 +1,4 @@
-"""Training a NoiseRNN to emulate an HMM with the Sinkhorn divergence (SPEC §4).
+"""Training a NoiseRNN to emulate an HMM with the Sinkhorn divergence (docs/method.md §3).
 
 Each sequence of T one-hot outputs is a point in R^{T K}. Per batch, the loss is the debiased
 Sinkhorn divergence (GeomLoss, ``p = 2``, ``blur = 0.2``, i.e. ε = 0.04 with cost ½‖x − y‖²)
@@ -9,7 +9,7 @@ between the B RNN sequences, sampled from fresh noise, and B HMM sequences:
 The default recipe (``fast``) adds λ Σ_ab (q_ab − p_ab)² / (q_ab + p_ab) on pooled bigram
 frequencies (:mod:`hmmrnn._bigram`: the finite-batch divergence is minimised by suppressing rare
 symbols), computes the verdict every 10 epochs and stops at the first "emulates: yes"; the
-``paper`` recipe is SPEC §4 unchanged.
+``paper`` recipe is docs/method.md §3 unchanged.
 
 Adam (betas 0.9, 0.9) with global gradient-norm clipping; batches in fixed order; validation
 every ``val_every`` epochs with the same loss on held-out HMM sequences; the weights with the
@@ -94,7 +94,7 @@ def train(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | str | P
     ----------
     preset : name from :data:`hmmrnn.PRESETS`; its training settings are the defaults.
     recipe : ``"fast"`` (default: bigram penalty, periodic verdict, early stop) or ``"paper"``
-        (SPEC §4 unchanged); see :data:`hmmrnn.RECIPES`.
+        (docs/method.md §3 unchanged); see :data:`hmmrnn.RECIPES`.
     hmm : an :class:`HMM` or a path to a JSON/TOML HMM file, replacing the preset's HMM.
     out : run folder (default ``runs/<preset>-h<H>-d<d>-s<seed>``).
     force : overwrite an existing run folder.

@@ -111,7 +111,7 @@ class PCABasis:
 
 
 def fit_pca(states: np.ndarray, n_components: int) -> PCABasis:
-    """scikit-learn PCA (centred, no whitening, SPEC §7) of (L, H) states."""
+    """scikit-learn PCA (centred, no whitening, docs/method.md §5) of (L, H) states."""
     from sklearn.decomposition import PCA
 
     k = min(n_components, states.shape[0], states.shape[1])
@@ -182,7 +182,7 @@ class DensityGrid:
 def density_grid(points: np.ndarray, *, mass: float = 0.95, bw_adjust: float = 3.0, grid: int = 50,
                  max_points: int = 1500, seed: int = 0) -> DensityGrid:
     """KDE of (n, 2) points (scipy ``gaussian_kde``, Scott bandwidth × ``bw_adjust``, as seaborn's
-    ``kdeplot(bw_adjust=3)`` of SPEC §7.2) and the density level whose super-level set holds
+    ``kdeplot(bw_adjust=3)`` of docs/method.md §5.2–5.4) and the density level whose super-level set holds
     ``mass`` of the points: the (1 − mass) quantile of the density at the points themselves.
     At most ``max_points`` points (a seeded subsample) enter the KDE: with bandwidth × 3 the
     contour of 1,500 points is smooth, and the cost grows with points × (grid² + points)."""

@@ -1,4 +1,4 @@
-"""How the mechanism appears during training, from a run's checkpoints (SPEC §7.13–7.14)."""
+"""How the mechanism appears during training, from a run's checkpoints (docs/method.md §5.18)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ __all__ = ["TrainingEvolution", "training_evolution", "transition_rate"]
 
 def transition_rate(labels: np.ndarray) -> tuple[float, float]:
     """Mean of 1/dwell over the dwells between consecutive label switches, and the mean dwell
-    (SPEC §7.13 step 6). With fewer than two switches: rate 0 and dwell = the sequence length."""
+    (docs/method.md §5.18). With fewer than two switches: rate 0 and dwell = the sequence length."""
     times = [t for t, _, _ in switch_events(labels)]
     if len(times) < 2:
         return 0.0, float(len(labels))
@@ -62,7 +62,7 @@ class TrainingEvolution(Result):
 
 def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10, eigen_every: int = 10,
                        trials: int = 20, jump: float = 0.02, shown: int = 500, seed: int = 0) -> TrainingEvolution:
-    """SPEC §7.13–7.14 from ``checkpoints/epoch_*.safetensors`` (``hmmrnn train --checkpoint-every K``).
+    """docs/method.md §5.18 from ``checkpoints/epoch_*.safetensors`` (``hmmrnn train --checkpoint-every K``).
 
     Every epoch's network runs the same noise: ``warmup`` steps from the same small random state,
     then ``steps`` steps with argmax labels. Jacobians diag(1[W_rec h_t + W_in x_{t+1} > 0]) W_rec

@@ -1,5 +1,5 @@
-"""Fixed points, slow points, the speed map and Jacobian spectra of the one-step map (SPEC §3.1, §7.2,
-§7.10, §7.13).
+"""Fixed points, slow points, the speed map and Jacobian spectra of the one-step map (docs/method.md §2.1,
+§5.3, §5.7).
 
 The map has no biases, so F(c h) = c F(h) for c > 0 (input-free, or any input scaled with h):
 
@@ -30,7 +30,7 @@ __all__ = ["FixedPoints", "find_fixed_points", "classify", "JacobianSpectra", "j
 
 
 def mobius(eigenvalues: np.ndarray) -> np.ndarray:
-    """(λ − 1) / (λ + 1): maps the unit circle onto the imaginary axis; |λ| > 1 ⇔ Re > 0 (SPEC §7.10)."""
+    """(λ − 1) / (λ + 1): maps the unit circle onto the imaginary axis; |λ| > 1 ⇔ Re > 0 (docs/method.md §2.1)."""
     return (eigenvalues - 1) / (eigenvalues + 1)
 
 
@@ -264,7 +264,7 @@ def _growth_exponents(model, starts: torch.Tensor, steps: int = 500, skip: int =
         return (total / (steps - skip)).numpy()
 
 
-# --------------------------------------------------------------------------- Jacobian spectra (§7.10, §7.13)
+# --------------------------------------------------------------------------- Jacobian spectra (§5.7)
 
 
 @dataclass
@@ -273,7 +273,7 @@ class JacobianSpectra(Result):
 
     unstable_counts : (n,) eigenvalues with |λ| > 1 at each state
     critical_pairs : (n,) eigenvalues with Möbius image m = (λ−1)/(λ+1), |Re m| < 0.1, Im m > 0.05
-        (complex pairs near the unit circle, counted once per pair; SPEC §7.13)
+        (complex pairs near the unit circle, counted once per pair; docs/method.md §5.18)
     pc, labels : (n, 2), (n,) the states in the PC1–2 plane and their argmax outputs
     spectral_radius : (n,)
     """
@@ -302,7 +302,7 @@ def jacobian_spectra(run_or_model: Any, *, n_states: int = 2000, burn_in: int = 
 
     The Jacobian of h_{t+1} = relu(W_rec h_t + W_in x_{t+1}) with respect to h_t uses the
     pre-activation of that very step (the reference paired states with the noise of the previous
-    step, SPEC §7.10). States come after ``burn_in`` steps from h_0 = 0.
+    step, docs/method.md §2.1). States come after ``burn_in`` steps from h_0 = 0.
     """
     model, _ = resolve(run_or_model)
     basis, _ = reference_pca(model, steps=pca_steps, seed=seed)

@@ -1,5 +1,5 @@
 """Where the network lives: PCA of the noisy orbit, input-free collapse, variance contours, output-pair
-subspaces and the readout's alignment with the dominant plane (SPEC §7.1–7.3, §7.15)."""
+subspaces and the readout's alignment with the dominant plane (docs/method.md §5.1–5.6)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["LatentGeometry", "latent_geometry", "InputFreeDynamics", "input_free
            "readout_alignment"]
 
 
-# --------------------------------------------------------------------------- latent geometry (§7.1)
+# --------------------------------------------------------------------------- latent geometry (§5.1)
 
 
 @dataclass
@@ -54,7 +54,7 @@ class LatentGeometry(Result):
 
 def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int = 10, shown: int = 1000,
                     seed: int = 0) -> LatentGeometry:
-    """SPEC §7.1: one trajectory of ``steps`` noisy steps from h_0 = 0, PCA with ``n_components``,
+    """docs/method.md §5.1: one trajectory of ``steps`` noisy steps from h_0 = 0, PCA with ``n_components``,
     and the first ``shown`` steps projected on PC1–3 with argmax and sampled output labels."""
     model, _ = resolve(run_or_model)
     basis, states = reference_pca(model, steps=steps, seed=seed, n_components=max(n_components, 3))
@@ -95,7 +95,7 @@ def _angle_sectors(angle: np.ndarray, labels: np.ndarray, outputs: int, bins: in
     return accuracy, by_output
 
 
-# --------------------------------------------------------------------------- input-free dynamics (§7.2)
+# --------------------------------------------------------------------------- input-free dynamics (§5.2)
 
 
 @dataclass
@@ -135,11 +135,11 @@ class InputFreeDynamics(Result):
 
 def input_free_dynamics(run_or_model: Any, *, n_initial: int = 100, steps: int = 500, shown: int = 20,
                         pca_steps: int = 30_000, tolerance: float = 1e-3, seed: int = 0) -> InputFreeDynamics:
-    """SPEC §7.2 steps 2–3, with a convergence test the reference lacked.
+    """docs/method.md §5.2, with a convergence test the reference lacked.
 
     ``n_initial`` states of a second noisy run (30,000 steps, seed + 1) are iterated with
     h ← relu(W_rec h) for ``steps`` steps. With no biases the origin is always a fixed point
-    (SPEC §3.1); ``converged`` says whether every final |h_T| is below ``tolerance`` × the orbit's
+    (docs/method.md §2.1); ``converged`` says whether every final |h_T| is below ``tolerance`` × the orbit's
     mean |h|. One more state is run with noise for comparison.
     """
     model, _ = resolve(run_or_model)
@@ -161,7 +161,7 @@ def input_free_dynamics(run_or_model: Any, *, n_initial: int = 100, steps: int =
         basis.project(noisy.numpy())[:, :2], argmax_labels(model, noisy), basis.explained_variance_ratio[:2])
 
 
-# --------------------------------------------------------------------------- variance contours (§7.2 step 4)
+# --------------------------------------------------------------------------- variance contours (§5.4)
 
 
 @dataclass
@@ -190,7 +190,7 @@ class VarianceContours(Result):
 
 def variance_contours(run_or_model: Any, *, scales: tuple[float, ...] = (0.1, 1, 2, 3, 4), steps: int = 10_000,
                       pca_steps: int = 30_000, mass: float = 0.95, seed: int = 0) -> VarianceContours:
-    """SPEC §7.2 step 4: for each noise scale s, ``steps`` steps from h_0 = 0 with inputs s·x_t,
+    """docs/method.md §5.4: for each noise scale s, ``steps`` steps from h_0 = 0 with inputs s·x_t,
     projected with the σ = 1 basis; KDE (bw × 3) and the level enclosing ``mass`` of the points.
 
     All scales share the same x_t, so positive homogeneity (F(c h, c x) = c F(h, x)) predicts
@@ -212,7 +212,7 @@ def variance_contours(run_or_model: Any, *, scales: tuple[float, ...] = (0.1, 1,
     return VarianceContours(list(map(float, scales)), steps, seed, stds, means, error, grids, origin)
 
 
-# --------------------------------------------------------------------------- output-pair subspaces (§7.3)
+# --------------------------------------------------------------------------- output-pair subspaces (§5.5)
 
 
 @dataclass
@@ -242,7 +242,7 @@ class OutputPairSubspaces(Result):
 def output_pair_subspaces(run_or_model: Any, *, steps: int = 100_000, min_run: int = 200, shown: int = 1000,
                           scales: tuple[float, ...] = (0.1, 1, 2, 3, 4), contour_steps: int = 10_000,
                           seed: int = 0) -> OutputPairSubspaces:
-    """SPEC §7.3 for 3-output models: a noisy run from h_0 ~ N(0, I), global PCA (4 components),
+    """docs/method.md §5.5 for 3-output models: a noisy run from h_0 ~ N(0, I), global PCA (4 components),
     and for each output pair a second PCA (3 components) of the global coordinates of the states
     whose argmax label is in the pair; the longest contiguous run inside the pair (the reference
     kept runs longer than ``min_run`` steps) and KDE grids of the in-pair states at each noise scale."""
@@ -290,7 +290,7 @@ def _longest_run(mask: np.ndarray) -> tuple[int, int]:
     return max(runs, key=lambda run: (run[1], -run[0])) if runs else (0, 0)
 
 
-# --------------------------------------------------------------------------- readout alignment (§7.15)
+# --------------------------------------------------------------------------- readout alignment (§5.6)
 
 
 @dataclass
@@ -317,7 +317,7 @@ class ReadoutAlignment(Result):
 
 
 def readout_alignment(run_or_model: Any, *, steps: int = 5000, seed: int = 0) -> ReadoutAlignment:
-    """SPEC §7.15: ``steps`` noisy steps from h_0 ~ N(0, I), PCA(2), and for every readout row the
+    """docs/method.md §5.6: ``steps`` noisy steps from h_0 ~ N(0, I), PCA(2), and for every readout row the
     norm of its projection on the plane and the angle arccos of it. The mean leaves out outputs
     the HMM emits less than 5 % of the time (the linear chains' noise symbol), as the paper did."""
     model, hmm = resolve(run_or_model)

@@ -1,5 +1,5 @@
 """Which units make the jumps: kick neurons, the populations that feed them, and the causal test
-(SPEC §7.7–7.9, §7.11). Everything is discovered from the model; no index is hard-coded."""
+(docs/method.md §5.10–5.12). Everything is discovered from the model; no index is hard-coded."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _orbit_with_preactivations(model, steps: int, seed: int, warmup: int = 100):
     return states, pre, model.readout(states).argmax(-1).numpy()
 
 
-# --------------------------------------------------------------------------- kick neurons (§7.7)
+# --------------------------------------------------------------------------- kick neurons (§5.10)
 
 
 def kick_scores(firing: np.ndarray, labels: np.ndarray, window: int):
@@ -163,7 +163,7 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
                        np.zeros((0, len(labels[head]))), labels[head])
 
 
-# --------------------------------------------------------------------------- connectivity (§7.8, §7.9)
+# --------------------------------------------------------------------------- connectivity (§5.11)
 
 
 @dataclass
@@ -203,7 +203,7 @@ class Connectivity(Result):
 
 def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, population_size: int | None = None,
                  activity_steps: int = 300, seed: int = 0) -> Connectivity:
-    """SPEC §7.8–7.9 with discovered groups: g1[j] = mean_i∈G1 W_rec[i, j] (from unit j onto group 1),
+    """docs/method.md §5.11 with discovered groups: g1[j] = mean_i∈G1 W_rec[i, j] (from unit j onto group 1),
     g2 likewise; the ``population_size`` non-kick units with the most negative g1·g2 (default
     ⌊0.47 H⌋, 70 of 150 as in the paper), split by the sign of g1. Mean activities of groups and
     populations along ``activity_steps`` noisy steps."""
@@ -241,7 +241,7 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
                         w[np.ix_(pop_order, pop_order)], activity, labels, seed)
 
 
-# --------------------------------------------------------------------------- causal test (§7.11)
+# --------------------------------------------------------------------------- causal test (§5.12)
 
 
 def switch_rates(labels: np.ndarray, n_labels: int) -> dict[str, float]:

@@ -1,5 +1,5 @@
-"""Noise as a control parameter: the stochastic-resonance sweep (SPEC §8.7) and the expected
-second-order noise drift (SPEC §7.12)."""
+"""Noise as a control parameter: the stochastic-resonance sweep (docs/method.md §5.17) and the expected
+second-order noise drift (docs/method.md §5.16)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def stochastic_resonance(run_or_model: Any, *, scales: tuple[float, ...] = (0.25
 
 def expected_second_order(model, h0: torch.Tensor, *, trials: int = 20, t0: int = 10, tf: int = 10,
                           sigma: float = 1.0, h_eps: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """SPEC §7.12 (the v2 recursion, as a defined statistic): per trial, jitter h0 by
+    """docs/method.md §5.16 (the v2 recursion, as a defined statistic): per trial, jitter h0 by
     (2 N(0, 1) − 1) h_eps per unit, take t0 − 1 noisy steps to h, follow the noise-free trajectory
     s_0 = h, s_k = relu(W_rec s_{k−1}), D_k = diag(1[s_k > 0]), draw ω_k ~ N(0, σ² I_d) and run
 
@@ -111,7 +111,7 @@ def expected_second_order(model, h0: torch.Tensor, *, trials: int = 20, t0: int 
 
 @dataclass
 class NoiseDrift(Result):
-    """E[δ2] (the systematic drift that rectified input noise induces, SPEC §7.12) at orbit states.
+    """E[δ2] (the systematic drift that rectified input noise induces, docs/method.md §5.16) at orbit states.
 
     drift : (n_points, H) E[δ2] at each start; norm : (n_points,) its Euclidean norm;
     labels : (n_points,) argmax outputs of the starts
@@ -139,7 +139,7 @@ def noise_drift(run_or_model: Any, *, n_points: int = 50, trials: int = 20, seed
     return NoiseDrift(n_points, trials, seed, drifts, np.linalg.norm(drifts, axis=1), labels)
 
 
-# --------------------------------------------------------------------------- gain manipulations (§7.10, §7.11)
+# --------------------------------------------------------------------------- gain manipulations (§5.13)
 
 
 def presynaptic_partners(w_rec: np.ndarray, units: list[int], top_k: int) -> set[int]:
@@ -188,7 +188,7 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
                                                                          1.75, 2.0),
                steps: int = 2000, window: int = 15, top_k: int | None = None, control_k: int | None = None,
                spectra: bool = True, max_switches: int = 20, seed: int = 0) -> GainSweep:
-    """SPEC §7.10–7.11 with discovered units. For the first two switch directions with kick units
+    """docs/method.md §5.13 with discovered units. For the first two switch directions with kick units
     and each manipulation and gain μ, one noisy run of ``steps`` steps (the same noise for every μ)
     with h ← relu(g_rec ⊙ W_rec h + g_in ⊙ W_in x); the rate of that direction's switches, and with
     ``spectra`` the mean ± sd over its first ``max_switches`` switches of the critical pairs

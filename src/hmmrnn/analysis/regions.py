@@ -1,4 +1,4 @@
-"""Where the network dwells and where it jumps: residency times along the orbit (SPEC §7.4)."""
+"""Where the network dwells and where it jumps: residency times along the orbit (docs/method.md §5.8)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     the rollout the increments ℓ_t − ℓ_{t−1} of the o*-logit are tracked: a change of sign between
     successive non-zero increments counts; the first increment (from ℓ₀) never counts; a zero
     increment is not counted but resets the remembered sign, so the next non-zero one counts
-    (SPEC §7.4).
+    (docs/method.md §5.8).
 
     All n × n_samples rollouts advance together; finished ones are dropped from the batch, so the
     matrix products follow the surviving rollouts. At every step one (n · n_samples, d) block of
@@ -120,7 +120,7 @@ class Residency(Result):
 def _decompose(model, states: torch.Tensor, *, n_samples: int, max_steps: int, transition_below: float,
                kick_up_to: float, cluster_confidence: float, seed: int) -> dict[str, Any]:
     """Residency time, sign changes, unstable counts, confidence, groups and per-group summary of
-    ``states`` (n, H) — the part of SPEC §7.4 that the global and the subspace versions share."""
+    ``states`` (n, H) — the part of docs/method.md §5.8 that the global and the subspace versions share."""
     rt, sc, _ = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed)
     with torch.no_grad():
         eig = torch.linalg.eigvals(model.jacobian(states)).numpy()
@@ -145,7 +145,7 @@ def _decompose(model, states: torch.Tensor, *, n_samples: int, max_steps: int, t
 def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_samples: int = 20, max_steps: int = 60,
               transition_below: float = 2.0, kick_up_to: float = 8.0, cluster_confidence: float = 0.8,
               seed: int = 0) -> Residency:
-    """SPEC §7.4: ``n_states`` consecutive noisy states after ``warmup`` steps from h_0 = 0, the
+    """docs/method.md §5.8: ``n_states`` consecutive noisy states after ``warmup`` steps from h_0 = 0, the
     residency time and sign changes of ``n_samples`` rollouts from each (:func:`rollout_residency`),
     the unstable-eigenvalue count of the input-free Jacobian at each, and the three groups with the
     paper's thresholds (transition RT < 2, kick zone 2 ≤ RT ≤ 8, cluster RT > 8 with readout
@@ -163,7 +163,7 @@ def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_sa
 
 @dataclass
 class SubspaceResidency(Result):
-    """The residency decomposition inside each output-pair subspace of a 3-output model (SPEC §7.4,
+    """The residency decomposition inside each output-pair subspace of a 3-output model (docs/method.md §5.8,
     subspace version).
 
     pairs : per output pair {"pair", "n_states" (kept), "explained_variance_ratio" (sub-PCA, 3),
@@ -199,7 +199,7 @@ class SubspaceResidency(Result):
 def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int = 200, max_states: int = 3000,
                        n_samples: int = 20, max_steps: int = 60, transition_below: float = 2.0,
                        kick_up_to: float = 8.0, cluster_confidence: float = 0.8, seed: int = 0) -> SubspaceResidency:
-    """SPEC §7.4, subspace version (the reference used it on the cyclic model): one noisy run of
+    """docs/method.md §5.8, subspace version (the reference used it on the cyclic model): one noisy run of
     ``steps`` steps from h_0 = 0, global PCA (4 components); for each output pair the states of the
     contiguous runs longer than ``min_run`` steps whose argmax labels stay in the pair, a second PCA
     (3 components) of their global coordinates, and the residency decomposition of those states

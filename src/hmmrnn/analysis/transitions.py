@@ -1,5 +1,5 @@
 """A cluster point and a transition point on a recorded trajectory, and how noise moves the network
-from each (SPEC §7.5, §7.6)."""
+from each (docs/method.md §5.14–5.15)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def locate_transition(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
                       min_time: int = 200, to_label: int | None = None, tau: float = 0.5, back: int = 100,
                       after: int = 5, trials: int = 100, horizon: int = 25, fast: float = 3.0,
                       cluster_residency: float = 9.0, seed: int = 0) -> TransitionPoints:
-    """SPEC §7.5 made terminating: record ``steps`` noisy steps; among the switches after the first
+    """docs/method.md §5.14 made terminating: record ``steps`` noisy steps; among the switches after the first
     ``skip_switches`` and after ``min_time`` (optionally only those into ``to_label``), take the one
     with the longest preceding dwell; probe every recorded state from ``after`` steps past the switch
     back to the cluster point tc = ⌊τ t_switch + (1 − τ) t_prev⌋ (at most ``back`` steps before) with
@@ -131,7 +131,7 @@ class NoiseSensitivity(Result):
 def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = None,
                       gammas: tuple[float, ...] = (0.0, 0.5, 1.0), horizon: int = 5, n_trajectories: int = 100,
                       variance_preserving: bool = False, shown: int = 30, seed: int = 0) -> NoiseSensitivity:
-    """SPEC §7.6: from the cluster and the transition point of :func:`locate_transition`, run
+    """docs/method.md §5.15: from the cluster and the transition point of :func:`locate_transition`, run
     ``n_trajectories`` trajectories of ``horizon`` steps with input
 
         x_t = (1 − γ) n_{idx+t} + γ ξ_t          (the reference's mixture, std √((1−γ)² + γ²)), or

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 #: from the file format. TrueType fonts (type 42) keep the PDF text editable.
 _SAVE_SETTINGS = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}
 
-#: Colours of output symbols 0, 1, 2 (SPEC §7): dark green, royal blue, dark red.
+#: Colours of output symbols 0, 1, 2 (docs/method.md §5): dark green, royal blue, dark red.
 OUTPUT_COLOURS = ("darkgreen", "royalblue", "darkred")
 
 

@@ -201,7 +201,7 @@ def _unstable_bars(ax, group_summary: dict) -> None:
 
 
 def plot_residency(result) -> Figure:
-    """SPEC §7.4: (a) orbit coloured by residency time, (b) sign-change histogram coloured by mean
+    """docs/method.md §5.8: (a) orbit coloured by residency time, (b) sign-change histogram coloured by mean
     residency, (c) mean unstable-eigenvalue count per group, (d) orbit coloured by unstable count."""
 
     from matplotlib.colors import ListedColormap
@@ -240,7 +240,7 @@ def plot_residency(result) -> Figure:
 
 
 def plot_subspace_residency(result) -> Figure:
-    """SPEC §7.4, subspace version: per output pair, its states in (sub-PC1, sub-PC3) coloured by
+    """docs/method.md §5.8, subspace version: per output pair, its states in (sub-PC1, sub-PC3) coloured by
     residency time, and the mean unstable-eigenvalue count per group."""
     shown = [p for p in result.pairs if p["n_states"]]
     if result.skipped or not shown:
@@ -262,7 +262,7 @@ def plot_subspace_residency(result) -> Figure:
 
 
 def plot_kick_neurons(result) -> Figure:
-    """SPEC §7.7: the orbit in PC1–2 coloured by each chosen kick neuron's pre-activation."""
+    """docs/method.md §5.10: the orbit in PC1–2 coloured by each chosen kick neuron's pre-activation."""
     units = [u for d in result.directions for u in d["units"]]
     if not units:
         fig = Figure(figsize=(5, 1.5))
@@ -287,7 +287,7 @@ def plot_kick_neurons(result) -> Figure:
 
 
 def plot_connectivity(result) -> Figure:
-    """SPEC §7.8–7.9: kick↔kick, populations→kick and population↔population weights, and the mean
+    """docs/method.md §5.11: kick↔kick, populations→kick and population↔population weights, and the mean
     activities of groups and populations with the dwell periods shaded."""
     if result.skipped:
         fig = Figure(figsize=(5, 1.5))
@@ -396,7 +396,7 @@ def plot_transition_points(result) -> Figure:
 
 
 def plot_noise_sensitivity(result) -> Figure:
-    """Trajectories from each point under each γ, and the spread over time (SPEC §7.6)."""
+    """Trajectories from each point under each γ, and the spread over time (docs/method.md §5.15)."""
     locations = ["cluster", "transition"]
     fig = Figure(figsize=(4 * len(result.gammas) * 2 / 1.5, 7.5))
     track = np.asarray(result.track_pc)
@@ -442,7 +442,7 @@ def plot_gain_sweep(result) -> Figure:
 
 
 def plot_training_evolution(result) -> Figure:
-    """SPEC §7.13–7.14: transition rate, unstable / complex fractions and |E[δ2]| per unit versus epoch,
+    """docs/method.md §5.18: transition rate, unstable / complex fractions and |E[δ2]| per unit versus epoch,
     and a row of per-epoch orbits."""
     epochs = np.asarray(result.epochs)
     fig = Figure(figsize=(18, 9))

@@ -1,4 +1,4 @@
-"""The paper's grid figures from a sweep's cell records (SPEC §6.2, §6.4); nothing here computes
+"""The paper's grid figures from a sweep's cell records (docs/method.md §4.2); nothing here computes
 metrics, it only aggregates the records over seeds."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _over_seeds(records: list[dict[str, Any]], key: str) -> tuple[float, float, 
 
 def plot_distance_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int, ...],
                        records: list[dict[str, Any]]) -> Figure:
-    """SPEC §6.2: matched distance against input dimension (equidistant positions), one line per
+    """docs/method.md §4.2: matched distance against input dimension (equidistant positions), one line per
     hidden size (mean over seeds of the per-seed means, error bars = std over seeds), and the HMM
     baseline as a green line with a band (mean ± std over the cells' baseline means)."""
     fig = Figure(figsize=(6, 4))
@@ -52,7 +52,7 @@ def plot_distance_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int, 
 
 def plot_transition_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int, ...],
                          records: list[dict[str, Any]], matrices: dict[str, dict[str, np.ndarray] | None]) -> Figure:
-    """SPEC §6.2 / §6.4: per (hidden, input) cell the element-wise squared difference between the
+    """docs/method.md §4.2: per (hidden, input) cell the element-wise squared difference between the
     RNN's and the HMM's empirical output transition matrices, mean ± std over seeds, on one colour
     scale."""
     grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -93,7 +93,7 @@ def plot_transition_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int
 
 
 def plot_overview(presets: tuple[str, ...], records: list[dict[str, Any]]) -> Figure:
-    """SPEC §6.4 style, for every preset: HMM baseline and RNN matched distance (mean of the per-seed
+    """docs/method.md §4.2 style, for every preset: HMM baseline and RNN matched distance (mean of the per-seed
     means, error bars = mean of the per-seed stds), and how many cells emulate."""
     fig = Figure(figsize=(max(5, 1.6 * len(presets) + 2), 4))
     ax = fig.add_subplot()
