@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import hmmrnn
+from hmmrnn._seeds import stream
 from hmmrnn import NoiseRNN
 from hmmrnn.analysis import (ANALYSES, classify, find_fixed_points, input_free_dynamics, jacobian_spectra,
                              variance_contours)
@@ -129,7 +130,7 @@ def test_jacobian_spectra_equal_a_one_state_at_a_time_loop():
     with torch.no_grad():
         model.w_rec.mul_(2.5)  # some eigenvalues leave the unit circle; the orbit stays bounded
     result = jacobian_spectra(model, n_states=30, burn_in=5, pca_steps=200, seed=2)
-    states, noise = simulate(model, 36, seed=2 + 7, return_noise=True)
+    states, noise = simulate(model, 36, seed=stream(2, "jacobian_spectra", "orbit"), return_noise=True)
     unstable, critical = [], []
     for t in range(5, 35):  # J of h_{t+1} = F(h_t, x_{t+1}) at h_t
         pre = model.w_rec.detach().numpy() @ states[0, t].numpy() + model.w_in.detach().numpy() @ noise[0, t + 1].numpy()
@@ -288,7 +289,7 @@ def test_subspace_residency_keeps_long_in_pair_runs_and_decomposes_them_like_the
     model = _network(0.95 * np.eye(3) - 0.3 * (1 - np.eye(3)), w_in=0.3 * np.eye(3), w_out=4 * np.eye(3))
     result = subspace_residency(model, steps=3000, min_run=30, max_states=150, n_samples=5, max_steps=20, seed=0)
     assert result.skipped is None and sum(p["n_states"] > 0 for p in result.pairs) >= 2, result.summary()
-    states = simulate(model, 3000, seed=0)[0]
+    states = simulate(model, 3000, seed=stream(0, "subspace_residency", "orbit"))[0]
     labels = model.readout(states).argmax(-1).numpy()
     for pair in result.pairs:
         if not pair["n_states"]:
@@ -300,7 +301,8 @@ def test_subspace_residency_keeps_long_in_pair_runs_and_decomposes_them_like_the
         for start, length in contiguous_runs(inside):
             long_runs[start: start + length] = length > 30
         assert long_runs[times].all() and (pair["labels"] == labels[times]).all()
-        rt, sc, _ = rollout_residency(model, states[times], n_samples=5, max_steps=20, seed=1)
+        rt, sc, _ = rollout_residency(model, states[times], n_samples=5, max_steps=20,
+                                     seed=stream(0, "subspace_residency", "rollouts", *pair["pair"]))
         np.testing.assert_array_equal(pair["residency"], rt)
         np.testing.assert_array_equal(pair["sign_changes"], sc)
         assert ((pair["groups"] == 0) == (rt < 2)).all()

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import hmmrnn
+from hmmrnn._seeds import stream
 from hmmrnn import HMM, Horizons, NoiseRNN, Thresholds, compare, judge, preset
 from hmmrnn.evaluation import HMMCandidate, _cut_windows, _transition_estimate
 
@@ -25,10 +26,10 @@ def _status(result) -> dict[str, str]:
     return {f"{c.window}: {c.name}": c.status for c in result.checks}
 
 
-def test_independent_samples_of_the_same_hmm_emulate():
+def test_independent_samples_of_the_same_hmm_emulate(test_seed):
     hmm = preset("linear3").hmm
-    candidate, _ = hmm.sample(5000, 30, seed=123)
-    result = compare(hmm, candidate, seed=0)
+    candidate, _ = hmm.sample(5000, 30, seed=stream(test_seed, "candidate"))
+    result = compare(hmm, candidate, seed=stream(test_seed, "reference"))
     assert result.verdict == "yes", result.summary()
     m = result.metrics
     assert len(result.checks) == 5  # frequencies, transitions, volatility, likelihood, distance
@@ -66,19 +67,19 @@ def test_tiny_n_is_inconclusive_not_no():
 
 @pytest.mark.parametrize("name, shift, length", [("linear3", 0.05, 30), ("linear3", -0.05, 100),
                                                  ("fully3", -0.05, 30), ("linear5", 0.1, 100)])
-def test_shifted_stay_probabilities_are_rejected(name, shift, length):
+def test_shifted_stay_probabilities_are_rejected(name, shift, length, test_seed):
     """Power: a ±0.05 change of the stay probabilities fails at N = 5000 (log-likelihood and volatility)."""
     hmm = preset(name).hmm
-    candidate, _ = hmm.with_stay_shift(shift).sample(5000, length, seed=9)
-    result = compare(hmm, candidate, seed=0, refit=False, matching=False)
+    candidate, _ = hmm.with_stay_shift(shift).sample(5000, length, seed=stream(test_seed, "candidate"))
+    result = compare(hmm, candidate, seed=stream(test_seed, "reference"), refit=False, matching=False)
     assert result.verdict == "no", result.summary()
     assert _status(result)[f"T={length}: log-likelihood per step (gap)"] == "fail"
 
 
-def test_a_different_hmm_does_not_emulate():
+def test_a_different_hmm_does_not_emulate(test_seed):
     truth = preset("linear2").hmm
-    impostor, _ = preset("linear3").hmm.sample(5000, 30, seed=1)
-    result = compare(truth, impostor, seed=0, refit=False, matching=False)
+    impostor, _ = preset("linear3").hmm.sample(5000, 30, seed=stream(test_seed, "candidate"))
+    result = compare(truth, impostor, seed=stream(test_seed, "reference"), refit=False, matching=False)
     assert result.verdict == "no"
     status = _status(result)
     assert status["T=30: output transition matrix"] == "fail" and status["T=30: volatility (relative)"] == "fail"

@@ -87,7 +87,7 @@ def train(
     from .config import make_config
     from .hmm import HMM
     from .runs import run_lock
-    from .training import default_run_dir, train_config
+    from .training import default_run_dir, final_evaluation, train_config
     from .training import resume as resume_run
 
     set_threads(threads)
@@ -119,14 +119,10 @@ def train(
         if not no_evaluate:
             eval_n = run.config.train.eval_n
             typer.echo(f"evaluating {run.path} (N = {eval_n}, T = {run.config.train.seq_len}) ...")
-            _evaluate_and_report(run, n=eval_n, seq_len=None, seed=0, thresholds=None, horizons=None,
-                                 semantics="training", matching=True, refit=True)
+            _report(final_evaluation(run), run)
 
 
-def _evaluate_and_report(run, **options) -> None:
-    from .evaluation import evaluate as evaluate_run
-
-    result = evaluate_run(run, **options)
+def _report(result, run) -> None:
     typer.echo(result.summary())
     typer.echo(f"wrote {run.path / 'metrics.json'} and figures/evaluation_*.png")
 
@@ -170,6 +166,7 @@ def evaluate(
     table with the verdict (emulates: yes | no | inconclusive) for the training window, the long
     run's boundedness and each stationary window, every number next to its HMM-vs-HMM baseline.
     """
+    from .evaluation import evaluate as evaluate_run
     from .runs import load_run
 
     set_threads(threads)
@@ -184,8 +181,8 @@ def evaluate(
     if seq_len is not None and seq_len < 2:
         raise HmmrnnError(f"--seq-len must be at least 2, got {seq_len}")
     run = load_run(run_dir, weights=weights)
-    _evaluate_and_report(run, n=n, seq_len=seq_len, seed=seed, thresholds=thresholds, horizons=horizons,
-                         semantics=semantics, matching=not no_matching, refit=not no_refit)
+    _report(evaluate_run(run, n=n, seq_len=seq_len, seed=seed, thresholds=thresholds, horizons=horizons,
+                         semantics=semantics, matching=not no_matching, refit=not no_refit), run)
 
 
 @app.command()

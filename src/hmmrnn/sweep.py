@@ -196,8 +196,7 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
 
 
 def _run_locked_cell(cell_dir: Path, spec_obj: "SweepSpec", cell: Cell, threads: int) -> dict[str, Any]:
-    from .evaluation import evaluate
-    from .training import resume, train
+    from .training import final_evaluation, resume, train
 
     record_path = cell_dir / CELL_FILE
     write_json(cell_dir / WORKER_FILE, {"pid": os.getpid(), "host": socket.gethostname(), "threads": threads,
@@ -211,8 +210,7 @@ def _run_locked_cell(cell_dir: Path, spec_obj: "SweepSpec", cell: Cell, threads:
         else:  # nothing to resume (or killed before its first checkpoint): start the cell afresh
             run = train(cell.preset, recipe=spec_obj.recipe, out=cell_dir, force=True, progress=False,
                         evaluate=False, hidden=cell.hidden, input=cell.input, seed=cell.seed, **spec_obj.overrides)
-        evaluation = evaluate(run, n=spec_obj.eval_n, seq_len=spec_obj.eval_seq_len, seed=0, save=True,
-                              figures=False)
+        evaluation = final_evaluation(run, n=spec_obj.eval_n, seq_len=spec_obj.eval_seq_len, figures=False)
         record.update(status="done", **_run_facts(cell_dir), emulates=evaluation.emulates,
                       verdict=evaluation.verdict, metrics=_headline_metrics(evaluation))
     except Exception as exc:  # a failing cell is reported, never allowed to stop the sweep

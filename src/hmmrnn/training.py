@@ -40,6 +40,7 @@ from .config import RunConfig, make_config
 from .errors import ConfigError, Interrupted, RunDirError, TrainingDivergedError
 from ._bigram import BigramPenalty
 from ._likelihood import LikelihoodPenalty
+from ._seeds import stream
 from ._sinkhorn import OneHotSinkhornDivergence
 from .hmm import HMM
 from .rnn import WEIGHT_NAMES, NoiseRNN
@@ -129,10 +130,19 @@ def train_config(config: RunConfig, out: str | Path, *, force: bool = False, pro
 
 def _evaluated(run: Run, evaluate: bool) -> Run:
     if evaluate:
-        from .evaluation import evaluate as evaluate_run
-
-        evaluate_run(run)
+        final_evaluation(run)
     return run
+
+
+def final_evaluation(run: Run, **options):
+    """The evaluation after training (``train(evaluate=True)``, ``hmmrnn train``, sweep cells):
+    :func:`hmmrnn.evaluate` with N = the run's ``eval_n`` and a seed derived from the run's seed (its
+    own stream, so that runs of different seeds are judged on independent HMM samples). ``options``
+    go to :func:`hmmrnn.evaluate` and win."""
+    from .evaluation import evaluate as evaluate_run
+
+    t = run.config.train
+    return evaluate_run(run, **{"n": t.eval_n, "seed": stream(t.seed, "final_evaluation"), **options})
 
 
 def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = True, evaluate: bool = True) -> Run:
@@ -255,8 +265,7 @@ class _TrainingState:
 
 def _derived_seed(seed: int, purpose: str) -> int:
     """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm, fresh) from one user seed."""
-    tag = {"data": 1, "init": 2, "noise": 3, "eval": 4, "confirm": 5, "fresh": 6}[purpose]
-    return int(np.random.SeedSequence([seed, tag]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return stream(seed, {"data": 1, "init": 2, "noise": 3, "eval": 4, "confirm": 5, "fresh": 6}[purpose])
 
 
 # --------------------------------------------------------------------------- the loop

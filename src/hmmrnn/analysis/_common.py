@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ..errors import HmmrnnError
 from ..hmm import HMM
 from ..rnn import NoiseRNN
@@ -135,7 +136,7 @@ def reference_pca(model: NoiseRNN, *, steps: int = 30_000, seed: int = 0, n_comp
     if key not in _PCA_CACHE:
         if len(_PCA_CACHE) >= 4:
             _PCA_CACHE.pop(next(iter(_PCA_CACHE)))
-        states = simulate(model, steps, seed=seed)[0].numpy()
+        states = simulate(model, steps, seed=stream(seed, "reference_orbit"))[0].numpy()
         bad = ~np.isfinite(states).all(axis=1)
         if bad.any():
             raise HmmrnnError(f"the noisy orbit diverges (|h| is not finite from step {int(np.argmax(bad)) + 1} "

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ..errors import HmmrnnError
 from ._common import Result, fit_pca, generator
 from .neurons import switch_events
@@ -81,7 +82,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
         raise HmmrnnError(f"{run.path} has {len(checkpoints)} checkpoint(s); training evolution needs at least 2 "
                           f"(train with --checkpoint-every K)")
     hidden, inputs = run.config.model.hidden, run.config.model.input
-    gen = generator(seed)
+    gen = generator(stream(seed, "training_evolution", "noise"))
     h_start = 0.1 * (2 * torch.randn(hidden, generator=gen) - 1)
     noise = torch.randn(warmup + steps, inputs, generator=gen)
     rows: dict[str, list] = {k: [] for k in ("rate", "dwell", "unstable", "complex", "drift", "pcs", "labels")}
@@ -102,7 +103,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
             eig = torch.linalg.eigvals(model.jacobian(post[idx], noise[warmup + idx + 1])).numpy()
         finite = np.isfinite(post.numpy()).all()
         rate, dwell = transition_rate(labels)
-        drift, _ = expected_second_order(model, trajectory[warmup - 1], trials=trials, seed=seed + epoch)
+        drift, _ = expected_second_order(model, trajectory[warmup - 1], trials=trials, seed=stream(seed, "training_evolution", "drift", epoch))
         rows["rate"].append(rate)
         rows["dwell"].append(dwell)
         rows["unstable"].append(float((np.abs(eig) > 1).any(-1).mean()))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ._common import Result, argmax_labels, reference_pca, resolve, simulate
 
 __all__ = ["FixedPoints", "find_fixed_points", "classify", "JacobianSpectra", "jacobian_spectra", "mobius",
@@ -135,7 +136,7 @@ def find_fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_i
     """
     model, _ = resolve(run_or_model)
     basis, orbit = reference_pca(model, steps=orbit_steps, seed=seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(stream(seed, "fixed_points", "starts"))
     if initial_states is None:
         starts = orbit[rng.choice(len(orbit), min(n_initial, len(orbit)), replace=False)]
     else:
@@ -306,7 +307,7 @@ def jacobian_spectra(run_or_model: Any, *, n_states: int = 2000, burn_in: int = 
     """
     model, _ = resolve(run_or_model)
     basis, _ = reference_pca(model, steps=pca_steps, seed=seed)
-    states, noise = simulate(model, burn_in + n_states + 1, seed=seed + 7, return_noise=True)
+    states, noise = simulate(model, burn_in + n_states + 1, seed=stream(seed, "jacobian_spectra", "orbit"), return_noise=True)
     h, x_next = states[0, burn_in:-1], noise[0, burn_in + 1:]
     with torch.no_grad():
         # single precision: 2x faster than double, and the counts only compare |λ| with 1

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ._common import (PCABasis, Result, argmax_labels, density_grid, fit_pca, reference_pca, rare_outputs, resolve,
                       sampled_labels, simulate)
 
@@ -64,7 +65,7 @@ def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int
     labels = argmax_labels(model, states)
     accuracy, by_output = _angle_sectors(angle, labels, model.outputs)
     return LatentGeometry(steps, seed, basis.explained_variance_ratio[:n_components], basis.project(head)[:, :3],
-                          argmax_labels(model, head), sampled_labels(model, head, seed + 1),
+                          argmax_labels(model, head), sampled_labels(model, head, stream(seed, "latent_geometry", "samples")),
                           float(np.linalg.norm(states, axis=1).mean()), origin, accuracy, by_output)
 
 
@@ -144,11 +145,11 @@ def input_free_dynamics(run_or_model: Any, *, n_initial: int = 100, steps: int =
     """
     model, _ = resolve(run_or_model)
     basis, _ = reference_pca(model, steps=pca_steps, seed=seed)
-    orbit = simulate(model, pca_steps, seed=seed + 1)[0]
-    rng = np.random.default_rng(seed)
+    orbit = simulate(model, pca_steps, seed=stream(seed, "input_free", "orbit"))[0]
+    rng = np.random.default_rng(stream(seed, "input_free", "starts"))
     starts = orbit[torch.from_numpy(rng.choice(pca_steps, n_initial, replace=False))]
     free = torch.cat([starts[:, None], simulate(model, steps, n=n_initial, h0=starts, input_free=True)], dim=1)
-    noisy = torch.cat([starts[:1, None], simulate(model, steps, h0=starts[:1], seed=seed + 2)], dim=1)[0]
+    noisy = torch.cat([starts[:1, None], simulate(model, steps, h0=starts[:1], seed=stream(seed, "input_free", "noisy"))], dim=1)[0]
     final = free[:, -1].numpy()
     orbit_norm = float(orbit.norm(dim=1).mean())
     final_norms = np.linalg.norm(final, axis=1)
@@ -198,13 +199,14 @@ def variance_contours(run_or_model: Any, *, scales: tuple[float, ...] = (0.1, 1,
     """
     model, _ = resolve(run_or_model)
     basis, _ = reference_pca(model, steps=pca_steps, seed=seed)
-    unit = simulate(model, steps, seed=seed + 3)[0]
+    noise_seed = stream(seed, "variance_contours", "noise")  # the same x_t at every scale
+    unit = simulate(model, steps, seed=noise_seed)[0]
     grids, stds, means, error = [], [], [], 0.0
     for s in scales:
-        cloud = simulate(model, steps, seed=seed + 3, noise_scale=s)[0]
+        cloud = simulate(model, steps, seed=noise_seed, noise_scale=s)[0]
         error = max(error, float((cloud - s * unit).abs().max() / (s * unit).abs().max().clamp_min(1e-30)))
         points = basis.project(cloud.numpy())[:, :2]
-        grid = density_grid(points, mass=mass, seed=seed)
+        grid = density_grid(points, mass=mass, seed=stream(seed, "variance_contours", "kde", s))
         grids.append({"scale": s, "x": grid.x, "y": grid.y, "density": grid.density, "level": grid.level})
         stds.append(points.std(0).tolist())
         means.append(points.mean(0).tolist())
@@ -250,11 +252,12 @@ def output_pair_subspaces(run_or_model: Any, *, steps: int = 100_000, min_run: i
     if model.outputs != 3:
         return OutputPairSubspaces(steps, seed, skipped=f"needs 3 outputs, the model has {model.outputs}")
     h0 = torch.randn(1, model.hidden, generator=torch.Generator().manual_seed(seed))
-    states = simulate(model, steps, h0=h0, seed=seed + 4)[0].numpy()
+    states = simulate(model, steps, h0=h0, seed=stream(seed, "output_pairs", "orbit"))[0].numpy()
     labels = argmax_labels(model, states)
     global_basis = fit_pca(states, 4)
     coords = global_basis.project(states)
-    clouds = {s: simulate(model, contour_steps, seed=seed + 5, noise_scale=s)[0].numpy() for s in scales}
+    clouds = {s: simulate(model, contour_steps, seed=stream(seed, "output_pairs", "contours"),
+                       noise_scale=s)[0].numpy() for s in scales}
     pairs = []
     for pair in itertools.combinations(range(3), 2):
         inside = np.isin(labels, pair)
@@ -269,7 +272,8 @@ def output_pair_subspaces(run_or_model: Any, *, steps: int = 100_000, min_run: i
         for s, cloud in clouds.items():
             keep = np.isin(argmax_labels(model, cloud), pair)
             if keep.sum() >= 10:
-                grid = density_grid(sub.project(global_basis.project(cloud[keep]))[:, [0, 2]], seed=seed)
+                grid = density_grid(sub.project(global_basis.project(cloud[keep]))[:, [0, 2]],
+                                    seed=stream(seed, "output_pairs", "kde", s))
                 grids.append({"scale": s, "x": grid.x, "y": grid.y, "density": grid.density, "level": grid.level})
         pairs.append({**entry, "explained_variance_ratio": sub.explained_variance_ratio, "longest_run": length,
                       "long_enough": length >= min_run, "trajectory": sub.project(coords[segment]),
@@ -322,7 +326,7 @@ def readout_alignment(run_or_model: Any, *, steps: int = 5000, seed: int = 0) ->
     the HMM emits less than 5 % of the time (the linear chains' noise symbol), as the paper did."""
     model, hmm = resolve(run_or_model)
     h0 = torch.randn(1, model.hidden, generator=torch.Generator().manual_seed(seed))
-    basis: PCABasis = fit_pca(simulate(model, steps, h0=h0, seed=seed + 6)[0].numpy(), 2)
+    basis: PCABasis = fit_pca(simulate(model, steps, h0=h0, seed=stream(seed, "readout_alignment", "orbit"))[0].numpy(), 2)
     w = model.w_out.detach().numpy()
     unit = w / np.linalg.norm(w, axis=1, keepdims=True)
     projection = np.linalg.norm(unit @ basis.components.T, axis=1)

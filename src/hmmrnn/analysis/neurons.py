@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ._common import Result, fit_pca, generator, resolve, simulate
 
 __all__ = ["KickNeurons", "kick_neurons", "kick_scores", "Connectivity", "connectivity", "Ablation", "ablation",
@@ -142,7 +143,7 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
     units whose score exceeds ``min_score`` (fewer if fewer pass; ties broken by index).
     """
     model, _ = resolve(run_or_model)
-    states, pre, labels = _orbit_with_preactivations(model, steps, seed)
+    states, pre, labels = _orbit_with_preactivations(model, steps, stream(seed, "kick_neurons", "orbit"))
     scores, counts, p_before, p_elsewhere = kick_scores((pre > 0).numpy(), labels, window)
     directions = []
     for key in sorted(counts, key=lambda k: (-counts[k], k)):
@@ -230,8 +231,8 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
 
     blocks = {"pop1->group1": mean_block(g1_units, pop1), "pop1->group2": mean_block(g2_units, pop1),
               "pop2->group1": mean_block(g1_units, pop2), "pop2->group2": mean_block(g2_units, pop2)}
-    h0 = 0.1 * (2 * torch.randn(1, model.hidden, generator=generator(seed)) - 1)
-    states = simulate(model, activity_steps, h0=h0, seed=seed + 1)[0].numpy()
+    h0 = 0.1 * (2 * torch.randn(1, model.hidden, generator=generator(stream(seed, "connectivity", "start"))) - 1)
+    states = simulate(model, activity_steps, h0=h0, seed=stream(seed, "connectivity", "noise"))[0].numpy()
     activity = {"group1": states[:, g1_units].mean(1), "group2": states[:, g2_units].mean(1),
                 "pop1": states[:, pop1].mean(1) if pop1 else np.zeros(activity_steps),
                 "pop2": states[:, pop2].mean(1) if pop2 else np.zeros(activity_steps)}
@@ -315,11 +316,11 @@ def ablation(run_or_model: Any, *, kicks: KickNeurons | None = None, n_random: i
     (drawn, seeded, from the non-kick units). Same noise for every condition."""
     model, _ = resolve(run_or_model)
     kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
-    options = dict(chains=chains, steps=steps, seed=seed + 1)
+    options = dict(chains=chains, steps=steps, seed=stream(seed, "ablation", "noise"))
     intact = transition_rates(model, **options)
     all_kicks = sorted({u for d in kicks.directions for u in d["units"]})
     others = np.array([u for u in range(model.hidden) if u not in all_kicks])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(stream(seed, "ablation", "random_groups"))
     per_direction = []
     for d in kicks.directions:
         if not d["units"]:

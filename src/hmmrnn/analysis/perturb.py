@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ._common import Result, generator, resolve, simulate
 from .fixed_points import critical_pairs
 
@@ -60,10 +61,11 @@ def stochastic_resonance(run_or_model: Any, *, scales: tuple[float, ...] = (0.25
     length = seq_len or run.config.train.seq_len
     rows = []
     for s in scales:
-        symbols, _, logits = model.generate(n, length, seed=seed, noise_scale=s, keep_states=True)
+        symbols, _, logits = model.generate(n, length, seed=stream(seed, "stochastic_resonance", "network"),
+                                            noise_scale=s, keep_states=True)
         sampled = symbols.numpy()
         argmax = logits.argmax(-1).numpy()
-        verdict = compare(hmm, sampled, seed=seed, refit=False)
+        verdict = compare(hmm, sampled, seed=stream(seed, "stochastic_resonance", "hmm"), refit=False)
         m = verdict.metrics
         rows.append({"scale": float(s), "emulates": bool(verdict.emulates),
                      "transition_max_abs_diff": m["transition_matrix"]["max_abs_diff"],
@@ -133,8 +135,9 @@ class NoiseDrift(Result):
 def noise_drift(run_or_model: Any, *, n_points: int = 50, trials: int = 20, seed: int = 0) -> NoiseDrift:
     """:func:`expected_second_order` at ``n_points`` states spread along a noisy orbit."""
     model, _ = resolve(run_or_model)
-    orbit = simulate(model, 100 + 20 * n_points, seed=seed)[0, 100::20]
-    drifts = np.stack([expected_second_order(model, h, trials=trials, seed=seed + i)[0] for i, h in enumerate(orbit)])
+    orbit = simulate(model, 100 + 20 * n_points, seed=stream(seed, "noise_drift", "orbit"))[0, 100::20]
+    drifts = np.stack([expected_second_order(model, h, trials=trials,
+                                                 seed=stream(seed, "noise_drift", "point", i))[0] for i, h in enumerate(orbit)])
     labels = model.readout(orbit).argmax(-1).numpy()
     return NoiseDrift(n_points, trials, seed, drifts, np.linalg.norm(drifts, axis=1), labels)
 
@@ -208,8 +211,8 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
     top_k = top_k if top_k is not None else int(0.4 * model.hidden)
     control_k = control_k if control_k is not None else int(0.23 * model.hidden)
     near = presynaptic_partners(w, all_kicks, control_k)
-    noise = torch.randn(steps, model.input, generator=generator(seed + 1))
-    h0 = 0.1 * (2 * torch.rand(model.hidden, generator=generator(seed)) - 1)
+    noise = torch.randn(steps, model.input, generator=generator(stream(seed, "gain_sweep", "noise")))
+    h0 = 0.1 * (2 * torch.rand(model.hidden, generator=generator(stream(seed, "gain_sweep", "start"))) - 1)
     unit_sets, rows = {}, []
     for d in usable:
         direction = f"{d['from']}->{d['to']}"

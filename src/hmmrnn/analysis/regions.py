@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ._common import Result, argmax_labels, fit_pca, generator, resolve, simulate
 
 __all__ = ["Residency", "residency", "rollout_residency", "SubspaceResidency", "subspace_residency", "GROUPS"]
@@ -151,10 +152,11 @@ def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_sa
     paper's thresholds (transition RT < 2, kick zone 2 ≤ RT ≤ 8, cluster RT > 8 with readout
     confidence > 0.8)."""
     model, _ = resolve(run_or_model)
-    states = simulate(model, warmup + n_states, seed=seed)[0, warmup:]
+    states = simulate(model, warmup + n_states, seed=stream(seed, "residency", "orbit"))[0, warmup:]
     thresholds = {"transition_below": transition_below, "kick_up_to": kick_up_to,
                   "cluster_confidence": cluster_confidence}
-    parts = _decompose(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed + 1, **thresholds)
+    parts = _decompose(model, states, n_samples=n_samples, max_steps=max_steps, seed=stream(seed, "residency", "rollouts"),
+                       **thresholds)
     basis = fit_pca(states.numpy(), 2)
     return Residency(n_states, n_samples, max_steps, seed, thresholds, parts["residency"], parts["sign_changes"],
                      parts["unstable_counts"], parts["confidence"], parts["groups"], basis.project(states.numpy()),
@@ -214,7 +216,7 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
     settings = (steps, min_run, max_states, n_samples, max_steps, seed, thresholds)
     if model.outputs != 3:
         return SubspaceResidency(*settings, skipped=f"needs 3 outputs, the model has {model.outputs}")
-    states = simulate(model, steps, seed=seed)[0]
+    states = simulate(model, steps, seed=stream(seed, "subspace_residency", "orbit"))[0]
     labels = argmax_labels(model, states)
     coords = fit_pca(states.numpy(), 4).project(states.numpy())
     pairs = []
@@ -228,7 +230,8 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
             continue
         sub = fit_pca(coords[kept], 3)
         chosen = kept[np.linspace(0, len(kept) - 1, min(max_states, len(kept))).round().astype(int)]
-        parts = _decompose(model, states[chosen], n_samples=n_samples, max_steps=max_steps, seed=seed + 1,
+        parts = _decompose(model, states[chosen], n_samples=n_samples, max_steps=max_steps,
+                           seed=stream(seed, "subspace_residency", "rollouts", *pair),
                            **thresholds)
         pairs.append({**entry, "n_states": len(chosen), "explained_variance_ratio": sub.explained_variance_ratio,
                       "times": chosen, "pc": sub.project(coords[chosen])[:, [0, 2]], "labels": labels[chosen],

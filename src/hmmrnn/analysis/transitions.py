@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._seeds import stream
 from ..errors import HmmrnnError
 from ._common import Result, fit_pca, generator, resolve, simulate
 from .neurons import switch_events
@@ -67,9 +68,9 @@ def locate_transition(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     reference re-drew the rollouts in an unbounded loop instead.
     """
     model, _ = resolve(run_or_model)
-    h0 = 0.1 * (2 * torch.rand(1, model.hidden, generator=generator(seed)) - 1)
-    warm = simulate(model, warmup, h0=h0, seed=seed)[0, -1:] if warmup else h0
-    states, noise = simulate(model, steps, h0=warm, seed=seed + 1, return_noise=True)
+    h0 = 0.1 * (2 * torch.rand(1, model.hidden, generator=generator(stream(seed, "transition_points", "start"))) - 1)
+    warm = simulate(model, warmup, h0=h0, seed=stream(seed, "transition_points", "warmup"))[0, -1:] if warmup else h0
+    states, noise = simulate(model, steps, h0=warm, seed=stream(seed, "transition_points", "orbit"), return_noise=True)
     states = torch.cat([warm, states[0]])  # states[t] for t = 0..steps; noise row t produced state t
     noise = torch.cat([torch.zeros(1, model.input), noise[0]])
     labels = model.readout(states).argmax(-1).numpy()
@@ -84,7 +85,8 @@ def locate_transition(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     cluster = max(int(np.floor(tau * switch + (1 - tau) * previous)), switch - back)
     times = np.arange(min(switch + after, steps), cluster - 1, -1)
     residency, _, switched = rollout_residency(model, states[torch.from_numpy(times)], n_samples=trials,
-                                               max_steps=horizon, seed=seed + 2)
+                                               max_steps=horizon,
+                                               seed=stream(seed, "transition_points", "probes"))
     before = times < switch
     quick = before & (residency < fast) & (switched == 1.0)
     if not quick.any():
@@ -144,10 +146,10 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
     model, _ = resolve(run_or_model)
     points = points if points is not None else locate_transition(model, seed=seed)
     states, noise = torch.from_numpy(points.states), torch.from_numpy(points.noise)
-    extra = torch.randn(horizon + 1, model.input, generator=generator(seed + 5))
+    extra = torch.randn(horizon + 1, model.input, generator=generator(stream(seed, "noise_sensitivity", "extra")))
     recorded = torch.cat([noise, extra])
     basis = fit_pca(points.states, 2)  # the same basis as points.track_pc
-    gen = generator(seed + 6)
+    gen = generator(stream(seed, "noise_sensitivity", "fresh"))
     curves = []
     for location, idx in (("cluster", points.cluster_time), ("transition", points.transition_time)):
         for gamma in gammas:
