@@ -130,3 +130,16 @@ def test_ngram_frequencies_equal_the_ngram_metric_and_the_penalty_sums_orders():
     second, third = (BigramPenalty(targets, 3, 1.0, order)(other).item() for order in (2, 3))
     q, p = ngram_frequencies(other.reshape(300, 25, 3), 3), ngram_frequencies(targets.reshape(300, 25, 3), 3)
     assert third == pytest.approx(second + ((q - p) ** 2 / (q + p).clamp_min(1e-12)).sum().item(), rel=1e-5)
+
+
+def test_positions_see_a_transient_that_pooled_bigrams_miss():
+    """A time shift of the same cycle: pooled bigrams agree exactly, the bigrams at each of the first
+    steps do not (each position's tables are disjoint one-hots: discrimination 2)."""
+    import torch.nn.functional as F
+
+    target = F.one_hot(torch.tensor([[0, 1, 2, 0]]), 3).float().flatten(1)
+    shifted = F.one_hot(torch.tensor([[1, 2, 0, 1]]), 3).float().flatten(1)
+    assert float(BigramPenalty(target, 3, 5.0)(shifted)) == 0.0
+    assert float(BigramPenalty(target, 3, 5.0, positions=2)(shifted)) == pytest.approx(5.0 * 2.0)
+    assert float(BigramPenalty(target, 3, 5.0, positions=2)(target)) == 0.0
+    assert len(BigramPenalty(target, 3, 1.0, positions=10).positions) == 3  # at most T − 1 positions

@@ -347,3 +347,17 @@ def test_a_diverging_carried_chain_restarts_instead_of_ending_training(tmp_path)
         loss = _epoch_loss(model, targets, config, generator, objective, None, pool)
         assert np.isfinite(loss)
     assert torch.isfinite(pool).all()
+
+
+def test_growth_rate_is_the_mean_log_growth_per_step_of_the_carried_chains():
+    from hmmrnn.training import _growth_rate
+
+    h0 = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])  # norms 5, 0 (just restarted: left out), 1
+    hidden = torch.zeros(3, 4, 2)
+    hidden[:, -1] = torch.tensor([[50.0, 0.0], [7.0, 7.0], [0.0, 0.5]])  # norms 50, -, 0.5
+    expected = (np.log(50 / 5) + np.log(0.5 / 1)) / 2 / 4
+    assert float(_growth_rate(h0, hidden)) == pytest.approx(expected)
+    assert float(_growth_rate(torch.zeros(2, 2), hidden[:2])) == 0.0  # nothing carried
+    dead = hidden.clone()
+    dead[0, -1] = 0.0  # a chain that dies counts as a (large, finite) shrinkage
+    assert np.isfinite(float(_growth_rate(h0, dead))) and float(_growth_rate(h0, dead)) < 0

@@ -69,7 +69,10 @@ def ngram_frequencies(onehot: torch.Tensor, order: int) -> torch.Tensor:
 
 class BigramPenalty:
     """λ Σ_{n=2..order} Σ_w (q_w − p_w)² / (q_w + p_w) against the n-gram frequencies p of a target
-    set (``order`` = 2: bigrams only, the default recipe's penalty).
+    set (``order`` = 2: bigrams only, the default recipe's penalty), plus, with ``positions`` P > 0,
+    λ (1/P) Σ_{t<P} Σ_ab (q_t,ab − p_t,ab)² / (q_t,ab + p_t,ab) on the bigrams at each of the first P
+    steps (pairs (o_t, o_{t+1}) not pooled over time): the transient after h_0 = 0, which pooled
+    frequencies dilute by the window length (measured on ``linear2``, BENCHMARKS.md).
 
     Parameters
     ----------
@@ -77,20 +80,30 @@ class BigramPenalty:
     n_symbols : K.
     weight : λ.
     order : the longest word length penalised (≥ 2).
+    positions : P, the first steps whose bigrams are matched one position at a time (0: none).
     """
 
-    def __init__(self, targets: torch.Tensor, n_symbols: int, weight: float, order: int = 2) -> None:
+    def __init__(self, targets: torch.Tensor, n_symbols: int, weight: float, order: int = 2,
+                 positions: int = 0) -> None:
         self.n_symbols = n_symbols
         self.weight = weight
         self.orders = range(2, order + 1)
         onehot = targets.reshape(targets.shape[0], -1, n_symbols)
         self.targets = [ngram_frequencies(onehot, n) for n in self.orders]
+        self.positions = [bigram_frequencies(onehot[:, t: t + 2]) for t in range(min(positions, onehot.shape[1] - 1))]
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
         """Penalty of a batch of flattened model outputs (B, T K); a scalar tensor."""
         onehot = outputs.reshape(outputs.shape[0], -1, self.n_symbols)
         total = outputs.new_zeros(())
         for n, target in zip(self.orders, self.targets):
-            q, p = ngram_frequencies(onehot, n), target.to(outputs.dtype)
-            total = total + ((q - p) ** 2 / (q + p).clamp_min(1e-12)).sum()
+            total = total + _discrimination(ngram_frequencies(onehot, n), target.to(outputs.dtype))
+        if self.positions:
+            total = total + sum(_discrimination(bigram_frequencies(onehot[:, t: t + 2]), target.to(outputs.dtype))
+                                for t, target in enumerate(self.positions)) / len(self.positions)
         return self.weight * total
+
+
+def _discrimination(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Σ (q − p)² / (q + p), the triangular discrimination of two frequency tables."""
+    return ((q - p) ** 2 / (q + p).clamp_min(1e-12)).sum()

@@ -105,6 +105,8 @@ class TrainConfig:
     bigram_on: str = _setting("samples", "What the n-gram penalty counts: the straight-through samples or "
                               "softmax of the logits (their exact expectation).", choices=("samples", "probabilities"))
     ngram_order: int = _setting(2, "Longest n-gram the penalty matches (2 = bigrams).")
+    transient_steps: int = _setting(0, "With the n-gram penalty: also match the bigrams at each of the first K "
+                                    "steps of the windows from h0, one position at a time.")
     likelihood_weight: float = _setting(0.0, "Weight of the penalty on the distribution of per-step HMM "
                                         "log-likelihoods.")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
@@ -156,6 +158,7 @@ class TrainConfig:
         _require(self.bigram_weight >= 0, f"bigram_weight must be >= 0, got {self.bigram_weight}")
         _require(self.bigram_on in ("samples", "probabilities"),
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
+        _require(self.transient_steps >= 0, f"transient_steps must be >= 0, got {self.transient_steps}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
         _require(self.growth_weight >= 0, f"growth_weight must be >= 0, got {self.growth_weight}")

@@ -306,7 +306,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     """The training objective on one target set, as f(outputs, logits, target, fresh) with outputs and
     logits (B, T, K), target (B, T K) and fresh (B,) the batch's fresh slots: the divergence of the
     flattened outputs, plus the bigram penalty against the target set's pooled bigram frequencies
-    when ``bigram_weight`` > 0 (:mod:`hmmrnn._bigram`), on the straight-through samples or on
+    when ``bigram_weight`` > 0 (:mod:`hmmrnn._bigram`; for windows from h_0 also per position over
+    the first ``transient_steps`` steps), on the straight-through samples or on
     softmax(logits) (``bigram_on``), plus the log-likelihood penalty when ``likelihood_weight`` > 0
     (:mod:`hmmrnn._likelihood`, on the samples).
 
@@ -319,10 +320,11 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     fraction = t.fresh_fraction if t.carry_states else 0.0
     fresh_rows = _fresh_slots(len(targets), fraction).to(targets.device)
 
-    def single(rows: torch.Tensor, hmm: HMM):
+    def single(rows: torch.Tensor, hmm: HMM, from_h0: bool):
         terms = []
         if t.bigram_weight > 0:
-            bigram = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order)
+            bigram = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order,
+                                   positions=t.transient_steps if from_h0 else 0)
             if t.bigram_on == "probabilities":
                 terms.append(lambda outputs, logits: bigram(torch.softmax(logits / t.tau, dim=-1)))
             else:
@@ -341,9 +343,10 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
 
     carried_hmm = config.hmm.stationary() if t.carry_states else config.hmm
     if fraction == 0:
-        whole = single(torch.ones(len(targets), dtype=torch.bool, device=targets.device), carried_hmm)
+        whole = single(torch.ones(len(targets), dtype=torch.bool, device=targets.device), carried_hmm,
+                       from_h0=not t.carry_states)
         return lambda outputs, logits, target, fresh: whole(outputs, logits, target)
-    on_fresh, on_carried = single(fresh_rows, config.hmm), single(~fresh_rows, carried_hmm)
+    on_fresh, on_carried = single(fresh_rows, config.hmm, True), single(~fresh_rows, carried_hmm, False)
 
     def objective(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, fresh: torch.Tensor):
         total = outputs.new_zeros(())
