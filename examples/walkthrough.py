@@ -39,7 +39,7 @@ print(result.summary())
 
 # %%
 geometry = analysis.latent_geometry(run, seed=0)
-points = analysis.find_fixed_points(run, seed=0)
+points = analysis.fixed_points(run, seed=0)
 dwell = analysis.residency(run, n_states=1000, seed=0)
 kicks = analysis.kick_neurons(run, seed=0)
 for result_ in (geometry, points, dwell, kicks):

@@ -3,6 +3,8 @@ end to end on a tiny trained model, reproducibility and bad input."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 
 import numpy as np
@@ -10,9 +12,10 @@ import pytest
 import torch
 
 import hmmrnn
+from hmmrnn.errors import NothingFound
 from hmmrnn._seeds import stream
 from hmmrnn import NoiseRNN
-from hmmrnn.analysis import (ANALYSES, classify, find_fixed_points, input_free_dynamics, jacobian_spectra,
+from hmmrnn.analysis import (ANALYSES, classify, fixed_points, input_free, jacobian_spectra,
                              variance_contours)
 
 from conftest import TINY
@@ -56,7 +59,7 @@ def test_jacobian_matches_central_finite_differences():
 def test_stable_spiral_under_constant_input_is_found_and_classified():
     # h* = (1, 1) with both units active: h* = W h* + b  =>  b = (I - W) h* = (0.9, 0.1); eigs 0.5 ± 0.4i
     model = _network([[0.5, -0.4], [0.4, 0.5]])
-    result = find_fixed_points(model, input=np.array([0.9, 0.1]), initial_states=_grid_starts(), orbit_steps=500,
+    result = fixed_points(model, input=np.array([0.9, 0.1]), initial_states=_grid_starts(), orbit_steps=500,
                                shown=100)
     assert len(result.points) == 1, result.points
     point = result.points[0]
@@ -72,7 +75,7 @@ def test_saddle_under_constant_input_is_found_and_classified():
     # W = [[0.5, -1], [-1, 0.5]]: eigenvalues -0.5 along (1, 1) and 1.5 along (1, -1); h* = (1, 1)
     # needs b = (I - W) h* = (1.5, 1.5). Under noise alone the orbit stays bounded (mutual inhibition).
     model = _network([[0.5, -1.0], [-1.0, 0.5]])
-    result = find_fixed_points(model, input=np.array([1.5, 1.5]), initial_states=_grid_starts(0.6, 1.4),
+    result = fixed_points(model, input=np.array([1.5, 1.5]), initial_states=_grid_starts(0.6, 1.4),
                                orbit_steps=500, shown=100)
     saddles = [p for p in result.points if p["kind"] == "fixed point" and p["stability"] == "saddle"]
     assert len(saddles) == 1, result.points
@@ -83,13 +86,13 @@ def test_saddle_under_constant_input_is_found_and_classified():
 def test_a_diverging_orbit_is_a_clear_error():
     model = _network([[1.5, 0.0], [0.0, 0.5]])
     with pytest.raises(hmmrnn.HmmrnnError, match="noisy orbit diverges"):
-        find_fixed_points(model, orbit_steps=2000, shown=100)
+        fixed_points(model, orbit_steps=2000, shown=100)
 
 
 def test_line_attractor_is_reported_as_one_ray_and_the_origin_does_not_attract():
     # no input, no biases: W (1, 1) = (1, 1), other eigenvalue 0.5 -> a ray of fixed points along (1, 1)
     model = _network([[0.75, 0.25], [0.25, 0.75]])
-    result = find_fixed_points(model, initial_states=_grid_starts(), orbit_steps=500, shown=100)
+    result = fixed_points(model, initial_states=_grid_starts(), orbit_steps=500, shown=100)
     rays = [p for p in result.points if p["kind"] == "fixed ray"]
     assert len(rays) == 1, result.points  # one direction, not one point per start
     np.testing.assert_allclose(rays[0]["state"], [2 ** -0.5, 2 ** -0.5], atol=1e-5)
@@ -99,10 +102,10 @@ def test_line_attractor_is_reported_as_one_ray_and_the_origin_does_not_attract()
 
 def test_contracting_network_has_only_the_origin():
     model = _network([[0.3, 0.1], [-0.2, 0.4]])
-    result = find_fixed_points(model, initial_states=_grid_starts(), orbit_steps=500, shown=100)
+    result = fixed_points(model, initial_states=_grid_starts(), orbit_steps=500, shown=100)
     assert result.points == [] and result.origin["attracting"]
     assert result.origin["max_growth_exponent"] < np.log(0.6)
-    dynamics = input_free_dynamics(model, n_initial=20, steps=200, pca_steps=500)
+    dynamics = input_free(model, n_initial=20, steps=200, pca_steps=500)
     assert dynamics.converged and dynamics.final_norms.max() < 1e-10
 
 
@@ -174,16 +177,18 @@ def test_every_analysis_runs_end_to_end_and_is_reproducible(tiny_run, tmp_path):
     for name, entry in ANALYSES.items():
         try:
             first = entry.compute(tiny_run, seed=4, **_FAST[name])
-        except hmmrnn.HmmrnnError as exc:
-            # an untrained network may have no deterministic transition: a clear "no ..." is the result
-            assert name in ("transition_points", "noise_sensitivity") and "no " in str(exc), (name, exc)
+        except NothingFound as exc:
+            # an untrained network may have no deterministic transition and no kick neurons: the
+            # analyses that need them say so; every other analysis must find its object
+            assert name in ("transition_points", "noise_sensitivity", "connectivity", "gain_sweep"), (name, exc)
+            assert "kick" in str(exc) or "no " in str(exc), (name, exc)
             continue
         second = entry.compute(tiny_run.path, seed=4, **_FAST[name])
         a, b = first.save(tmp_path / f"{name}_a.json"), second.save(tmp_path / f"{name}_b.json")
         assert a.read_bytes() == b.read_bytes(), name
         assert json.loads(a.read_text())["analysis"] == name
         assert isinstance(first.summary(), str) and first.summary()
-        paths = plots.save_figure(getattr(plots, entry.plot)(first), tmp_path / name)
+        paths = plots.save_figure(entry.figure(first), tmp_path / name)
         assert all(p.stat().st_size > 1000 for p in paths)
 
 
@@ -193,8 +198,8 @@ def test_analyze_cli_writes_json_and_figures(tiny_run, cli, monkeypatch):
     # shrink the defaults so the CLI path runs in seconds
     for name, entry in list(analysis.ANALYSES.items()):
         fast = _FAST[name]
-        monkeypatch.setitem(analysis.ANALYSES, name, analysis._Entry(
-            lambda run, seed, _f=entry.compute, _o=fast: _f(run, seed=seed, **_o), entry.plot))
+        monkeypatch.setitem(analysis.ANALYSES, name, dataclasses.replace(entry, compute=functools.partial(
+            entry.compute, **fast)))
     code, out, err = cli("analyze", tiny_run.path, "--only", "input_free,readout_alignment", "-q")
     assert code == 0, err
     assert "input_free" in out and "readout_alignment" in out and "readout projection" in out
@@ -248,7 +253,7 @@ def _slow_residency(model, states, n_samples, max_steps, seed):
 
 
 def test_batched_residency_equals_a_slow_loop():
-    from hmmrnn.analysis.regions import rollout_residency
+    from hmmrnn.analysis._regions import rollout_residency
     from hmmrnn.analysis._common import simulate
 
     model = NoiseRNN(12, 4, 3, seed=2)
@@ -281,14 +286,14 @@ def test_residency_groups_on_a_toy_system_with_known_dwells():
 def test_subspace_residency_keeps_long_in_pair_runs_and_decomposes_them_like_the_global_version():
     from hmmrnn.analysis import subspace_residency
     from hmmrnn.analysis._common import simulate
-    from hmmrnn.analysis.geometry import contiguous_runs
-    from hmmrnn.analysis.regions import rollout_residency
+    from hmmrnn.analysis._geometry import contiguous_runs
+    from hmmrnn.analysis._regions import rollout_residency
 
     assert contiguous_runs(np.array([1, 1, 0, 1, 0, 0, 1, 1, 1], dtype=bool)) == [(0, 2), (3, 1), (6, 3)]
     # three units inhibiting each other: one of the three outputs dominates for a while
     model = _network(0.95 * np.eye(3) - 0.3 * (1 - np.eye(3)), w_in=0.3 * np.eye(3), w_out=4 * np.eye(3))
     result = subspace_residency(model, steps=3000, min_run=30, max_states=150, n_samples=5, max_steps=20, seed=0)
-    assert result.skipped is None and sum(p["n_states"] > 0 for p in result.pairs) >= 2, result.summary()
+    assert sum(p["n_states"] > 0 for p in result.pairs) >= 2, result.summary()
     states = simulate(model, 3000, seed=stream(0, "subspace_residency", "orbit"))[0]
     labels = model.readout(states).argmax(-1).numpy()
     for pair in result.pairs:
@@ -307,7 +312,8 @@ def test_subspace_residency_keeps_long_in_pair_runs_and_decomposes_them_like_the
         np.testing.assert_array_equal(pair["sign_changes"], sc)
         assert ((pair["groups"] == 0) == (rt < 2)).all()
     two_outputs = NoiseRNN(4, 2, 2, seed=0)
-    assert "needs 3 outputs" in subspace_residency(two_outputs, steps=100).summary()
+    with pytest.raises(NothingFound, match="need 3 outputs"):
+        subspace_residency(two_outputs, steps=100)
 
 
 def test_second_order_drift_equals_an_explicit_matrix_recursion():
@@ -358,7 +364,7 @@ def test_transition_rate_and_bifurcation_from_checkpoints(tiny_run):
 
 
 def test_angle_sectors_measure_how_the_angle_gives_the_output():
-    from hmmrnn.analysis.geometry import _angle_sectors, _angles
+    from hmmrnn.analysis._geometry import _angle_sectors, _angles
 
     rng = np.random.default_rng(0)
     theta = np.concatenate([rng.uniform(10, 80, 500), rng.uniform(190, 260, 500)])
@@ -373,3 +379,63 @@ def test_angle_sectors_measure_how_the_angle_gives_the_output():
     # labels that ignore the angle: about half right
     accuracy, _ = _angle_sectors(angle, rng.permutation(labels), 3)
     assert 0.45 < accuracy < 0.75
+
+
+@dataclasses.dataclass
+class _ToyResult(hmmrnn.analysis.Result):
+    name = "toy_norm"
+    mean_norm: float
+    seed: int
+
+    def summary(self) -> str:
+        return f"mean |W_rec| row norm {self.mean_norm:.4f}"
+
+
+def toy_norm(run_or_model, *, seed: int = 0) -> _ToyResult:
+    from hmmrnn.analysis._common import resolve
+
+    model, _ = resolve(run_or_model)
+    return _ToyResult(float(model.w_rec.norm(dim=1).mean()), seed)
+
+
+def toy_follower(run_or_model, *, base=None, seed: int = 0) -> _ToyResult:
+    raise AssertionError("never called: what it builds on found nothing")
+
+
+def test_a_registered_toy_analysis_runs_through_analyze_and_the_report(tiny_run, cli, monkeypatch):
+    """A new analysis is one function plus one registration: the CLI runs it, the report shows it."""
+    import matplotlib.figure
+
+    from hmmrnn.analysis import register
+    from hmmrnn.report import write_report
+
+    monkeypatch.setattr(hmmrnn.analysis, "ANALYSES", dict(ANALYSES))
+
+    def figure(result):
+        fig = matplotlib.figure.Figure(figsize=(3, 2))
+        fig.add_subplot().bar([0], [result.mean_norm])
+        return fig
+
+    def nothing(run_or_model, *, seed: int = 0):
+        raise NothingFound("the toy network has no widgets")
+
+    register(toy_norm, figure=figure, reading="How large the recurrent rows are (a toy).")
+    register(nothing, name="toy_widgets", figure=figure, reading="Widgets (a toy that finds none).")
+    register(toy_follower, figure=figure, reading="Builds on the widgets.", builds_on={"base": "toy_widgets"})
+    with pytest.raises(ValueError, match="already registered"):
+        register(toy_norm, figure=figure, reading="again")
+    with pytest.raises(ValueError, match="register 'later' first"):
+        register(toy_follower, name="other", figure=figure, reading="x", builds_on={"base": "later"})
+
+    code, out, err = cli("analyze", tiny_run.path, "--only", "toy_norm,toy_widgets,toy_follower", "-q")
+    assert code == 0, err
+    expected = float(tiny_run.model.w_rec.norm(dim=1).mean())
+    assert f"toy_norm (" in out and f"mean |W_rec| row norm {expected:.4f}" in out
+    assert "toy_widgets" in out and "nothing found: the toy network has no widgets" in out
+    assert "toy_follower" in out and "builds on toy_widgets, which found nothing" in out
+    folder = tiny_run.path / "analysis"
+    assert json.loads((folder / "toy_norm.json").read_text())["mean_norm"] == pytest.approx(expected)
+    assert (folder / "toy_norm.png").stat().st_size > 1000 and not (folder / "toy_widgets.png").exists()
+    page = write_report(tiny_run.path).read_text()
+    assert "How large the recurrent rows are (a toy)." in page and f"{expected:.4f}" in page
+    assert "nothing found: the toy network has no widgets" in page

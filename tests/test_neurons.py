@@ -9,7 +9,7 @@ import torch
 from hmmrnn import NoiseRNN
 from hmmrnn.analysis import (KickNeurons, ablation, connectivity, kick_neurons, switch_events, switch_rates,
                              transition_rates)
-from hmmrnn.analysis.neurons import kick_scores
+from hmmrnn.analysis._neurons import kick_scores
 
 
 def test_switch_events():

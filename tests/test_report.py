@@ -11,7 +11,8 @@ import pytest
 
 import hmmrnn
 from hmmrnn.analysis import analyze
-from hmmrnn.report import READINGS, write_report
+from hmmrnn.analysis import ANALYSES
+from hmmrnn.report import write_report
 
 from conftest import TINY
 
@@ -42,7 +43,7 @@ def test_report_embeds_every_figure_and_lists_missing_analyses(reported_run):
     assert sum(a.startswith(("horizons", "transitions", "frequencies", "volatility", "dwell", "distances"))
                for a in images) == 6
     for name in ("latent_geometry", "readout_alignment", "residency"):
-        assert READINGS[name][:40] in page.replace("&#x27;", "'")
+        assert ANALYSES[name].reading[:40] in page.replace("&#x27;", "'")
     assert "Not in this run folder: input_free, fixed_points" in page
     # a 2-epoch network is far from its HMM; every window's checks are listed with the long run's
     assert "Verdict: <span class='fail'>no</span>" in page

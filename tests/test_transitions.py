@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hmmrnn import HmmrnnError, NoiseRNN
-from hmmrnn.analysis import locate_transition, noise_sensitivity
+from hmmrnn.analysis import transition_points, noise_sensitivity
 
 
 def _two_wells() -> NoiseRNN:
@@ -26,13 +26,13 @@ def test_a_run_without_switches_is_a_clear_error_not_a_hang():
     with torch.no_grad():
         model.w_out.copy_(torch.tensor([[1.0] * 6, [-1.0] * 6, [-1.0] * 6]))  # output 0 always wins
     with pytest.raises(HmmrnnError, match="no usable transition: 0 label switches"):
-        locate_transition(model, steps=500, min_time=50)
+        transition_points(model, steps=500, min_time=50)
 
 
 def test_noise_driven_switches_have_no_deterministic_transition():
     # the two wells switch only by noise: no state before a switch flips within 3 steps every time
     with pytest.raises(HmmrnnError, match="no deterministic transition before the switch"):
-        locate_transition(_two_wells(), steps=3000, min_time=100, trials=50, seed=1)
+        transition_points(_two_wells(), steps=3000, min_time=100, trials=50, seed=1)
 
 
 def _wells_with_delayed_readout() -> NoiseRNN:
@@ -55,7 +55,7 @@ def _wells_with_delayed_readout() -> NoiseRNN:
 
 def test_points_are_ordered_and_noise_sensitivity_behaves():
     model = _wells_with_delayed_readout()
-    points = locate_transition(model, steps=3000, min_time=100, trials=50, seed=1)
+    points = transition_points(model, steps=3000, min_time=100, trials=50, seed=1)
     assert points.switch_time - points.transition_time >= 2  # the delay line is a point of no return
     assert points.cluster_time < points.transition_time < points.switch_time
     assert points.previous_switch_time < points.switch_time
@@ -74,7 +74,7 @@ def test_variance_preserving_mixture_keeps_unit_variance():
         model.w_rec.zero_()
         model.w_in.zero_()
         model.w_in[0, 0] = 1.0
-    from hmmrnn.analysis.transitions import TransitionPoints
+    from hmmrnn.analysis._transitions import TransitionPoints
 
     states = np.abs(np.random.default_rng(0).normal(size=(30, 3))).astype(np.float32) + 5
     noise = np.zeros((30, 400), dtype=np.float32)

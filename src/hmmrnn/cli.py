@@ -15,6 +15,7 @@ import typer
 from ._threads import set_threads
 from .errors import HmmrnnError, Interrupted
 from .evaluation import Horizons, Thresholds
+from .analysis import ANALYSES
 from .presets import RECIPES
 
 _TH, _HZ = Thresholds(), Horizons()  # the defaults shown in --help come from the dataclasses
@@ -188,21 +189,18 @@ def evaluate(
 @app.command()
 def analyze(
     run_dir: Path = typer.Argument(..., help="Run folder written by `hmmrnn train`."),
-    only: Optional[str] = typer.Option(None, help="Comma-separated analyses to run [all]: latent_geometry, "
-                                       "input_free, fixed_points, variance_contours, output_pairs, "
-                                       "readout_alignment, jacobian_spectra, residency, kick_neurons, "
-                                       "connectivity, ablation, gain_sweep, transition_points, noise_sensitivity, "
-                                       "subspace_residency, noise_drift, stochastic_resonance, training_evolution."),
+    only: Optional[str] = typer.Option(None, help="Comma-separated analyses to run [all, in this order]: "
+                                       + ", ".join(ANALYSES) + "."),
     seed: int = typer.Option(0, help="Seed of every simulation and sample."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Write the JSON results only."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     threads: Optional[int] = _threads_option(),
 ) -> None:
-    """Reverse-engineer a trained network: state-space geometry, input-free dynamics, fixed and slow
-    points, variance contours, output-pair subspaces, readout alignment, Jacobian spectra.
+    """Reverse-engineer a trained network: state-space geometry and fixed points, the slow and fast
+    regions, kick neurons and their wiring, ablations and gain sweeps, noise, training evolution.
 
     Writes analysis/<name>.json and analysis/<name>.png|pdf into the run folder and prints one line
-    per analysis with its key numbers.
+    per analysis with its key numbers; an analysis that finds nothing of its kind says why.
     """
     from .analysis import analyze as run_analyses
 
@@ -211,7 +209,7 @@ def analyze(
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
 
     def report(name, result, seconds, why_not) -> None:
-        typer.echo(f"{name} ({seconds:.1f} s): {result.summary() if result is not None else 'not available: ' + why_not}")
+        typer.echo(f"{name} ({seconds:.1f} s): {result.summary() if result is not None else 'nothing found: ' + why_not}")
 
     run_analyses(run_dir, only=names, seed=seed, figures=not no_figures, progress=not quiet, report=report)
     typer.echo(f"wrote {run_dir / 'analysis'}")

@@ -35,7 +35,7 @@ def _demo(out, model, force, zoo_dir, eval_n, analysis_settings, progress, say) 
         f"({time.perf_counter() - started:.0f} s so far)")
 
     def report(name, analysis, seconds, why_not) -> None:
-        say(f"{name} ({seconds:.1f} s): {analysis.summary() if analysis is not None else 'not available: ' + why_not}")
+        say(f"{name} ({seconds:.1f} s): {analysis.summary() if analysis is not None else 'nothing found: ' + why_not}")
 
     analyze(run.path, seed=0, progress=progress, report=report, settings=analysis_settings)
     path = write_report(run.path)

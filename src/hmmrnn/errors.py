@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["HmmrnnError", "HMMSpecError", "UnknownPresetError", "ConfigError", "RunDirError", "TrainingDivergedError",
-           "Interrupted"]
+           "Interrupted", "NothingFound"]
 
 
 class HmmrnnError(Exception):
@@ -32,3 +32,8 @@ class TrainingDivergedError(HmmrnnError):
 
 class Interrupted(HmmrnnError):
     """The user stopped a command (Ctrl-C); what was written so far is consistent and resumable."""
+
+
+class NothingFound(HmmrnnError):
+    """An analysis found nothing of its kind in this network (no usable transition, no kick neurons, a
+    model with the wrong number of outputs): a finding, reported as such, not a failure."""

@@ -21,43 +21,11 @@ import numpy as np
 from .errors import HmmrnnError, RunDirError
 from .runs import ANALYSIS_DIR, FIGURES_DIR, METRICS_FILE, REPORT_FILE, atomic_write_text, load_run, read_json, run_lock
 
-__all__ = ["write_report", "REPORT_FILE", "READINGS"]
+__all__ = ["write_report", "REPORT_FILE"]
 
 #: marks a page as an hmmrnn report: only such a file may be overwritten by another report
 _GENERATOR_TAG = "<meta name='generator' content='hmmrnn report'>"
 
-
-#: What each analysis shows, in plain words (the report adds the numbers it found below it).
-READINGS: dict[str, str] = {
-    "latent_geometry": "How the hidden states spread: the share of variance in the leading principal components and "
-                       "how well the angle in the PC1-PC2 plane predicts the output.",
-    "input_free": "What the network does with the noise switched off: whether every starting state converges, and "
-                  "to what.",
-    "fixed_points": "Points the noise-free map leaves in place (or nearly: slow points), their stability, and whether "
-                    "the origin attracts.",
-    "variance_contours": "Where the orbit lives at different input-noise scales; with no biases the clouds must be "
-                         "exact rescalings of each other.",
-    "output_pairs": "For three outputs: whether each pair of outputs reuses the two-output motif in its own "
-                    "subspace.",
-    "readout_alignment": "How much the readout vectors lie in the plane where the activity varies most.",
-    "jacobian_spectra": "Local stability along the orbit: unstable directions and near-unit-circle rotations of the "
-                        "Jacobian.",
-    "residency": "How long the output stays put when the network is released from each state: clusters (long), kick "
-                 "zones (short) and transitions (immediate).",
-    "subspace_residency": "The residency decomposition inside each output-pair subspace (three outputs).",
-    "kick_neurons": "The few units whose input turns positive just before each kind of switch and rarely otherwise.",
-    "connectivity": "The populations that feed the kick units with opposite signs, and their weights.",
-    "ablation": "The causal test: silencing the kick units of a direction against silencing as many random units.",
-    "gain_sweep": "Switch rates and critical eigenvalue pairs as the gain of the kick units, of their noise inputs "
-                  "and of a control set changes.",
-    "transition_points": "A point inside a cluster and the entry of a deterministic transition on a recorded orbit.",
-    "noise_sensitivity": "How far trajectories from those two points spread under replayed, mixed and fresh noise.",
-    "noise_drift": "The average second-order effect of the noise on the state (E[delta2]): the drift that noise "
-                   "alone adds.",
-    "stochastic_resonance": "Emulation quality and switch rate as the test-time noise is scaled.",
-    "training_evolution": "How the mechanism appeared during training: switch rate, Jacobian fractions and the "
-                          "bifurcation epoch across checkpoints.",
-}
 
 _STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
@@ -131,12 +99,11 @@ def _report_page(run_dir: str | Path) -> str:
         if not path.exists():
             missing.append(name)
             continue
-        parts.append(_analysis_section(name, read_json(path), root / ANALYSIS_DIR / f"{name}.png"))
+        parts.append(_analysis_section(ANALYSES[name], read_json(path), root / ANALYSIS_DIR / f"{name}.png"))
     if missing:
         parts.append(f"<p class='muted'>Not in this run folder: {_e(', '.join(missing))}. Run "
-                     f"<code>hmmrnn analyze {_e(str(root))} --only {_e(','.join(missing))}</code> to add them "
-                     f"(transition points and noise sensitivity need a deterministic transition, training "
-                     f"evolution needs checkpoints).</p>")
+                     f"<code>hmmrnn analyze {_e(str(root))} --only {_e(','.join(missing))}</code> to add them."
+                     f"</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>" + _GENERATOR_TAG +
             f"<title>report: loading</title><style>{_STYLE}</style><script>{_CHECK_SCRIPT}</script></head>"
             "<body>\n" + "\n".join(parts) + "\n</body></html>\n")
@@ -240,7 +207,9 @@ def _evaluation_section(root: Path) -> str:
     return "\n".join(out)
 
 
-def _analysis_section(name: str, data: dict[str, Any], figure: Path) -> str:
+def _analysis_section(analysis, data: dict[str, Any], figure: Path) -> str:
     found = data.get("summary") or "(no summary stored; re-run the analysis)"
-    return (f"<h3>{_e(name.replace('_', ' '))}</h3><p class='reading'>{_e(READINGS.get(name, ''))}</p>"
-            f"<p class='numbers'>{_e(found)}</p>" + _image(figure, name))
+    name = analysis.name
+    shown = "" if "nothing_found" in data else _image(figure, name)
+    return (f"<h3>{_e(name.replace('_', ' '))}</h3><p class='reading'>{_e(analysis.reading)}</p>"
+            f"<p class='numbers'>{_e(found)}</p>" + shown)

@@ -1,82 +1,141 @@
 """Reverse engineering of trained networks: each analysis is ``analysis(run_or_model, ..., seed=...) -> Result``.
 
 A Result is a dataclass of numbers and arrays with ``save(path)`` (JSON) and ``summary()`` (one
-line); its figure comes from the matching function in :mod:`hmmrnn.plots`. :func:`analyze` runs a
-selection on a run folder and writes ``analysis/<name>.json`` and ``analysis/<name>.png|pdf``.
+line). :data:`ANALYSES` holds one registration per analysis (:func:`register`: its function, its
+figure, what it shows, what it builds on); :func:`analyze` runs a selection on a run folder and writes
+``analysis/<name>.json`` and ``analysis/<name>.png|pdf``. A new analysis is one module plus one
+:func:`register` call. The method behind each: docs/method.md §5.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from ..errors import HmmrnnError
+from .. import plots
+from ..errors import HmmrnnError, NothingFound
 from ..runs import ANALYSIS_DIR
 from ._common import Result
-from .evolution import TrainingEvolution, training_evolution, transition_rate
-from .fixed_points import (FixedPoints, JacobianSpectra, classify, critical_pairs, find_fixed_points, jacobian_spectra,
+from ._evolution import TrainingEvolution, training_evolution, transition_rate
+from ._fixed_points import (FixedPoints, JacobianSpectra, classify, critical_pairs, fixed_points, jacobian_spectra,
                            mobius)
-from .neurons import (Ablation, Connectivity, KickNeurons, ablation, connectivity, kick_neurons, switch_events,
+from ._neurons import (Ablation, Connectivity, KickNeurons, ablation, connectivity, kick_neurons, switch_events,
                       switch_rates, transition_rates)
-from .perturb import (GainSweep, NoiseDrift, Resonance, expected_second_order, gain_sweep, noise_drift,
+from ._perturb import (GainSweep, NoiseDrift, Resonance, expected_second_order, gain_sweep, noise_drift,
                       stochastic_resonance)
-from .transitions import NoiseSensitivity, TransitionPoints, locate_transition, noise_sensitivity
-from .regions import GROUPS, Residency, SubspaceResidency, residency, rollout_residency, subspace_residency
-from .geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, ReadoutAlignment, VarianceContours,
-                       input_free_dynamics, latent_geometry, output_pair_subspaces, readout_alignment,
+from ._transitions import NoiseSensitivity, TransitionPoints, transition_points, noise_sensitivity
+from ._regions import GROUPS, Residency, SubspaceResidency, residency, rollout_residency, subspace_residency
+from ._geometry import (InputFreeDynamics, LatentGeometry, OutputPairSubspaces, ReadoutAlignment, VarianceContours,
+                       input_free, latent_geometry, output_pairs, readout_alignment,
                        variance_contours)
 
-__all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "input_free_dynamics",
-           "FixedPoints", "find_fixed_points", "classify", "mobius", "VarianceContours", "variance_contours",
-           "OutputPairSubspaces", "output_pair_subspaces", "ReadoutAlignment", "readout_alignment",
+__all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "input_free",
+           "FixedPoints", "fixed_points", "classify", "mobius", "VarianceContours", "variance_contours",
+           "OutputPairSubspaces", "output_pairs", "ReadoutAlignment", "readout_alignment",
            "JacobianSpectra", "jacobian_spectra", "Residency", "residency", "rollout_residency", "GROUPS",
            "SubspaceResidency", "subspace_residency",
            "KickNeurons", "kick_neurons", "Connectivity", "connectivity", "Ablation", "ablation", "switch_events",
            "transition_rates", "switch_rates", "Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift",
-           "expected_second_order", "TransitionPoints", "locate_transition", "NoiseSensitivity",
+           "expected_second_order", "TransitionPoints", "transition_points", "NoiseSensitivity",
            "noise_sensitivity", "GainSweep", "gain_sweep", "critical_pairs", "TrainingEvolution",
-           "training_evolution", "transition_rate", "ANALYSES", "analyze", "ANALYSIS_DIR"]
+           "training_evolution", "transition_rate", "Analysis", "ANALYSES", "register", "analyze", "ANALYSIS_DIR"]
 
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Analysis:
+    """One registered analysis: everything ``hmmrnn analyze`` and the report need to know about it.
+
+    name : how ``--only``, ``analysis/<name>.json`` and the report call it.
+    compute : ``compute(run, *, seed, **settings) -> Result``.
+    figure : ``figure(result) -> matplotlib Figure``.
+    reading : what the analysis shows, in plain words (the report prints the numbers found below it).
+    builds_on : keyword of ``compute`` → the earlier analysis whose result it takes (kick groups,
+        transition points); an analysis whose input found nothing finds nothing either.
+
+    An analysis that finds nothing of its kind raises :class:`~hmmrnn.errors.NothingFound`; that is a
+    finding, stored and reported with its reason.
+    """
+
+    name: str
     compute: Callable[..., Result]
-    plot: str  # name of the figure function in hmmrnn.plots
+    figure: Callable[[Result], Any]
+    reading: str
+    builds_on: dict[str, str] = field(default_factory=dict)
 
 
 #: Every analysis ``hmmrnn analyze`` knows, by name, in the order it runs them.
-ANALYSES: dict[str, _Entry] = {
-    "latent_geometry": _Entry(latent_geometry, "plot_latent_geometry"),
-    "input_free": _Entry(input_free_dynamics, "plot_input_free"),
-    "fixed_points": _Entry(find_fixed_points, "plot_fixed_points"),
-    "variance_contours": _Entry(variance_contours, "plot_variance_contours"),
-    "output_pairs": _Entry(output_pair_subspaces, "plot_output_pairs"),
-    "readout_alignment": _Entry(readout_alignment, "plot_readout_alignment"),
-    "jacobian_spectra": _Entry(jacobian_spectra, "plot_jacobian_spectra"),
-    "residency": _Entry(residency, "plot_residency"),
-    "subspace_residency": _Entry(subspace_residency, "plot_subspace_residency"),
-    "kick_neurons": _Entry(kick_neurons, "plot_kick_neurons"),
-    "connectivity": _Entry(connectivity, "plot_connectivity"),
-    "ablation": _Entry(ablation, "plot_ablation"),
-    "gain_sweep": _Entry(gain_sweep, "plot_gain_sweep"),
-    "transition_points": _Entry(locate_transition, "plot_transition_points"),
-    "noise_sensitivity": _Entry(noise_sensitivity, "plot_noise_sensitivity"),
-    "noise_drift": _Entry(noise_drift, "plot_noise_drift"),
-    "stochastic_resonance": _Entry(stochastic_resonance, "plot_stochastic_resonance"),
-    "training_evolution": _Entry(training_evolution, "plot_training_evolution"),
-}
+ANALYSES: dict[str, Analysis] = {}
 
 
-#: keyword argument of an analysis -> the earlier analysis whose result it takes
-_REUSED = {"kicks": "kick_neurons", "points": "transition_points"}
-#: analyses that end with a HmmrnnError when the network has nothing of the kind (no usable transition)
-_MAY_FIND_NOTHING = ("transition_points", "noise_sensitivity", "training_evolution")
+def register(compute: Callable[..., Result], *, figure: Callable[[Result], Any], reading: str,
+             builds_on: dict[str, str] | None = None, name: str | None = None) -> Analysis:
+    """Add an analysis to :data:`ANALYSES`, named ``name`` (default: the function's name), after those
+    registered before it, whose results it may take through ``builds_on``; returns its entry."""
+    entry = Analysis(name or compute.__name__, compute, figure, reading, dict(builds_on or {}))
+    parameters = inspect.signature(compute).parameters
+    if entry.name in ANALYSES:
+        raise ValueError(f"analysis {entry.name!r} is already registered")
+    if "seed" not in parameters:
+        raise ValueError(f"analysis {entry.name!r} must take a seed")
+    for keyword, source in entry.builds_on.items():
+        if source not in ANALYSES or keyword not in parameters:
+            raise ValueError(f"analysis {entry.name!r} builds on {source!r} through {keyword!r}: register "
+                             f"{source!r} first and give {entry.name} a {keyword!r} argument")
+    ANALYSES[entry.name] = entry
+    return entry
+
+
+register(latent_geometry, figure=plots.plot_latent_geometry,
+         reading="How the hidden states spread: the share of variance in the leading principal components and how "
+                 "well the angle in the PC1-PC2 plane predicts the output.")
+register(input_free, figure=plots.plot_input_free,
+         reading="What the network does with the noise switched off: whether every starting state converges, and to "
+                 "what.")
+register(fixed_points, figure=plots.plot_fixed_points,
+         reading="Points the noise-free map leaves in place (or nearly: slow points), their stability, and whether "
+                 "the origin attracts.")
+register(variance_contours, figure=plots.plot_variance_contours,
+         reading="Where the orbit lives at different input-noise scales; with no biases the clouds must be exact "
+                 "rescalings of each other.")
+register(output_pairs, figure=plots.plot_output_pairs,
+         reading="For three outputs: whether each pair of outputs reuses the two-output motif in its own subspace.")
+register(readout_alignment, figure=plots.plot_readout_alignment,
+         reading="How much the readout vectors lie in the plane where the activity varies most.")
+register(jacobian_spectra, figure=plots.plot_jacobian_spectra,
+         reading="Local stability along the orbit: unstable directions and near-unit-circle rotations of the "
+                 "Jacobian.")
+register(residency, figure=plots.plot_residency,
+         reading="How long the output stays put when the network is released from each state: clusters (long), kick "
+                 "zones (short) and transitions (immediate).")
+register(subspace_residency, figure=plots.plot_subspace_residency,
+         reading="The residency decomposition inside each output-pair subspace (three outputs).")
+register(kick_neurons, figure=plots.plot_kick_neurons,
+         reading="The few units whose input turns positive just before each kind of switch and rarely otherwise.")
+register(connectivity, figure=plots.plot_connectivity, builds_on={"kicks": "kick_neurons"},
+         reading="The populations that feed the kick units with opposite signs, and their weights.")
+register(ablation, figure=plots.plot_ablation, builds_on={"kicks": "kick_neurons"},
+         reading="The causal test: silencing the kick units of a direction against silencing as many random units.")
+register(gain_sweep, figure=plots.plot_gain_sweep, builds_on={"kicks": "kick_neurons"},
+         reading="Switch rates and critical eigenvalue pairs as the gain of the kick units, of their noise inputs and "
+                 "of a control set changes.")
+register(transition_points, figure=plots.plot_transition_points,
+         reading="A point inside a cluster and the entry of a deterministic transition on a recorded orbit.")
+register(noise_sensitivity, figure=plots.plot_noise_sensitivity, builds_on={"points": "transition_points"},
+         reading="How far trajectories from those two points spread under replayed, mixed and fresh noise.")
+register(noise_drift, figure=plots.plot_noise_drift,
+         reading="The average second-order effect of the noise on the state (E[delta2]): the drift that noise alone "
+                 "adds.")
+register(stochastic_resonance, figure=plots.plot_stochastic_resonance,
+         reading="Emulation quality and switch rate as the test-time noise is scaled.")
+register(training_evolution, figure=plots.plot_training_evolution,
+         reading="How the mechanism appeared during training: switch rate, Jacobian fractions and the bifurcation "
+                 "epoch across checkpoints.")
 
 
 def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0, figures: bool = True,
@@ -104,32 +163,34 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
 
 def _analyze(run_dir: str | Path, names: list[str], seed: int, figures: bool, progress: bool,
              report: Callable | None, settings: dict | None) -> dict[str, Result]:
-    from .. import plots
-    from ..runs import check_run_files, load_run
+    from ..runs import check_run_files, load_run, write_json
 
     run = load_run(run_dir)
     check_run_files(run.path)
     out = Path(run_dir) / ANALYSIS_DIR
     results: dict[str, Result] = {}
+    why_nothing: dict[str, str] = {}  # analyses of this call that found nothing, and why
     for name in tqdm(names, desc="analyses", unit="analysis", disable=not progress):
         started = time.perf_counter()
-        compute = ANALYSES[name].compute
-        parameters = inspect.signature(compute).parameters
-        # later analyses build on earlier ones: kick groups, transition points
-        reuse = {arg: results[source] for arg, source in _REUSED.items() if source in results and arg in parameters}
+        entry = ANALYSES[name]
+        reuse = {keyword: results[source] for keyword, source in entry.builds_on.items() if source in results}
+        empty = [source for source in entry.builds_on.values() if source in why_nothing]
         try:
-            result = compute(run, seed=seed, **reuse, **(settings or {}).get(name, {}))
-        except HmmrnnError as exc:
-            if name not in _MAY_FIND_NOTHING:
-                raise
-            # nothing to report is a finding, not a failure: say so and go on with the others
-            (out / f"{name}.json").unlink(missing_ok=True)
+            if empty:
+                raise NothingFound(f"builds on {empty[0]}, which found nothing ({why_nothing[empty[0]]})")
+            result = entry.compute(run, seed=seed, **reuse, **(settings or {}).get(name, {}))
+        except NothingFound as exc:  # a finding, not a failure: stored with its reason
+            why_nothing[name] = str(exc)
+            write_json(out / f"{name}.json", {"name": name, "nothing_found": str(exc),
+                                             "summary": f"nothing found: {exc}"})
+            (out / f"{name}.png").unlink(missing_ok=True)
+            (out / f"{name}.pdf").unlink(missing_ok=True)
             if report is not None:
                 report(name, None, time.perf_counter() - started, str(exc))
             continue
         result.save(out / f"{name}.json")
         if figures:
-            plots.save_figure(getattr(plots, ANALYSES[name].plot)(result), out / name)
+            plots.save_figure(entry.figure(result), out / name)
         results[name] = result
         if report is not None:
             report(name, result, time.perf_counter() - started, None)

@@ -120,10 +120,6 @@ def plot_variance_contours(result) -> Figure:
 
 def plot_output_pairs(result) -> Figure:
     """Per output pair: the longest in-pair stretch of the orbit and the KDE contours per scale."""
-    if result.skipped:
-        fig = Figure(figsize=(5, 1.5))
-        fig.text(0.5, 0.5, f"output-pair subspaces skipped: {result.skipped}", ha="center", va="center")
-        return fig
     fig = Figure(figsize=(13, 4.2))
     cmap = colormaps["inferno"]
     for i, pair in enumerate(result.pairs):
@@ -243,10 +239,6 @@ def plot_subspace_residency(result) -> Figure:
     """docs/method.md §5.8, subspace version: per output pair, its states in (sub-PC1, sub-PC3) coloured by
     residency time, and the mean unstable-eigenvalue count per group."""
     shown = [p for p in result.pairs if p["n_states"]]
-    if result.skipped or not shown:
-        fig = Figure(figsize=(5, 1.5))
-        fig.text(0.5, 0.5, result.summary(), ha="center", va="center", wrap=True)
-        return fig
     fig = Figure(figsize=(10, 4 * len(shown)))
     for row, pair in enumerate(shown):
         ratio = np.asarray(pair["explained_variance_ratio"])
@@ -289,10 +281,6 @@ def plot_kick_neurons(result) -> Figure:
 def plot_connectivity(result) -> Figure:
     """docs/method.md §5.11: kick↔kick, populations→kick and population↔population weights, and the mean
     activities of groups and populations with the dwell periods shaded."""
-    if result.skipped:
-        fig = Figure(figsize=(5, 1.5))
-        fig.text(0.5, 0.5, f"connectivity skipped: {result.skipped}", ha="center", va="center")
-        return fig
     fig = Figure(figsize=(16, 8))
     blocks = [(result.kick_kick, "kick <- kick"), (result.kick_population, "kick <- populations"),
               (result.population_population, "population <- population")]

@@ -26,7 +26,7 @@ import torch
 from .._seeds import stream
 from ._common import Result, argmax_labels, reference_pca, resolve, simulate
 
-__all__ = ["FixedPoints", "find_fixed_points", "classify", "JacobianSpectra", "jacobian_spectra", "mobius",
+__all__ = ["FixedPoints", "fixed_points", "classify", "JacobianSpectra", "jacobian_spectra", "mobius",
            "critical_pairs"]
 
 
@@ -111,7 +111,7 @@ class FixedPoints(Result):
         return (f"{origin}{found}; orbit relative speed 10-90%: {slow[0]:.3f}-{slow[1]:.3f}")
 
 
-def find_fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initial: int = 256,
+def fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initial: int = 256,
                       iterations: int = 1000, lr: float = 0.01, tolerance: float = 1e-6,
                       slow_tolerance: float = 0.05, initial_states: np.ndarray | None = None,
                       orbit_steps: int = 30_000, shown: int = 2000, seed: int = 0) -> FixedPoints:

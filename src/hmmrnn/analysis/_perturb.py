@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from .._seeds import stream
+from ..errors import NothingFound
 from ._common import Result, generator, resolve, simulate
-from .fixed_points import critical_pairs
+from ._fixed_points import critical_pairs
 
 __all__ = ["Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift", "expected_second_order", "GainSweep",
            "gain_sweep", "presynaptic_partners"]
@@ -172,11 +173,8 @@ class GainSweep(Result):
     seed: int
     unit_sets: dict[str, list[int]]
     rows: list[dict[str, Any]]
-    skipped: str | None = None
 
     def summary(self) -> str:
-        if self.skipped:
-            return f"skipped: {self.skipped}"
         parts = []
         for key in self.unit_sets:
             direction, manipulation = key.split(" / ")
@@ -199,13 +197,13 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
     [switch − window, switch + window) (eigenvalues are the cost: 2 · window per switch).
     ``top_k`` partners per kick unit default to ⌊0.4 H⌋ (60 of 150, the paper's), ``control_k`` to
     ⌊0.23 H⌋ (35 of 150)."""
-    from .neurons import kick_neurons, switch_events, switch_rates
+    from ._neurons import kick_neurons, switch_events, switch_rates
 
     model, _ = resolve(run_or_model)
     kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
     usable = [d for d in kicks.directions if d["units"]][:2]
     if not usable:
-        return GainSweep(list(map(float, gains)), steps, window, seed, {}, [], skipped="no kick units found")
+        raise NothingFound("the gain sweep needs kick units, and no switch direction has one")
     w = model.w_rec.detach().numpy()
     all_kicks = sorted({u for d in kicks.directions for u in d["units"]})
     top_k = top_k if top_k is not None else int(0.4 * model.hidden)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .._seeds import stream
+from ..errors import NothingFound
 from ._common import Result, fit_pca, generator, resolve, simulate
 
 __all__ = ["KickNeurons", "kick_neurons", "kick_scores", "Connectivity", "connectivity", "Ablation", "ablation",
@@ -190,11 +191,8 @@ class Connectivity(Result):
     activity: dict[str, np.ndarray]
     labels: np.ndarray
     seed: int
-    skipped: str | None = None
 
     def summary(self) -> str:
-        if self.skipped:
-            return f"skipped: {self.skipped}"
         b = self.block_means
         return (f"groups {self.groups[0]} ({self.directions[0]}) / {self.groups[1]} ({self.directions[1]}); "
                 f"populations of {len(self.populations[0])} and {len(self.populations[1])} units; mean weight "
@@ -212,8 +210,7 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
     kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
     usable = [d for d in kicks.directions if d["units"]]
     if len(usable) < 2:
-        return Connectivity([], [], [], {}, np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), {},
-                            np.zeros(0, dtype=int), seed, skipped="fewer than two switch directions with kick neurons")
+        raise NothingFound(f"connectivity needs two switch directions with kick neurons, {len(usable)} found")
     g1_units, g2_units = usable[0]["units"], usable[1]["units"]
     w = model.w_rec.detach().numpy()
     g1, g2 = w[g1_units].mean(0), w[g2_units].mean(0)

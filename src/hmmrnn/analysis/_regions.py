@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from .._seeds import stream
+from ..errors import NothingFound
 from ._common import Result, argmax_labels, fit_pca, generator, resolve, simulate
 
 __all__ = ["Residency", "residency", "rollout_residency", "SubspaceResidency", "subspace_residency", "GROUPS"]
@@ -181,12 +182,9 @@ class SubspaceResidency(Result):
     max_steps: int
     seed: int
     thresholds: dict[str, float]
-    skipped: str | None = None
-    pairs: list[dict[str, Any]] = field(default_factory=list)
+    pairs: list[dict[str, Any]]
 
     def summary(self) -> str:
-        if self.skipped:
-            return f"skipped: {self.skipped}"
         parts = []
         for p in self.pairs:
             name = f"{p['pair'][0]}{p['pair'][1]}"
@@ -208,14 +206,14 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
     (:func:`residency`'s rollouts, counts and groups). A residency rollout ends when the label leaves
     the state's own label, as in the global version. The reference computed every kept state; here at
     most ``max_states`` per pair, evenly spaced in time (all when fewer)."""
-    from .geometry import contiguous_runs
+    from ._geometry import contiguous_runs
 
     model, _ = resolve(run_or_model)
     thresholds = {"transition_below": transition_below, "kick_up_to": kick_up_to,
                   "cluster_confidence": cluster_confidence}
     settings = (steps, min_run, max_states, n_samples, max_steps, seed, thresholds)
     if model.outputs != 3:
-        return SubspaceResidency(*settings, skipped=f"needs 3 outputs, the model has {model.outputs}")
+        raise NothingFound(f"output-pair subspaces need 3 outputs, the model has {model.outputs}")
     states = simulate(model, steps, seed=stream(seed, "subspace_residency", "orbit"))[0]
     labels = argmax_labels(model, states)
     coords = fit_pca(states.numpy(), 4).project(states.numpy())
@@ -236,4 +234,6 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
         pairs.append({**entry, "n_states": len(chosen), "explained_variance_ratio": sub.explained_variance_ratio,
                       "times": chosen, "pc": sub.project(coords[chosen])[:, [0, 2]], "labels": labels[chosen],
                       **parts})
+    if not any(p["n_states"] for p in pairs):
+        raise NothingFound(f"no output pair holds the labels for more than {min_run} steps in a row in {steps} steps")
     return SubspaceResidency(*settings, pairs=pairs)

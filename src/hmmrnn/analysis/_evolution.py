@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from .._seeds import stream
-from ..errors import HmmrnnError
+from ..errors import NothingFound
 from ._common import Result, fit_pca, generator
-from .neurons import switch_events
-from .fixed_points import critical_pairs
-from .perturb import expected_second_order
+from ._neurons import switch_events
+from ._fixed_points import critical_pairs
+from ._perturb import expected_second_order
 
 __all__ = ["TrainingEvolution", "training_evolution", "transition_rate"]
 
@@ -79,7 +79,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
     checkpoints = checkpoint_paths(run.path)
     if len(checkpoints) < 2:
-        raise HmmrnnError(f"{run.path} has {len(checkpoints)} checkpoint(s); training evolution needs at least 2 "
+        raise NothingFound(f"{run.path} has {len(checkpoints)} checkpoint(s); training evolution needs at least 2 "
                           f"(train with --checkpoint-every K)")
     hidden, inputs = run.config.model.hidden, run.config.model.input
     gen = generator(stream(seed, "training_evolution", "noise"))

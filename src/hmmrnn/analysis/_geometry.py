@@ -4,18 +4,19 @@ subspaces and the readout's alignment with the dominant plane (docs/method.md §
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from .._seeds import stream
-from ._common import (PCABasis, Result, argmax_labels, density_grid, fit_pca, reference_pca, rare_outputs, resolve,
-                      sampled_labels, simulate)
+from ..errors import NothingFound
+from ._common import (PCABasis, Result, argmax_labels, density_grid, fit_pca, generator, rare_outputs, reference_pca,
+                      resolve, sampled_labels, simulate)
 
-__all__ = ["LatentGeometry", "latent_geometry", "InputFreeDynamics", "input_free_dynamics", "VarianceContours",
-           "variance_contours", "OutputPairSubspaces", "output_pair_subspaces", "ReadoutAlignment",
+__all__ = ["LatentGeometry", "latent_geometry", "InputFreeDynamics", "input_free", "VarianceContours",
+           "variance_contours", "OutputPairSubspaces", "output_pairs", "ReadoutAlignment",
            "readout_alignment"]
 
 
@@ -134,7 +135,7 @@ class InputFreeDynamics(Result):
                 f"(max |h_T| = {rel:.2e} x orbit mean |h|, spread {self.final_spread:.2e})")
 
 
-def input_free_dynamics(run_or_model: Any, *, n_initial: int = 100, steps: int = 500, shown: int = 20,
+def input_free(run_or_model: Any, *, n_initial: int = 100, steps: int = 500, shown: int = 20,
                         pca_steps: int = 30_000, tolerance: float = 1e-3, seed: int = 0) -> InputFreeDynamics:
     """docs/method.md §5.2, with a convergence test the reference lacked.
 
@@ -228,20 +229,17 @@ class OutputPairSubspaces(Result):
     name = "output_pairs"
     steps: int
     seed: int
-    skipped: str | None = None
-    global_explained_variance_ratio: np.ndarray | None = None
-    pairs: list[dict[str, Any]] = field(default_factory=list)
+    global_explained_variance_ratio: np.ndarray
+    pairs: list[dict[str, Any]]
 
     def summary(self) -> str:
-        if self.skipped:
-            return f"skipped: {self.skipped}"
         parts = [f"{p['pair'][0]}{p['pair'][1]}: {100 * p['explained_variance_ratio'][0]:.1f}/"
                  f"{100 * p['explained_variance_ratio'][2]:.1f}% (longest run {p['longest_run']})"
                  for p in self.pairs if p["n_states"]]
         return "output-pair subspaces, sub-PC1/PC3 variance: " + "; ".join(parts)
 
 
-def output_pair_subspaces(run_or_model: Any, *, steps: int = 100_000, min_run: int = 200, shown: int = 1000,
+def output_pairs(run_or_model: Any, *, steps: int = 100_000, min_run: int = 200, shown: int = 1000,
                           scales: tuple[float, ...] = (0.1, 1, 2, 3, 4), contour_steps: int = 10_000,
                           seed: int = 0) -> OutputPairSubspaces:
     """docs/method.md §5.5 for 3-output models: a noisy run from h_0 ~ N(0, I), global PCA (4 components),
@@ -250,8 +248,8 @@ def output_pair_subspaces(run_or_model: Any, *, steps: int = 100_000, min_run: i
     kept runs longer than ``min_run`` steps) and KDE grids of the in-pair states at each noise scale."""
     model, _ = resolve(run_or_model)
     if model.outputs != 3:
-        return OutputPairSubspaces(steps, seed, skipped=f"needs 3 outputs, the model has {model.outputs}")
-    h0 = torch.randn(1, model.hidden, generator=torch.Generator().manual_seed(seed))
+        raise NothingFound(f"output-pair subspaces need 3 outputs, the model has {model.outputs}")
+    h0 = torch.randn(1, model.hidden, generator=generator(stream(seed, "output_pairs", "start")))
     states = simulate(model, steps, h0=h0, seed=stream(seed, "output_pairs", "orbit"))[0].numpy()
     labels = argmax_labels(model, states)
     global_basis = fit_pca(states, 4)
@@ -278,7 +276,7 @@ def output_pair_subspaces(run_or_model: Any, *, steps: int = 100_000, min_run: i
         pairs.append({**entry, "explained_variance_ratio": sub.explained_variance_ratio, "longest_run": length,
                       "long_enough": length >= min_run, "trajectory": sub.project(coords[segment]),
                       "labels": labels[segment], "grids": grids})
-    return OutputPairSubspaces(steps, seed, None, global_basis.explained_variance_ratio, pairs)
+    return OutputPairSubspaces(steps, seed, global_basis.explained_variance_ratio, pairs)
 
 
 def contiguous_runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -325,8 +323,9 @@ def readout_alignment(run_or_model: Any, *, steps: int = 5000, seed: int = 0) ->
     norm of its projection on the plane and the angle arccos of it. The mean leaves out outputs
     the HMM emits less than 5 % of the time (the linear chains' noise symbol), as the paper did."""
     model, hmm = resolve(run_or_model)
-    h0 = torch.randn(1, model.hidden, generator=torch.Generator().manual_seed(seed))
-    basis: PCABasis = fit_pca(simulate(model, steps, h0=h0, seed=stream(seed, "readout_alignment", "orbit"))[0].numpy(), 2)
+    h0 = torch.randn(1, model.hidden, generator=generator(stream(seed, "readout_alignment", "start")))
+    orbit = simulate(model, steps, h0=h0, seed=stream(seed, "readout_alignment", "orbit"))[0].numpy()
+    basis: PCABasis = fit_pca(orbit, 2)
     w = model.w_out.detach().numpy()
     unit = w / np.linalg.norm(w, axis=1, keepdims=True)
     projection = np.linalg.norm(unit @ basis.components.T, axis=1)

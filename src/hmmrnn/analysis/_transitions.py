@@ -10,12 +10,12 @@ import numpy as np
 import torch
 
 from .._seeds import stream
-from ..errors import HmmrnnError
+from ..errors import NothingFound
 from ._common import Result, fit_pca, generator, resolve, simulate
-from .neurons import switch_events
-from .regions import rollout_residency
+from ._neurons import switch_events
+from ._regions import rollout_residency
 
-__all__ = ["TransitionPoints", "locate_transition", "NoiseSensitivity", "noise_sensitivity"]
+__all__ = ["TransitionPoints", "transition_points", "NoiseSensitivity", "noise_sensitivity"]
 
 
 @dataclass
@@ -51,7 +51,7 @@ class TransitionPoints(Result):
                 f"point t = {self.cluster_time}")
 
 
-def locate_transition(run_or_model: Any, *, steps: int = 2000, warmup: int = 20, skip_switches: int = 3,
+def transition_points(run_or_model: Any, *, steps: int = 2000, warmup: int = 20, skip_switches: int = 3,
                       min_time: int = 200, to_label: int | None = None, tau: float = 0.5, back: int = 100,
                       after: int = 5, trials: int = 100, horizon: int = 25, fast: float = 3.0,
                       cluster_residency: float = 9.0, seed: int = 0) -> TransitionPoints:
@@ -64,7 +64,7 @@ def locate_transition(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     The transition point is the earliest probed state before the switch from which every rollout
     switches within fewer than ``fast`` steps; the cluster condition asks that some probed state
     before it has mean first-switch time ≥ ``cluster_residency`` and not every rollout switching.
-    Where either is missing (or there is no usable switch) a :class:`HmmrnnError` says so; the
+    Where either is missing (or there is no usable switch) a :class:`~hmmrnn.errors.NothingFound` says so; the
     reference re-drew the rollouts in an unbounded loop instead.
     """
     model, _ = resolve(run_or_model)
@@ -78,7 +78,7 @@ def locate_transition(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     candidates = [(t, prev[0], a, b) for prev, (t, a, b) in zip(events, events[1:])][skip_switches:]
     candidates = [c for c in candidates if c[0] > min_time and (to_label is None or c[3] == to_label)]
     if not candidates:
-        raise HmmrnnError(f"no usable transition: {len(events)} label switches in {steps} steps, none after the "
+        raise NothingFound(f"no usable transition: {len(events)} label switches in {steps} steps, none after the "
                           f"first {skip_switches} and after step {min_time}"
                           + (f" into output {to_label}" if to_label is not None else ""))
     switch, previous, a, b = max(candidates, key=lambda c: (c[0] - c[1], -c[0]))
@@ -90,12 +90,12 @@ def locate_transition(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     before = times < switch
     quick = before & (residency < fast) & (switched == 1.0)
     if not quick.any():
-        raise HmmrnnError(f"no deterministic transition before the switch at t = {switch}: no probed state switches "
+        raise NothingFound(f"no deterministic transition before the switch at t = {switch}: no probed state switches "
                           f"within {fast:g} steps in all {trials} rollouts")
     transition = int(times[quick].min())
     slow = (times < transition) & (residency >= cluster_residency) & (switched < 1.0)
     if not slow.any():
-        raise HmmrnnError(f"no cluster point before the transition at t = {transition}: no probed state dwells "
+        raise NothingFound(f"no cluster point before the transition at t = {transition}: no probed state dwells "
                           f"{cluster_residency:g} steps or more")
     return TransitionPoints(steps, seed, switch, previous, transition, cluster, f"{a}->{b}", times, residency,
                             switched, states.numpy(), noise.numpy(), labels,
@@ -133,7 +133,7 @@ class NoiseSensitivity(Result):
 def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = None,
                       gammas: tuple[float, ...] = (0.0, 0.5, 1.0), horizon: int = 5, n_trajectories: int = 100,
                       variance_preserving: bool = False, shown: int = 30, seed: int = 0) -> NoiseSensitivity:
-    """docs/method.md §5.15: from the cluster and the transition point of :func:`locate_transition`, run
+    """docs/method.md §5.15: from the cluster and the transition point of :func:`transition_points`, run
     ``n_trajectories`` trajectories of ``horizon`` steps with input
 
         x_t = (1 − γ) n_{idx+t} + γ ξ_t          (the reference's mixture, std √((1−γ)² + γ²)), or
@@ -144,7 +144,7 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
     the across-trajectory covariance (ddof 1) and the mean distance to the across-trajectory mean.
     """
     model, _ = resolve(run_or_model)
-    points = points if points is not None else locate_transition(model, seed=seed)
+    points = points if points is not None else transition_points(model, seed=seed)
     states, noise = torch.from_numpy(points.states), torch.from_numpy(points.noise)
     extra = torch.randn(horizon + 1, model.input, generator=generator(stream(seed, "noise_sensitivity", "extra")))
     recorded = torch.cat([noise, extra])
