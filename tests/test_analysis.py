@@ -223,11 +223,14 @@ def test_analyze_with_missing_or_corrupt_weights_is_one_line_error(tiny_run, tmp
     assert code == 1 and "model.safetensors" in err and len(err.strip().splitlines()) == 1
 
 
-def _slow_residency(model, states, n_samples, max_steps, seed):
-    """One rollout at a time, one step at a time: the reference algorithm of docs/method.md §5.8."""
+def _slow_residency(model, states, n_samples, max_steps, seed, block=8):
+    """One rollout at a time, one step at a time: the reference algorithm of docs/method.md §5.8 (the
+    noise drawn as the batched version draws it: per block of steps, one row per rollout)."""
     gen = torch.Generator().manual_seed(seed)
     n = len(states)
-    noises = [torch.randn(n * n_samples, model.input, generator=gen) for _ in range(max_steps)]
+    blocks = [torch.randn(n * n_samples, min(block, max_steps - t), model.input, generator=gen)
+              for t in range(0, max_steps, block)]
+    noises = torch.cat(blocks, dim=1).transpose(0, 1)  # (max_steps, rollouts, d)
     rt, sc, switched = np.zeros(n), np.zeros(n), np.zeros(n)
     with torch.no_grad():
         for i in range(n):
@@ -258,11 +261,13 @@ def test_batched_residency_equals_a_slow_loop():
 
     model = NoiseRNN(12, 4, 3, seed=2)
     states = simulate(model, 6, seed=1)[0]
-    fast_rt, fast_sc, fast_switched = rollout_residency(model, states, n_samples=5, max_steps=15, seed=3)
-    slow_rt, slow_sc, slow_switched = _slow_residency(model, states, 5, 15, 3)
-    np.testing.assert_allclose(fast_switched, slow_switched, atol=1e-6)
-    np.testing.assert_allclose(fast_rt, slow_rt, atol=1e-5)
-    np.testing.assert_allclose(fast_sc, slow_sc, atol=1e-5)
+    for block in (8, 3):  # block boundaries inside the rollouts
+        fast_rt, fast_sc, fast_switched = rollout_residency(model, states, n_samples=5, max_steps=15, seed=3,
+                                                            block=block)
+        slow_rt, slow_sc, slow_switched = _slow_residency(model, states, 5, 15, 3, block=block)
+        np.testing.assert_allclose(fast_switched, slow_switched, atol=1e-6)
+        np.testing.assert_allclose(fast_rt, slow_rt, atol=1e-5)
+        np.testing.assert_allclose(fast_sc, slow_sc, atol=1e-5)
 
 
 def test_residency_groups_on_a_toy_system_with_known_dwells():

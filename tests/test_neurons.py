@@ -72,13 +72,13 @@ def test_transition_rates_equal_a_one_chain_at_a_time_loop():
     rates = transition_rates(model, chains=chains, steps=steps, warmup=warmup, seed=0)
     assert rates and all(r > 0 for r in rates.values())
     assert rates == transition_rates(model, chains=chains, steps=steps, warmup=warmup, seed=0)
-    noise = torch.randn(warmup + steps, chains, model.input, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(chains, warmup + steps, model.input, generator=torch.Generator().manual_seed(0))
     pairs, time_in = {}, {}
     with torch.no_grad():
         for c in range(chains):
             h, labels = torch.zeros(model.hidden), []
             for t in range(warmup + steps):
-                h = torch.relu(model.w_rec @ h + model.w_in @ noise[t, c])
+                h = torch.relu(model.w_rec @ h + model.w_in @ noise[c, t])
                 labels.append(int(torch.argmax(model.w_out @ h)))
             labels = labels[warmup:]
             for a, b in zip(labels[:-1], labels[1:]):
@@ -90,6 +90,15 @@ def test_transition_rates_equal_a_one_chain_at_a_time_loop():
         assert abs(rates[key] - 1000 * n / time_in[int(key[0])]) < 1e-9
     # every unit silenced: h = 0, all logits 0, the label never changes
     assert transition_rates(model, silenced=list(range(10)), chains=8, steps=300, warmup=10, seed=0) == {}
+    # several silenced groups in one batch give each group's rates exactly (same noise for every group)
+    from hmmrnn.analysis._neurons import _rates_when_silenced
+
+    groups = [[], [1, 4], [0, 2, 3]]
+    batched = _rates_when_silenced(model, groups, chains=chains, steps=steps, warmup=warmup, seed=0, block=70)
+    for group, rates_of_group in zip(groups, batched):
+        alone = transition_rates(model, silenced=group, chains=chains, steps=steps, warmup=warmup, seed=0)
+        assert rates_of_group.keys() == alone.keys()
+        assert all(abs(rates_of_group[k] - alone[k]) < 1e-9 for k in alone)
 
 
 def test_connectivity_recovers_planted_populations():

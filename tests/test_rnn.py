@@ -102,11 +102,12 @@ def test_generate_semantics_and_seed():
     argmax, argmax_hidden, argmax_logits = model.generate(8, 12, seed=3, readout="argmax")
     assert torch.equal(argmax, argmax_logits.argmax(-1))
     torch.testing.assert_close(argmax_logits, model.readout(argmax_hidden))
-    # the column-form generator is the one-step map: replaying its noise through rollout() gives the
-    # same hidden states (argmax readout draws nothing but the noise, d x batch per step)
+    # generation runs rollout() block by block (100 steps): replaying its noise through one rollout
+    # gives the same hidden states across the block boundaries (argmax draws nothing but the noise)
+    _, long_hidden, _ = model.generate(8, 250, seed=3, readout="argmax")
     gen = torch.Generator().manual_seed(3)
-    noise = torch.stack([torch.randn(5, 8, generator=gen).T for _ in range(12)], dim=1)
-    torch.testing.assert_close(argmax_hidden, model.rollout(noise), atol=1e-5, rtol=1e-5)
+    noise = torch.cat([torch.randn(8, steps, 5, generator=gen) for steps in (100, 100, 50)], dim=1)
+    torch.testing.assert_close(long_hidden, model.rollout(noise), atol=1e-5, rtol=1e-5)
 
 
 def test_generate_in_batches_matches_one_batch_statistics():
@@ -141,3 +142,26 @@ def test_random_initial_state_and_bad_arguments():
         model.rollout(torch.zeros(2, 5, 4))
     with pytest.raises(ValueError, match="semantics"):
         model.generate(2, 3, semantics="paper")
+
+
+def test_rollout_is_step_iterated_with_gains_per_chain_and_without_input():
+    """The one engine: with per-chain gains (B, H) or none, with noise or input-free, rollout equals
+    NoiseRNN.step applied step by step."""
+    model = NoiseRNN(7, 4, 3, seed=2)
+    gen = torch.Generator().manual_seed(0)
+    noise, h0 = torch.randn(3, 6, 4, generator=gen), torch.rand(3, 7, generator=gen)
+    g_rec, g_in = torch.rand(3, 7, generator=gen) * 2, torch.rand(3, 7, generator=gen) * 2
+    with torch.no_grad():
+        for kwargs in ({}, {"recurrent_gain": g_rec}, {"input_gain": g_in}, {"recurrent_gain": g_rec[0]}):
+            h, expected = h0, []
+            for t in range(6):
+                h = model.step(h, noise[:, t], **kwargs)
+                expected.append(h)
+            torch.testing.assert_close(model.rollout(noise, h0, **kwargs), torch.stack(expected, 1))
+        h, expected = h0, []
+        for t in range(5):
+            h = model.step(h, None, recurrent_gain=g_rec)
+            expected.append(h)
+        torch.testing.assert_close(model.rollout(None, h0, steps=5, recurrent_gain=g_rec), torch.stack(expected, 1))
+    with pytest.raises(ValueError, match="needs h0 and steps"):
+        model.rollout(None, steps=5)

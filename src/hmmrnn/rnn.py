@@ -114,7 +114,7 @@ class NoiseRNN(nn.Module):
         -------
         (..., H) next state.
         """
-        return torch.relu(self._preactivation(h, x, recurrent_gain, input_gain))
+        return torch.relu(self.preactivation(h, x, recurrent_gain=recurrent_gain, input_gain=input_gain))
 
     def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None, *, recurrent_gain: torch.Tensor | None = None,
                  input_gain: torch.Tensor | None = None) -> torch.Tensor:
@@ -129,13 +129,14 @@ class NoiseRNN(nn.Module):
         -------
         (..., H, H); J[..., i, j] = ∂F_i / ∂h_j.
         """
-        pre = self._preactivation(h, x, recurrent_gain, input_gain)
+        pre = self.preactivation(h, x, recurrent_gain=recurrent_gain, input_gain=input_gain)
         w = self.w_rec if recurrent_gain is None else recurrent_gain[:, None] * self.w_rec
         return (pre > 0).to(self.w_rec.dtype).unsqueeze(-1) * w
 
-    def _preactivation(self, h: torch.Tensor, x: torch.Tensor | None, recurrent_gain: torch.Tensor | None,
-                       input_gain: torch.Tensor | None) -> torch.Tensor:
-        """g_rec ⊙ (W_rec h) + g_in ⊙ (W_in x), the argument of the relu in :meth:`step`. (..., H)."""
+    def preactivation(self, h: torch.Tensor, x: torch.Tensor | None = None, *,
+                      recurrent_gain: torch.Tensor | None = None, input_gain: torch.Tensor | None = None) -> torch.Tensor:
+        """g_rec ⊙ (W_rec h) + g_in ⊙ (W_in x), the argument of the relu in :meth:`step` (the drive
+        that produces the next state; kick neurons are read from it). (..., H)."""
         recurrent = h @ self.w_rec.T
         if recurrent_gain is not None:
             recurrent = recurrent * recurrent_gain
@@ -144,10 +145,6 @@ class NoiseRNN(nn.Module):
         drive = x @ self.w_in.T
         return recurrent + (drive if input_gain is None else drive * input_gain)
 
-    def _advance(self, h: torch.Tensor, input_drive: torch.Tensor) -> torch.Tensor:
-        """The step with its input drive W_in x precomputed (rollouts batch it over time)."""
-        return torch.relu(h @ self.w_rec.T + input_drive)
-
     def initial_hidden(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """h_0 for ``batch`` sequences: zeros, or N(0, I) when ``initial_state == "random"``. (batch, H)."""
         like = {"dtype": self.w_rec.dtype, "device": self.w_rec.device}
@@ -155,30 +152,48 @@ class NoiseRNN(nn.Module):
             return torch.randn(batch, self.hidden, generator=generator, **like)
         return torch.zeros(batch, self.hidden, **like)
 
-    def rollout(self, noise: torch.Tensor, h0: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """Iterate the one-step map over time for a batch.
+    def rollout(self, noise: torch.Tensor | None, h0: torch.Tensor | None = None, *,
+                generator: torch.Generator | None = None, steps: int | None = None,
+                recurrent_gain: torch.Tensor | None = None, input_gain: torch.Tensor | None = None) -> torch.Tensor:
+        """The one rollout engine: iterate :meth:`step` over time for a batch of chains.
+
+        h_t = relu(g_rec ⊙ (W_rec h_{t−1}) + g_in ⊙ (W_in x_t)), t = 1..T. Training, generation, the
+        verdict's long run and every analysis step the network through this method.
 
         Parameters
         ----------
-        noise : (B, T, d) inputs x_1..x_T.
-        h0 : (B, H) initial state; default :meth:`initial_hidden`.
+        noise : (B, T, d) inputs x_1..x_T; None runs the input-free map h_t = relu(g_rec ⊙ W_rec h_{t−1})
+            for ``steps`` steps (then ``h0`` is required).
+        h0 : (B, H) initial states; default :meth:`initial_hidden`.
+        recurrent_gain, input_gain : per-unit gains, broadcast against (B, H): (H,) for every chain,
+            (B, H) for one gain vector per chain (a gain sweep as one batch); None means 1.
 
         Returns
         -------
         hidden : (B, T, H) states h_1..h_T.
         """
-        if noise.ndim != 3 or noise.shape[-1] != self.input:
-            raise ValueError(f"noise must have shape (B, T, d={self.input}), got {tuple(noise.shape)}")
-        h = self.initial_hidden(noise.shape[0], generator) if h0 is None else h0
-        if noise.shape[1] == 0:
+        if noise is None:
+            if h0 is None or steps is None:
+                raise ValueError("the input-free rollout needs h0 and steps")
+            h, length, drives = h0, steps, None
+        else:
+            if noise.ndim != 3 or noise.shape[-1] != self.input:
+                raise ValueError(f"noise must have shape (B, T, d={self.input}), got {tuple(noise.shape)}")
+            h = self.initial_hidden(noise.shape[0], generator) if h0 is None else h0
+            length = noise.shape[1]
+            # The input drive of all time steps in one matmul, time-major so that each step reads one
+            # contiguous (B, H) block; only the recursion loops. unbind (not drive[t]) keeps the backward
+            # pass linear in T: each indexing op would scatter its gradient into a full (T, B, H) buffer.
+            drive = noise.transpose(0, 1) @ self.w_in.T
+            drives = (drive if input_gain is None else drive * input_gain).unbind(0)
+        if length == 0:
             return h.new_zeros(h.shape[0], 0, self.hidden)
-        # The input drive of all time steps in one matmul, time-major so that each step reads one
-        # contiguous (B, H) block; only the recursion loops. unbind (not drive[t]) keeps the backward
-        # pass linear in T: each indexing op would scatter its gradient into a full (T, B, H) buffer.
         states = []
-        for drive_t in (noise.transpose(0, 1) @ self.w_in.T).unbind(0):
-            h = self._advance(h, drive_t)
+        for t in range(length):
+            recurrent = h @ self.w_rec.T
+            if recurrent_gain is not None:
+                recurrent = recurrent * recurrent_gain
+            h = torch.relu(recurrent if drives is None else recurrent + drives[t])
             states.append(h)
         return torch.stack(states, dim=1)
 
@@ -232,12 +247,9 @@ class NoiseRNN(nn.Module):
         so a uniform sample, or symbol 0 under argmax) and only ``length - 1`` noisy steps follow.
         ``readout="argmax"`` gives the deterministic readout argmax(W_out h) instead of a sample.
 
-        The one-step map runs in column form, h' = relu([W_rec W_in] [h; x]), on ``batch_size``
-        sequences at a time: the noise of each step is drawn straight into the lower block of the
-        stacked (H + d, batch) buffer, so one matrix product per step does the whole update and no
-        (n, T, d) noise array is ever held. At step t the generator yields the noise (d, batch)
-        and then, for sampled readouts, the Gumbel noise (K, batch). ``noise_scale`` multiplies the
-        input noise (x_t ~ N(0, s² I)).
+        The network runs through :meth:`rollout` on ``batch_size`` sequences and 100 steps at a time:
+        per block the generator yields the noise (batch, steps, d), then, for sampled readouts, the
+        Gumbel noise (batch, steps, K). ``noise_scale`` multiplies the input noise (x_t ~ N(0, s² I)).
 
         Returns
         -------
@@ -290,34 +302,29 @@ class NoiseRNN(nn.Module):
         return torch.cat(symbols, 1).cpu().numpy(), torch.cat(norms, 1).double().cpu().numpy()
 
     def _generate_batch(self, batch: int, length: int, generator: torch.Generator, semantics: Semantics,
-                        readout: Readout, keep_states: bool, noise_scale: float = 1.0
+                        readout: Readout, keep_states: bool, noise_scale: float = 1.0, block: int = 100
                         ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        hidden_size = self.hidden
-        w_step = torch.cat([self.w_rec, self.w_in], dim=1)  # (H, H + d)
-        stacked = torch.empty(hidden_size + self.input, batch, dtype=w_step.dtype, device=w_step.device)
-        stacked[:hidden_size] = self.initial_hidden(batch, generator).T
-        pre = torch.empty(hidden_size, batch, dtype=w_step.dtype, device=w_step.device)
+        """One batch of :meth:`generate`: :meth:`rollout` ``block`` steps at a time (the noise of a block
+        is drawn, then the Gumbel noise of its symbols), so memory stays bounded for any length."""
+        h = self.initial_hidden(batch, generator)
         symbols, states, logits = [], [], []
 
-        def emit() -> None:
-            z = self.w_out @ stacked[:hidden_size]  # (K, batch)
-            if readout == "sample":
-                symbols.append((z + _gumbel_noise(z, generator)).argmax(dim=0))
-            else:
-                symbols.append(z.argmax(dim=0))
+        def emit(hidden: torch.Tensor) -> None:  # hidden (batch, L, H)
+            z = self.readout(hidden)
+            symbols.append((z + _gumbel_noise(z, generator) if readout == "sample" else z).argmax(dim=-1))
             if keep_states:
-                states.append(stacked[:hidden_size].T.clone())
-                logits.append(z.T)
+                states.append(hidden)
+                logits.append(z)
 
         if semantics == "reference":
-            emit()
-        for _ in range(length - len(symbols)):
-            torch.randn(self.input, batch, generator=generator, out=stacked[hidden_size:])
-            if noise_scale != 1.0:
-                stacked[hidden_size:] *= noise_scale
-            torch.mm(w_step, stacked, out=pre)
-            torch.clamp(pre, min=0, out=stacked[:hidden_size])
-            emit()
+            emit(h[:, None])
+        done = len(symbols)
+        while done < length:
+            steps = min(block, length - done)
+            noise = torch.randn(batch, steps, self.input, generator=generator, dtype=h.dtype, device=h.device)
+            hidden = self.rollout(noise if noise_scale == 1.0 else noise_scale * noise, h)
+            emit(hidden)
+            h, done = hidden[:, -1], done + steps
         if not keep_states:
-            return torch.stack(symbols, dim=1), None, None
-        return torch.stack(symbols, dim=1), torch.stack(states, dim=1), torch.stack(logits, dim=1)
+            return torch.cat(symbols, dim=1), None, None
+        return torch.cat(symbols, dim=1), torch.cat(states, dim=1), torch.cat(logits, dim=1)

@@ -87,14 +87,9 @@ def simulate(model: NoiseRNN, steps: int, *, n: int = 1, seed: int = 0, noise_sc
     states : (n, steps, H) float32 tensor, h_1..h_steps.
     noise : (n, steps, d), only with ``return_noise`` (the unscaled x_t).
     """
-    gen = generator(seed)
     h = torch.zeros(n, model.hidden) if h0 is None else h0.float().clone()
-    states = torch.empty(n, steps, model.hidden)
-    noise = None if input_free else torch.randn(n, steps, model.input, generator=gen)
-    drive = None if input_free else (noise_scale * noise) @ model.w_in.T
-    for t in range(steps):
-        h = model._advance(h, 0.0 if drive is None else drive[:, t])
-        states[:, t] = h
+    noise = None if input_free else torch.randn(n, steps, model.input, generator=generator(seed))
+    states = model.rollout(None if input_free else noise_scale * noise, h, steps=steps)
     return (states, noise) if return_noise else states
 
 

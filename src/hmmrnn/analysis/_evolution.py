@@ -92,11 +92,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
         model = model_from_weights(run.config.model, tensor_section(tensors, "model"), str(path))
         model.requires_grad_(False)
         with torch.no_grad():
-            h, states = h_start.clone(), []
-            for t in range(warmup + steps):
-                h = model.step(h, noise[t])
-                states.append(h)
-            trajectory = torch.stack(states)
+            trajectory = model.rollout(noise[None], h_start[None])[0]
             post = trajectory[warmup:]
             labels = model.readout(post).argmax(-1).numpy()
             idx = torch.arange(0, steps - 1, eigen_every)

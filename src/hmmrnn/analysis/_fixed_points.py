@@ -17,6 +17,7 @@ ordinary q(h) is minimised. The mean input of the trained networks is 0, where b
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,12 +142,11 @@ def fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initia
         starts = orbit[rng.choice(len(orbit), min(n_initial, len(orbit)), replace=False)]
     else:
         starts = np.asarray(initial_states, dtype=np.float32).reshape(-1, model.hidden)
-    x = drive = None
+    x = None
     if input is not None:
         x = torch.as_tensor(np.asarray(input, dtype=np.float32)).reshape(model.input)
-        drive = (model.w_in @ x).detach()
-    homogeneous = drive is None or bool((drive == 0).all())
-    final, speed = _minimise(model, torch.from_numpy(np.array(starts)), drive, homogeneous, iterations, lr,
+    homogeneous = x is None or bool((model.preactivation(torch.zeros(model.hidden), x) == 0).all())
+    final, speed = _minimise(model, torch.from_numpy(np.array(starts)), x, homogeneous, iterations, lr,
                              refine_below=slow_tolerance)
     points, dropped = _distinct_points(model, final, speed, x, homogeneous, tolerance, slow_tolerance, basis)
 
@@ -166,7 +166,7 @@ def fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initia
                        relative, dropped, None if input is None else np.asarray(input, dtype=float).tolist())
 
 
-def _minimise(model, starts: torch.Tensor, drive, homogeneous: bool, iterations: int, lr: float,
+def _minimise(model, starts: torch.Tensor, x: torch.Tensor | None, homogeneous: bool, iterations: int, lr: float,
               refine_below: float, newton_steps: int = 20):
     """Adam on the sum of the per-start objectives (independent of each other), with a learning rate
     decaying linearly to 1 %, then Newton steps h ← h − (J − I)⁺ (F(h) − h) (least squares, so the
@@ -176,15 +176,15 @@ def _minimise(model, starts: torch.Tensor, drive, homogeneous: bool, iterations:
 
     Returns the final points (n, H) (unit vectors when ``homogeneous``) and their speeds (n,).
     """
-    w_rec = model.w_rec.detach()
-    b = torch.zeros(model.hidden) if drive is None else drive
+    model64 = copy.deepcopy(model).double()  # Newton in float64, F and J from the model itself
+    x64 = None if x is None else x.double()
 
     def on_sphere(v: torch.Tensor) -> torch.Tensor:
         return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12) if homogeneous else v
 
     def residual(v: torch.Tensor) -> torch.Tensor:
         h = on_sphere(v)
-        return torch.relu(h @ w_rec.T + b) - h
+        return model.step(h, x) - h
 
     v = on_sphere(starts.clone().float()).requires_grad_(True)
     optimizer = torch.optim.Adam([v], lr=lr)
@@ -198,19 +198,18 @@ def _minimise(model, starts: torch.Tensor, drive, homogeneous: bool, iterations:
                 v /= v.norm(dim=1, keepdim=True).clamp_min(1e-12)
     with torch.no_grad():
         final = on_sphere(v.detach()).double()
-        w64, b64, eye = w_rec.double(), b.double(), torch.eye(model.hidden, dtype=torch.float64)
-        final_speed = (torch.relu(final @ w64.T + b64) - final).norm(dim=1)
+        eye = torch.eye(model.hidden, dtype=torch.float64)
+        final_speed = (model64.step(final, x64) - final).norm(dim=1)
         chosen = final_speed <= refine_below
         h, speed = final[chosen], final_speed[chosen]
         for _ in range(newton_steps if len(h) else 0):
-            pre = h @ w64.T + b64
-            r = torch.relu(pre) - h
-            jac = (pre > 0).double().unsqueeze(-1) * w64 - eye
+            r = model64.step(h, x64) - h
+            jac = model64.jacobian(h, x64) - eye
             step = torch.linalg.lstsq(jac, -r.unsqueeze(-1)).solution.squeeze(-1)
             trial = h + step
             if homogeneous:
                 trial = trial / trial.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            trial_speed = (torch.relu(trial @ w64.T + b64) - trial).norm(dim=1)
+            trial_speed = (model64.step(trial, x64) - trial).norm(dim=1)
             better = trial_speed < speed
             h = torch.where(better[:, None], trial, h)
             speed = torch.where(better, trial_speed, speed)
@@ -250,18 +249,25 @@ def _distinct_points(model, final: torch.Tensor, speed: torch.Tensor, x: torch.T
     return distinct, dropped
 
 
-def _growth_exponents(model, starts: torch.Tensor, steps: int = 500, skip: int = 100) -> np.ndarray:
+def _growth_exponents(model, starts: torch.Tensor, steps: int = 500, skip: int = 100, block: int = 5) -> np.ndarray:
     """Mean log growth of ‖h‖ per step under the input-free map, after ``skip`` steps (−inf if a run
-    reaches exactly 0). Negative: the run decays to the origin."""
+    reaches exactly 0). Negative: the run decays to the origin.
+
+    The map is positively homogeneous, so the growth over a stretch is log‖h_end‖ − log‖h_start‖
+    whatever the scale; the runs go ``block`` steps at a time through the rollout engine and are
+    renormalised in between, so that none overflows or underflows."""
+    lengths = [min(block, skip - t) for t in range(0, skip, block)]
+    lengths += [min(block, steps - t) for t in range(skip, steps, block)]
     with torch.no_grad():
         u = starts / starts.norm(dim=1, keepdim=True).clamp_min(1e-30)
         total = torch.zeros(len(u), dtype=torch.float64)
-        for t in range(steps):
-            nxt = model.step(u, None)
-            norm = nxt.norm(dim=1)
-            if t >= skip:
+        done = 0
+        for length in lengths:
+            end = model.rollout(None, u, steps=length)[:, -1]
+            norm = end.norm(dim=1)
+            if done >= skip:
                 total += torch.log(norm.double())
-            u = nxt / norm.clamp_min(1e-30)[:, None]
+            u, done = end / norm.clamp_min(1e-30)[:, None], done + length
         return (total / (steps - skip)).numpy()
 
 

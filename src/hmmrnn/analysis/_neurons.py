@@ -30,7 +30,7 @@ def _orbit_with_preactivations(model, steps: int, seed: int, warmup: int = 100):
     states, noise = simulate(model, warmup + steps, seed=seed, return_noise=True)
     states, noise = states[0], noise[0]
     previous = torch.cat([torch.zeros(1, model.hidden), states[:-1]])
-    pre = previous @ model.w_rec.T + noise @ model.w_in.T
+    pre = model.preactivation(previous, noise)
     states, pre = states[warmup:], pre[warmup:]
     return states, pre, model.readout(states).argmax(-1).numpy()
 
@@ -267,16 +267,29 @@ def transition_rates(model, *, silenced: list[int] = (), chains: int = 64, steps
     """:func:`switch_rates` of the argmax labels of ``chains`` parallel noisy chains of ``steps`` steps
     after ``warmup``, with the ``silenced`` units held at 0 (recurrent and input gain 0). The noise is
     the same for every choice of ``silenced``."""
-    gain = torch.ones(model.hidden)
-    gain[list(silenced)] = 0.0
-    gen = generator(seed)
-    h = torch.zeros(chains, model.hidden)
+    return _rates_when_silenced(model, [list(silenced)], chains=chains, steps=steps, warmup=warmup, seed=seed)[0]
+
+
+@torch.no_grad()
+def _rates_when_silenced(model, groups: list[list[int]], *, chains: int, steps: int, warmup: int = 100,
+                         seed: int = 0, block: int = 200) -> list[dict[str, float]]:
+    """:func:`transition_rates` for every group of silenced units at once: all groups × chains run as
+    one batch of the rollout engine (one gain vector per chain, the same noise for every group),
+    ``block`` steps at a time, keeping only the labels."""
+    gains = torch.ones(len(groups), model.hidden)
+    for row, units in zip(gains, groups):
+        row[list(units)] = 0.0
+    gains = gains.repeat_interleave(chains, dim=0)  # (groups · chains, H)
+    noise = torch.randn(chains, warmup + steps, model.input, generator=generator(seed))
+    h = torch.zeros(len(gains), model.hidden)
     labels = []
-    for t in range(warmup + steps):
-        h = model.step(h, torch.randn(chains, model.input, generator=gen), recurrent_gain=gain, input_gain=gain)
-        if t >= warmup:
-            labels.append(model.readout(h).argmax(-1))
-    return switch_rates(torch.stack(labels, dim=1).numpy(), model.outputs)
+    for start in range(0, warmup + steps, block):
+        x = noise[:, start: start + block].repeat(len(groups), 1, 1)
+        hidden = model.rollout(x, h, recurrent_gain=gains, input_gain=gains)
+        labels.append(model.readout(hidden).argmax(-1))
+        h = hidden[:, -1]
+    labels = torch.cat(labels, dim=1)[:, warmup:].reshape(len(groups), chains, steps).numpy()
+    return [switch_rates(group_labels, model.outputs) for group_labels in labels]
 
 
 @dataclass
@@ -313,20 +326,21 @@ def ablation(run_or_model: Any, *, kicks: KickNeurons | None = None, n_random: i
     (drawn, seeded, from the non-kick units). Same noise for every condition."""
     model, _ = resolve(run_or_model)
     kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
-    options = dict(chains=chains, steps=steps, seed=stream(seed, "ablation", "noise"))
-    intact = transition_rates(model, **options)
     all_kicks = sorted({u for d in kicks.directions for u in d["units"]})
     others = np.array([u for u in range(model.hidden) if u not in all_kicks])
     rng = np.random.default_rng(stream(seed, "ablation", "random_groups"))
+    directions = [d for d in kicks.directions if d["units"]]
+    # every condition in one batch: intact, then per direction its kick group and n_random random groups
+    groups = [[]] + [group for d in directions for group in
+                     [d["units"]] + [rng.choice(others, len(d["units"]), replace=False).tolist() for _ in range(n_random)]]
+    rates = _rates_when_silenced(model, groups, chains=chains, steps=steps, seed=stream(seed, "ablation", "noise"))
+    intact = rates[0]
     per_direction = []
-    for d in kicks.directions:
-        if not d["units"]:
-            continue
+    for i, d in enumerate(directions):
         key = f"{d['from']}->{d['to']}"
         base = intact.get(key, 0.0)
-        ablated = transition_rates(model, silenced=d["units"], **options).get(key, 0.0)
-        random_rates = [transition_rates(model, silenced=rng.choice(others, len(d["units"]), replace=False).tolist(),
-                                         **options).get(key, 0.0) for _ in range(n_random)]
+        ablated = rates[1 + i * (1 + n_random)].get(key, 0.0)
+        random_rates = [r.get(key, 0.0) for r in rates[2 + i * (1 + n_random): 1 + (i + 1) * (1 + n_random)]]
         mean = float(np.mean(random_rates))
         per_direction.append({"direction": key, "kick_units": d["units"], "intact": base, "kick_ablated": ablated,
                               "random_ablated": random_rates, "random_mean": mean,

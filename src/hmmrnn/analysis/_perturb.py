@@ -96,11 +96,9 @@ def expected_second_order(model, h0: torch.Tensor, *, trials: int = 20, t0: int 
     w_rec, w_in = model.w_rec.detach(), model.w_in.detach()
     with torch.no_grad():
         h = h0.reshape(1, -1) + (2 * torch.randn(trials, model.hidden, generator=gen) - 1) * h_eps
-        for _ in range(t0 - 1):
-            h = model.step(h, sigma * torch.randn(trials, model.input, generator=gen))
-        s = [h]
-        for _ in range(tf - 1):
-            s.append(torch.relu(s[-1] @ w_rec.T))
+        if t0 > 1:
+            h = model.rollout(sigma * torch.randn(trials, t0 - 1, model.input, generator=gen), h)[:, -1]
+        s = [h, *model.rollout(None, h, steps=tf - 1).unbind(1)] if tf > 1 else [h]
         omega = sigma * torch.randn(tf, trials, model.input, generator=gen)
         delta1 = [omega[0] @ w_in.T]
         for k in range(1, tf):
@@ -219,18 +217,16 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
                 "control": ("input", sorted(set(range(model.hidden)) - near - set(all_kicks)))}
         for manipulation, (where, units) in sets.items():
             unit_sets[f"{direction} / {manipulation}"] = units
-            for mu in gains:
-                gain = torch.ones(model.hidden)
-                gain[units] = float(mu)
+            # every gain as one batch of the rollout engine: one chain per gain, the same noise
+            gain_rows = torch.ones(len(gains), model.hidden)
+            gain_rows[:, units] = torch.tensor([float(mu) for mu in gains])[:, None]
+            batch_options = {"recurrent_gain" if where == "recurrent" else "input_gain": gain_rows}
+            with torch.no_grad():
+                runs = model.rollout(noise.expand(len(gains), -1, -1), h0.expand(len(gains), -1), **batch_options)
+                trajectories = torch.cat([h0.expand(len(gains), 1, -1), runs], dim=1)  # h_0..h_T per gain
+            for mu, trajectory, gain in zip(gains, trajectories, gain_rows):
                 options = {"recurrent_gain": gain} if where == "recurrent" else {"input_gain": gain}
-                with torch.no_grad():
-                    h, states = h0.clone(), []
-                    for t in range(steps):
-                        states.append(h)
-                        h = model.step(h, noise[t], **options)
-                    states.append(h)
-                    trajectory = torch.stack(states)
-                    labels = model.readout(trajectory).argmax(-1).numpy()
+                labels = model.readout(trajectory).argmax(-1).numpy()
                 switches = [t for t, a, b in switch_events(labels) if (a, b) == (d["from"], d["to"])]
                 row = {"direction": direction, "manipulation": manipulation, "gain": float(mu), "units": len(units),
                        "rate": switch_rates(labels, model.outputs).get(direction, 0.0),

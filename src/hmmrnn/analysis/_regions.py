@@ -21,7 +21,7 @@ GROUPS = ("transition", "kick zone", "cluster")
 
 @torch.no_grad()
 def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps: int, seed: int,
-                      noise_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                      noise_scale: float = 1.0, block: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Residency time and logit sign changes of noisy rollouts from each state, all in parallel.
 
     From every state h (with o* = argmax W_out h and ℓ₀ its logit) ``n_samples`` independent noisy
@@ -32,10 +32,11 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     increment is not counted but resets the remembered sign, so the next non-zero one counts
     (docs/method.md §5.8).
 
-    All n × n_samples rollouts advance together; finished ones are dropped from the batch, so the
-    matrix products follow the surviving rollouts. At every step one (n · n_samples, d) block of
-    noise is drawn from the seeded generator and rollout r uses row r, so each rollout's noise
-    does not depend on which others are still alive.
+    All n × n_samples rollouts advance together through the rollout engine, ``block`` steps at a
+    time; rollouts that finished are dropped between blocks, so the matrix products follow the
+    surviving ones. Per block one (n · n_samples, block, d) array of noise is drawn from the seeded
+    generator and rollout r uses row r, so each rollout's noise does not depend on which others are
+    still alive.
 
     Parameters
     ----------
@@ -58,28 +59,32 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     total_changes = torch.zeros(n)
     total_switched = torch.zeros(n)
     alive = torch.arange(len(h))
-    for step in range(1, max_steps + 1):
-        x = torch.randn(n * n_samples, model.input, generator=gen)[alive] * noise_scale
-        h = model.step(h, x)
-        logits = model.readout(h)
-        logit = logits.gather(1, target[alive][:, None])[:, 0]
-        increment = logit - last_logit
-        sign = torch.sign(increment)
-        if step > 1:
-            changes += ((sign != 0) & (sign != last_sign)).float()
-        last_sign, last_logit = sign, logit
-        switched = logits.argmax(-1) != target[alive]
-        done = switched | (step == max_steps)
+    done_steps = 0
+    while done_steps < max_steps and len(alive):
+        # ``block`` steps of every live rollout through the engine, then the bookkeeping of each step
+        length = min(block, max_steps - done_steps)
+        x = torch.randn(n * n_samples, length, model.input, generator=gen)[alive] * noise_scale
+        hidden = model.rollout(x, h)
+        logits = model.readout(hidden)  # (A, L, K)
+        logit = logits.gather(2, target[alive][:, None, None].expand(-1, length, 1))[..., 0]  # (A, L)
+        sign = torch.sign(torch.diff(torch.cat([last_logit[:, None], logit], dim=1), dim=1))
+        previous = torch.cat([last_sign[:, None], sign[:, :-1]], dim=1)
+        step_numbers = torch.arange(done_steps + 1, done_steps + length + 1)
+        counted = ((sign != 0) & (sign != previous) & (step_numbers > 1)).float()  # the first never counts
+        running = changes[:, None] + torch.cumsum(counted, dim=1)
+        switched = logits.argmax(-1) != target[alive][:, None]
+        ends = switched | (step_numbers == max_steps)
+        done = ends.any(dim=1)
         if done.any():
+            first = ends[done].float().argmax(dim=1)  # the step of each finished rollout, within the block
             finished = owner[alive[done]]
-            total_time.index_add_(0, finished, torch.full((int(done.sum()),), float(step)))
-            total_changes.index_add_(0, finished, changes[done])
-            total_switched.index_add_(0, finished, switched[done].float())
-            keep = ~done
-            alive, h, last_logit, last_sign, changes = (alive[keep], h[keep], last_logit[keep], last_sign[keep],
-                                                        changes[keep])
-        if len(alive) == 0:
-            break
+            total_time.index_add_(0, finished, step_numbers[first].float())
+            total_changes.index_add_(0, finished, running[done].gather(1, first[:, None])[:, 0])
+            total_switched.index_add_(0, finished, switched[done].gather(1, first[:, None])[:, 0].float())
+        keep = ~done
+        alive, h, last_logit, last_sign, changes = (alive[keep], hidden[keep, -1], logit[keep, -1], sign[keep, -1],
+                                                    running[keep, -1])
+        done_steps += length
     return ((total_time / n_samples).numpy(), (total_changes / n_samples).numpy(),
             (total_switched / n_samples).numpy())
 

@@ -155,13 +155,10 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
         for gamma in gammas:
             a, b = (np.sqrt(1 - gamma), np.sqrt(gamma)) if variance_preserving else (1 - gamma, gamma)
             h = states[idx].repeat(n_trajectories, 1)
-            path = [h]
+            x = a * recorded[idx + 1: idx + horizon + 1] + b * torch.randn(n_trajectories, horizon, model.input,
+                                                                              generator=gen)
             with torch.no_grad():
-                for t in range(1, horizon + 1):
-                    x = a * recorded[idx + t] + b * torch.randn(n_trajectories, model.input, generator=gen)
-                    h = model.step(h, x)
-                    path.append(h)
-            path = torch.stack(path, dim=1)  # (n, horizon + 1, H)
+                path = torch.cat([h[:, None], model.rollout(x, h)], dim=1)  # (n, horizon + 1, H)
             centred = path - path.mean(0, keepdim=True)
             trace = (centred ** 2).sum(0).sum(-1) / max(n_trajectories - 1, 1)
             distance = centred.norm(dim=-1).mean(0)
