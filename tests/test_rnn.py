@@ -102,11 +102,12 @@ def test_generate_semantics_and_seed():
     argmax, argmax_hidden, argmax_logits = model.generate(8, 12, seed=3, readout="argmax")
     assert torch.equal(argmax, argmax_logits.argmax(-1))
     torch.testing.assert_close(argmax_logits, model.readout(argmax_hidden))
-    # generation runs rollout() block by block (100 steps): replaying its noise through one rollout
+    # generation runs the rollout engine block by block (100 steps, noise drawn in column form (steps, d,
+    # batch)): replaying its noise through one rollout
     # gives the same hidden states across the block boundaries (argmax draws nothing but the noise)
     _, long_hidden, _ = model.generate(8, 250, seed=3, readout="argmax")
     gen = torch.Generator().manual_seed(3)
-    noise = torch.cat([torch.randn(8, steps, 5, generator=gen) for steps in (100, 100, 50)], dim=1)
+    noise = torch.cat([torch.randn(steps, 5, 8, generator=gen) for steps in (100, 100, 50)]).permute(2, 0, 1)
     torch.testing.assert_close(long_hidden, model.rollout(noise), atol=1e-5, rtol=1e-5)
 
 
@@ -165,3 +166,15 @@ def test_rollout_is_step_iterated_with_gains_per_chain_and_without_input():
         torch.testing.assert_close(model.rollout(None, h0, steps=5, recurrent_gain=g_rec), torch.stack(expected, 1))
     with pytest.raises(ValueError, match="needs h0 and steps"):
         model.rollout(None, steps=5)
+
+
+def test_the_column_form_without_autograd_equals_the_batch_major_loop():
+    model = NoiseRNN(9, 4, 3, seed=1)
+    gen = torch.Generator().manual_seed(2)
+    noise, h0, gain = torch.randn(5, 7, 4, generator=gen), torch.rand(5, 9, generator=gen), torch.rand(9, generator=gen)
+    for kwargs in ({}, {"input_gain": gain}):
+        with torch.no_grad():
+            columns = model.rollout(noise, h0, **kwargs)
+        batch_major = model.rollout(noise, h0, **kwargs)  # autograd on: the batch-major loop
+        assert batch_major.requires_grad and not columns.requires_grad
+        torch.testing.assert_close(columns, batch_major.detach(), atol=1e-6, rtol=1e-5)
