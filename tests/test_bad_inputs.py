@@ -117,7 +117,7 @@ def _cases(tmp):
         "train reset fraction 2": ([*tiny, "--preset", "linear2", "--reset-fraction", "2", "--out", new],
                                    "reset_fraction"),
         "train bigram-on unknown": ([*tiny, "--preset", "linear2", "--bigram-on", "words", "--out", new],
-                                    "bigram_on"),
+                                    "'words' is not one of 'samples', 'probabilities'"),
         "train device tpu": ([*tiny, "--preset", "linear2", "--device", "tpu", "--out", new], "device"),
         "train hidden not a number": ([*tiny, "--preset", "linear2", "--hidden", "many", "--out", new],
                                       "'--hidden'"),

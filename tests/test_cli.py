@@ -45,7 +45,7 @@ def test_train_with_custom_hmm_file(cli, tmp_path):
     code, _, err = cli("train", "--hmm", spec, *TINY_FLAGS, "--epochs", "1", "--out", tmp_path / "r", "-q")
     assert code == 0, err
     run = load_run(tmp_path / "r")
-    assert run.hmm.name == "mine" and run.config.model.outputs == 2
+    assert run.hmm.name == "mine" and run.config.model.n_outputs == 2
 
 
 def _bad_inputs(tmp_path):

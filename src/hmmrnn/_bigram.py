@@ -77,24 +77,24 @@ class BigramPenalty:
     Parameters
     ----------
     targets : (n, T K) flattened one-hot target sequences (the whole training or validation set).
-    n_symbols : K.
+    n_outputs : K.
     weight : λ.
     order : the longest word length penalised (≥ 2).
     positions : P, the first steps whose bigrams are matched one position at a time (0: none).
     """
 
-    def __init__(self, targets: torch.Tensor, n_symbols: int, weight: float, order: int = 2,
+    def __init__(self, targets: torch.Tensor, n_outputs: int, weight: float, order: int = 2,
                  positions: int = 0) -> None:
-        self.n_symbols = n_symbols
+        self.n_outputs = n_outputs
         self.weight = weight
         self.orders = range(2, order + 1)
-        onehot = targets.reshape(targets.shape[0], -1, n_symbols)
+        onehot = targets.reshape(targets.shape[0], -1, n_outputs)
         self.targets = [ngram_frequencies(onehot, n) for n in self.orders]
         self.positions = [bigram_frequencies(onehot[:, t: t + 2]) for t in range(min(positions, onehot.shape[1] - 1))]
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
         """Penalty of a batch of flattened model outputs (B, T K); a scalar tensor."""
-        onehot = outputs.reshape(outputs.shape[0], -1, self.n_symbols)
+        onehot = outputs.reshape(outputs.shape[0], -1, self.n_outputs)
         total = outputs.new_zeros(())
         for n, target in zip(self.orders, self.targets):
             total = total + _discrimination(ngram_frequencies(onehot, n), target.to(outputs.dtype))

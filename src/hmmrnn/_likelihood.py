@@ -49,7 +49,7 @@ class LikelihoodPenalty:
         self.emission = (emission / emission.sum(dim=1, keepdim=True)).to(targets.device)  # (S, K)
         self.transition = torch.tensor(hmm.transition, dtype=targets.dtype, device=targets.device)  # (S, S)
         self.start = torch.tensor(hmm.start, dtype=targets.dtype, device=targets.device)  # (S,)
-        self.n_symbols = hmm.n_outputs
+        self.n_outputs = hmm.n_outputs
         self.weight = weight
         self.target = torch.sort(self.per_step(targets)).values
 
@@ -58,7 +58,7 @@ class LikelihoodPenalty:
 
         α̂_1 ∝ π ∘ e_1, α̂_t ∝ (α̂_{t−1} A) ∘ e_t with e_t = B x_t (S,), each normalised by its sum c_t;
         log P(x) = Σ_t log c_t."""
-        onehot = outputs.reshape(outputs.shape[0], -1, self.n_symbols)
+        onehot = outputs.reshape(outputs.shape[0], -1, self.n_outputs)
         emitted = onehot @ self.emission.T  # (B, T, S): P(x_t | state)
         alpha = self.start * emitted[:, 0]
         scale = alpha.sum(dim=1)

@@ -52,7 +52,7 @@ def keeps_torch_threads(function: _F) -> _F:
 __all__ = ["mismatch_counts", "matched_distances", "MatchingResult"]
 
 
-def mismatch_counts(first: np.ndarray, second: np.ndarray, n_symbols: int, block: int = 2048) -> np.ndarray:
+def mismatch_counts(first: np.ndarray, second: np.ndarray, n_outputs: int, block: int = 2048) -> np.ndarray:
     """m_ij = number of time steps where sequence i of ``first`` and j of ``second`` differ.
 
     Parameters
@@ -68,8 +68,8 @@ def mismatch_counts(first: np.ndarray, second: np.ndarray, n_symbols: int, block
     length = first.shape[1]
     dtype = np.uint8 if length <= 255 else np.uint16
     # matches_ij = <onehot(x_i), onehot(y_j)>, an exact integer in float32 for T < 2^24
-    x = torch.nn.functional.one_hot(torch.as_tensor(first), n_symbols).reshape(len(first), -1).float()
-    y = torch.nn.functional.one_hot(torch.as_tensor(second), n_symbols).reshape(len(second), -1).float()
+    x = torch.nn.functional.one_hot(torch.as_tensor(first), n_outputs).reshape(len(first), -1).float()
+    y = torch.nn.functional.one_hot(torch.as_tensor(second), n_outputs).reshape(len(second), -1).float()
     out = np.empty((len(first), len(second)), dtype=dtype)
     for start in range(0, len(first), block):
         matches = x[start: start + block] @ y.T
@@ -137,7 +137,7 @@ class MatchingResult:
 
 
 @keeps_torch_threads
-def matched_distances(first: np.ndarray, second: np.ndarray, n_symbols: int, *, epsilon: float = 0.1,
+def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, epsilon: float = 0.1,
                       max_iter: int = 1000, tol: float = 2e-5) -> MatchingResult:
     """Entropic-OT matched Euclidean distances between two sets of symbol sequences.
 
@@ -157,7 +157,7 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_symbols: int, *, 
     """
     if first.ndim != 2 or second.ndim != 2 or first.shape[1] != second.shape[1]:
         raise ValueError(f"need two (N, T) arrays of equal T, got {first.shape} and {second.shape}")
-    counts = mismatch_counts(first, second, n_symbols)
+    counts = mismatch_counts(first, second, n_outputs)
     counts_t = np.ascontiguousarray(counts.T)
     cost = np.sqrt(2.0 * np.arange(first.shape[1] + 1))  # C for each mismatch count
     log_kernel = -cost / epsilon

@@ -61,13 +61,13 @@ def _epsilon_schedule(diameter: float, blur: float, scaling: float) -> list[floa
     return [diameter**2] + [float(np.exp(e)) for e in steps] + [blur**2]
 
 
-def _diameter(x_symbols: np.ndarray, y_symbols: np.ndarray, n_symbols: int) -> float:
+def _diameter(x_symbols: np.ndarray, y_symbols: np.ndarray, n_outputs: int) -> float:
     """Norm of the bounding box of both one-hot clouds: sqrt(number of coordinates that vary)."""
     length = x_symbols.shape[1]
-    present = np.zeros((length, n_symbols), dtype=bool)
-    absent = np.zeros((length, n_symbols), dtype=bool)
+    present = np.zeros((length, n_outputs), dtype=bool)
+    absent = np.zeros((length, n_outputs), dtype=bool)
     for symbols in (x_symbols, y_symbols):
-        onehot = np.zeros((symbols.shape[0], length, n_symbols), dtype=bool)
+        onehot = np.zeros((symbols.shape[0], length, n_outputs), dtype=bool)
         np.put_along_axis(onehot, symbols[..., None], True, axis=2)
         present |= onehot.any(axis=0)
         absent |= ~onehot.all(axis=0)
@@ -94,7 +94,7 @@ class OneHotSinkhornDivergence:
 
     Parameters
     ----------
-    n_symbols : K.
+    n_outputs : K.
     blur : ε = blur² (the paper: 0.2).
     scaling : ε-scaling factor of GeomLoss (default 0.5).
 
@@ -102,12 +102,12 @@ class OneHotSinkhornDivergence:
     ``y``: (B', T K) one-hot targets. Returns a scalar tensor; its gradient flows to ``x`` only.
     """
 
-    def __init__(self, n_symbols: int, blur: float = 0.2, scaling: float = 0.5) -> None:
-        self.n_symbols, self.blur, self.scaling = n_symbols, blur, scaling
+    def __init__(self, n_outputs: int, blur: float = 0.2, scaling: float = 0.5) -> None:
+        self.n_outputs, self.blur, self.scaling = n_outputs, blur, scaling
         self._target_cache: dict[tuple, tuple] = {}
 
     def _symbols(self, onehot: torch.Tensor) -> np.ndarray:
-        return onehot.detach().reshape(onehot.shape[0], -1, self.n_symbols).argmax(-1).cpu().numpy()
+        return onehot.detach().reshape(onehot.shape[0], -1, self.n_outputs).argmax(-1).cpu().numpy()
 
     def _target_term(self, y: torch.Tensor, y_symbols: np.ndarray, schedule: list[float]) -> np.ndarray:
         """The y–y potential after the last extrapolation, solved once per target batch and schedule."""
@@ -116,7 +116,7 @@ class OneHotSinkhornDivergence:
             if len(self._target_cache) >= 64:  # training uses one entry per target batch
                 self._target_cache.pop(next(iter(self._target_cache)))
             length = y_symbols.shape[1]
-            counts = mismatch_counts(y_symbols, y_symbols, self.n_symbols)
+            counts = mismatch_counts(y_symbols, y_symbols, self.n_outputs)
             potential = _self_transport(counts, schedule, length)
             h = np.log(1.0 / counts.shape[0]) + potential / schedule[-1]
             self._target_cache[key] = _softmin(schedule[-1], counts, h, length)[0]
@@ -126,11 +126,11 @@ class OneHotSinkhornDivergence:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x_symbols, y_symbols = self._symbols(x), self._symbols(y)
         length = x_symbols.shape[1]
-        schedule = _epsilon_schedule(_diameter(x_symbols, y_symbols, self.n_symbols), self.blur, self.scaling)
+        schedule = _epsilon_schedule(_diameter(x_symbols, y_symbols, self.n_outputs), self.blur, self.scaling)
         g_bb = self._target_term(y, y_symbols, schedule)
-        counts_xy = mismatch_counts(x_symbols, y_symbols, self.n_symbols)
+        counts_xy = mismatch_counts(x_symbols, y_symbols, self.n_outputs)
         counts_yx = np.ascontiguousarray(counts_xy.T)
-        counts_xx = mismatch_counts(x_symbols, x_symbols, self.n_symbols)
+        counts_xx = mismatch_counts(x_symbols, x_symbols, self.n_outputs)
         n, m = counts_xy.shape
         a_log, b_log = np.log(1.0 / n), np.log(1.0 / m)
 
@@ -153,8 +153,8 @@ class OneHotSinkhornDivergence:
         log_kernel = -np.arange(length + 1) / eps
         plan_xy = torch.from_numpy(_plan_rows(counts_xy, log_kernel, h_xy, lse_xy))
         plan_xx = torch.from_numpy(_plan_rows(counts_xx, log_kernel, h_xx, lse_xx))
-        x_hard = torch.nn.functional.one_hot(torch.from_numpy(x_symbols), self.n_symbols).reshape(n, -1).float()
-        y_hard = torch.nn.functional.one_hot(torch.from_numpy(y_symbols), self.n_symbols).reshape(m, -1).float()
+        x_hard = torch.nn.functional.one_hot(torch.from_numpy(x_symbols), self.n_outputs).reshape(n, -1).float()
+        y_hard = torch.nn.functional.one_hot(torch.from_numpy(y_symbols), self.n_outputs).reshape(m, -1).float()
         grad = ((plan_xx @ x_hard - plan_xy @ y_hard) / n).to(device=x.device, dtype=x.dtype)
         return _WithGradient.apply(x, value, grad)
 

@@ -320,7 +320,7 @@ def import_pth_command(
         raise HmmrnnError("give exactly one of --preset NAME or --hmm FILE")
     run = import_pth(file, preset=preset, hmm=HMM.from_file(hmm) if hmm else None, out=out, force=force)
     m = run.config.model
-    typer.echo(f"imported {file} as {run.path} (H = {m.hidden}, d = {m.input}, K = {m.outputs}, HMM {run.hmm.name})")
+    typer.echo(f"imported {file} as {run.path} (H = {m.hidden}, d = {m.input}, K = {m.n_outputs}, HMM {run.hmm.name})")
 
 
 @app.command()

@@ -39,13 +39,13 @@ class ModelConfig:
 
     hidden: int = 150
     input: int = 100
-    outputs: int = 3
+    n_outputs: int = 3
     initial_state: str = _setting("zero", "h0 of every chain: zeros or N(0, I).", choices=("zero", "random"))
 
     def __post_init__(self) -> None:
         _require(self.hidden >= 1, f"hidden size must be >= 1, got {self.hidden}")
         _require(self.input >= 1, f"input size must be >= 1, got {self.input}")
-        _require(self.outputs >= 2, f"outputs must be >= 2, got {self.outputs}")
+        _require(self.n_outputs >= 2, f"n_outputs must be >= 2, got {self.n_outputs}")
         _require(self.initial_state in ("zero", "random"),
                  f"initial_state must be 'zero' or 'random', got {self.initial_state!r}")
 
@@ -214,8 +214,8 @@ class RunConfig:
     versions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _require(self.model.outputs == self.hmm.n_outputs,
-                 f"model has {self.model.outputs} outputs but the HMM emits {self.hmm.n_outputs} symbols")
+        _require(self.model.n_outputs == self.hmm.n_outputs,
+                 f"model has {self.model.n_outputs} outputs but the HMM emits {self.hmm.n_outputs} symbols")
 
     def to_dict(self) -> dict[str, Any]:
         return {"preset": self.preset, "hmm": self.hmm.to_dict(), "model": asdict(self.model),
@@ -226,12 +226,17 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigError`."""
         try:
-            model = _dataclass_from(ModelConfig, data["model"])
+            model = _dataclass_from(ModelConfig, _renamed(data["model"], {"outputs": "n_outputs"}))
             train = _dataclass_from(TrainConfig, data["train"])
             return cls(HMM.from_dict(data["hmm"]), model, train, data.get("preset"),
                        dict(data.get("versions", {})))
         except KeyError as exc:
             raise ConfigError(f"config is missing the section {exc.args[0]!r}") from None
+
+
+def _renamed(values: dict[str, Any], old_to_new: dict[str, str]) -> dict[str, Any]:
+    """A config section with the keys of earlier versions under today's names (old runs still load)."""
+    return {old_to_new.get(key, key): value for key, value in values.items()}
 
 
 def _dataclass_from(cls: type, values: dict[str, Any]) -> Any:
@@ -249,7 +254,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and settings into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None keyword ``settings``: any
-    :class:`ModelConfig` field but ``outputs`` (``hidden``, ``input``, ``initial_state``) or
+    :class:`ModelConfig` field but ``n_outputs`` (``hidden``, ``input``, ``initial_state``) or
     :class:`TrainConfig` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
     training settings default to those of ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any
     3-output HMM.
@@ -261,7 +266,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     base = get_preset(preset if preset is not None else "linear3")
     hmm = hmm if hmm is not None else base.hmm
     given = {k: v for k, v in settings.items() if v is not None}
-    model = ModelConfig(hidden=base.hidden, input=base.input, outputs=hmm.n_outputs)
+    model = ModelConfig(hidden=base.hidden, input=base.input, n_outputs=hmm.n_outputs)
     model = replace(model, **{k: v for k, v in given.items() if SETTINGS[k] == "model"})
     train = TrainConfig(seq_len=base.seq_len, num_seq=base.num_seq, epochs=base.epochs,
                         batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip, recipe=recipe)
@@ -272,7 +277,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
 
 #: every keyword setting of :func:`make_config`, mapped to the config it belongs to
 SETTINGS: dict[str, str] = {
-    **{f.name: "model" for f in fields(ModelConfig) if f.name != "outputs"},
+    **{f.name: "model" for f in fields(ModelConfig) if f.name != "n_outputs"},
     **{f.name: "train" for f in fields(TrainConfig) if f.name != "recipe"},
 }
 

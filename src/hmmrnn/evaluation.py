@@ -271,7 +271,7 @@ def _details(m: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- EM re-fit
 
 
-def refit_hmm(obs: np.ndarray, n_states: int, n_symbols: int, *, restarts: int = 3, seed: int = 0,
+def refit_hmm(obs: np.ndarray, n_states: int, n_outputs: int, *, restarts: int = 3, seed: int = 0,
               n_iter: int = 200, max_sequences: int = 2000) -> tuple[HMM, float]:
     """Fit an ``n_states`` categorical HMM to symbol sequences by EM (:meth:`HMM.fit`).
 
@@ -282,7 +282,7 @@ def refit_hmm(obs: np.ndarray, n_states: int, n_symbols: int, *, restarts: int =
     -------
     The best of ``restarts`` seeded fits and its total log-likelihood.
     """
-    return HMM.fit(np.asarray(obs)[:max_sequences], n_states, n_symbols, seed=seed, restarts=restarts,
+    return HMM.fit(np.asarray(obs)[:max_sequences], n_states, n_outputs, seed=seed, restarts=restarts,
                    n_iter=n_iter)
 
 

@@ -536,13 +536,13 @@ class HMM:
         return float(1.0 - np.trace(joint))
 
 
-def check_symbols(obs: np.ndarray, n_symbols: int) -> np.ndarray:
-    """``obs`` as an (n, T) integer array of symbols in [0, n_symbols), or a ValueError saying why not."""
+def check_symbols(obs: np.ndarray, n_outputs: int) -> np.ndarray:
+    """``obs`` as an (n, T) integer array of symbols in [0, n_outputs), or a ValueError saying why not."""
     obs = np.asarray(obs)
     if obs.ndim != 2 or not np.issubdtype(obs.dtype, np.integer):
         raise ValueError(f"symbols must be an integer array (n, T), got dtype {obs.dtype} shape {obs.shape}")
-    if obs.size and (obs.min() < 0 or obs.max() >= n_symbols):
-        raise ValueError(f"symbols must lie in [0, {n_symbols}), got range [{obs.min()}, {obs.max()}]")
+    if obs.size and (obs.min() < 0 or obs.max() >= n_outputs):
+        raise ValueError(f"symbols must lie in [0, {n_outputs}), got range [{obs.min()}, {obs.max()}]")
     return obs
 
 

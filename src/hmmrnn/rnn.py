@@ -61,7 +61,7 @@ class NoiseRNN(nn.Module):
     ----------
     hidden : H, number of recurrent units.
     input : d, dimension of the noise input.
-    outputs : K, number of output symbols.
+    n_outputs : K, number of output symbols.
     initial_state : ``"zero"`` (the paper) or ``"random"`` (h_0 ~ N(0, I) per sequence).
     seed : seed of the initialisation, PyTorch's default distribution U(-1/sqrt(H), 1/sqrt(H))
         for all three matrices.
@@ -73,14 +73,14 @@ class NoiseRNN(nn.Module):
     w_out : (K, H)  readout weights
     """
 
-    def __init__(self, hidden: int, input: int, outputs: int = 3, *,
+    def __init__(self, hidden: int, input: int, n_outputs: int = 3, *,
                  initial_state: InitialState = "zero", seed: int | None = 0) -> None:
         super().__init__()
-        if hidden < 1 or input < 1 or outputs < 2:
-            raise ValueError(f"need hidden >= 1, input >= 1, outputs >= 2; got {hidden}, {input}, {outputs}")
+        if hidden < 1 or input < 1 or n_outputs < 2:
+            raise ValueError(f"need hidden >= 1, input >= 1, n_outputs >= 2; got {hidden}, {input}, {n_outputs}")
         if initial_state not in ("zero", "random"):
             raise ValueError(f"initial_state must be 'zero' or 'random', got {initial_state!r}")
-        self.hidden, self.input, self.outputs = hidden, input, outputs
+        self.hidden, self.input, self.n_outputs = hidden, input, n_outputs
         self.initial_state = initial_state
         gen = torch.Generator()
         if seed is not None:
@@ -92,10 +92,10 @@ class NoiseRNN(nn.Module):
 
         self.w_in = uniform(hidden, input)
         self.w_rec = uniform(hidden, hidden)
-        self.w_out = uniform(outputs, hidden)
+        self.w_out = uniform(n_outputs, hidden)
 
     def extra_repr(self) -> str:
-        return f"hidden={self.hidden}, input={self.input}, outputs={self.outputs}, initial_state={self.initial_state!r}"
+        return f"hidden={self.hidden}, input={self.input}, n_outputs={self.n_outputs}, initial_state={self.initial_state!r}"
 
     # ------------------------------------------------------------------ the one-step map
 

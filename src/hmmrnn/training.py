@@ -59,7 +59,7 @@ MAX_CARRIED_NORM = 1e6
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def sinkhorn_divergence(blur: float = 0.2, n_symbols: int = 3, device: torch.device | str = "cpu") -> LossFn:
+def sinkhorn_divergence(blur: float = 0.2, n_outputs: int = 3, device: torch.device | str = "cpu") -> LossFn:
     """Debiased Sinkhorn divergence (p = 2, ε = blur²) between two batches of flattened one-hot
     sequences (B, T K) and (B', T K), uniform weights: the paper's loss.
 
@@ -70,7 +70,7 @@ def sinkhorn_divergence(blur: float = 0.2, n_symbols: int = 3, device: torch.dev
     returns, so the wrapper restores the caller's grad mode.
     """
     if torch.device(device).type == "cpu":
-        return OneHotSinkhornDivergence(n_symbols, blur)
+        return OneHotSinkhornDivergence(n_outputs, blur)
     loss = SamplesLoss("sinkhorn", p=2, blur=blur, backend="tensorized")
 
     def divergence(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -220,7 +220,7 @@ class _TrainingState:
     @classmethod
     def fresh(cls, config: RunConfig, device: torch.device) -> "_TrainingState":
         m = config.model
-        model = NoiseRNN(m.hidden, m.input, m.outputs, initial_state=m.initial_state,
+        model = NoiseRNN(m.hidden, m.input, m.n_outputs, initial_state=m.initial_state,
                          seed=_derived_seed(config.train.seed, "init")).to(device)
         return cls(model, cls._optimizer(model, config), cls._generator(config, device))
 

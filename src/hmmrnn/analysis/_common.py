@@ -156,12 +156,12 @@ def sampled_labels(model: NoiseRNN, states: torch.Tensor | np.ndarray, seed: int
         return (logits + gumbel).argmax(-1).numpy()
 
 
-def rare_outputs(hmm: HMM | None, outputs: int, threshold: float = 0.05) -> list[int]:
+def rare_outputs(hmm: HMM | None, n_outputs: int, threshold: float = 0.05) -> list[int]:
     """Outputs whose stationary frequency under the HMM is below ``threshold`` (none without an HMM)."""
     if hmm is None:
         return []
     freq = hmm.output_frequencies()
-    return [k for k in range(outputs) if freq[k] < threshold]
+    return [k for k in range(n_outputs) if freq[k] < threshold]
 
 
 @dataclass

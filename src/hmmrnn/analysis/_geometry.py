@@ -64,7 +64,7 @@ def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int
     origin = basis.project(np.zeros((1, model.hidden)))[0, :2]
     angle = _angles(basis.project(states)[:, :2] - origin)
     labels = argmax_labels(model, states)
-    accuracy, by_output = _angle_sectors(angle, labels, model.outputs)
+    accuracy, by_output = _angle_sectors(angle, labels, model.n_outputs)
     return LatentGeometry(steps, seed, basis.explained_variance_ratio[:n_components], basis.project(head)[:, :3],
                           argmax_labels(model, head), sampled_labels(model, head, stream(seed, "latent_geometry", "samples")),
                           float(np.linalg.norm(states, axis=1).mean()), origin, accuracy, by_output)
@@ -75,17 +75,17 @@ def _angles(points: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(points[:, 1], points[:, 0])) % 360
 
 
-def _angle_sectors(angle: np.ndarray, labels: np.ndarray, outputs: int, bins: int = 72
+def _angle_sectors(angle: np.ndarray, labels: np.ndarray, n_outputs: int, bins: int = 72
                    ) -> tuple[float, dict[str, dict[str, float]]]:
     """How well the angle determines the output: each 5° sector predicts its majority output; the
     accuracy is the fraction of states whose output is their sector's majority. Per output: the
     circular mean and spread of its angles and its share of the states."""
     sector = np.minimum((angle / (360 / bins)).astype(int), bins - 1)
-    counts = np.zeros((bins, outputs))
+    counts = np.zeros((bins, n_outputs))
     np.add.at(counts, (sector, labels), 1)
     accuracy = float(counts.max(1).sum() / len(labels))
     by_output = {}
-    for k in range(outputs):
+    for k in range(n_outputs):
         chosen = np.radians(angle[labels == k])
         if len(chosen) == 0:
             continue
@@ -247,8 +247,8 @@ def output_pairs(run_or_model: Any, *, steps: int = 100_000, min_run: int = 200,
     whose argmax label is in the pair; the longest contiguous run inside the pair (the reference
     kept runs longer than ``min_run`` steps) and KDE grids of the in-pair states at each noise scale."""
     model, _ = resolve(run_or_model)
-    if model.outputs != 3:
-        raise NothingFound(f"output-pair subspaces need 3 outputs, the model has {model.outputs}")
+    if model.n_outputs != 3:
+        raise NothingFound(f"output-pair subspaces need 3 outputs, the model has {model.n_outputs}")
     h0 = torch.randn(1, model.hidden, generator=generator(stream(seed, "output_pairs", "start")))
     states = simulate(model, steps, h0=h0, seed=stream(seed, "output_pairs", "orbit"))[0].numpy()
     labels = argmax_labels(model, states)
@@ -329,7 +329,7 @@ def readout_alignment(run_or_model: Any, *, steps: int = 5000, seed: int = 0) ->
     w = model.w_out.detach().numpy()
     unit = w / np.linalg.norm(w, axis=1, keepdims=True)
     projection = np.linalg.norm(unit @ basis.components.T, axis=1)
-    ignored = rare_outputs(hmm, model.outputs)
-    kept = [k for k in range(model.outputs) if k not in ignored]
+    ignored = rare_outputs(hmm, model.n_outputs)
+    kept = [k for k in range(model.n_outputs) if k not in ignored]
     return ReadoutAlignment(steps, seed, projection, np.degrees(np.arccos(np.clip(projection, 0, 1))), ignored,
                             float(projection[kept].mean()), basis.explained_variance_ratio)

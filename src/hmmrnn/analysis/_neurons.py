@@ -289,7 +289,7 @@ def _rates_when_silenced(model, groups: list[list[int]], *, chains: int, steps: 
         labels.append(model.readout(hidden).argmax(-1))
         h = hidden[:, -1]
     labels = torch.cat(labels, dim=1)[:, warmup:].reshape(len(groups), chains, steps).numpy()
-    return [switch_rates(group_labels, model.outputs) for group_labels in labels]
+    return [switch_rates(group_labels, model.n_outputs) for group_labels in labels]
 
 
 @dataclass

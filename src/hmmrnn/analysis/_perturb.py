@@ -229,7 +229,7 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
                 labels = model.readout(trajectory).argmax(-1).numpy()
                 switches = [t for t, a, b in switch_events(labels) if (a, b) == (d["from"], d["to"])]
                 row = {"direction": direction, "manipulation": manipulation, "gain": float(mu), "units": len(units),
-                       "rate": switch_rates(labels, model.outputs).get(direction, 0.0),
+                       "rate": switch_rates(labels, model.n_outputs).get(direction, 0.0),
                        "critical_mean": float("nan"), "critical_std": float("nan")}
                 if spectra and switches:
                     probed = switches[:max_switches]

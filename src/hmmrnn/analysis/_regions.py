@@ -217,8 +217,8 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
     thresholds = {"transition_below": transition_below, "kick_up_to": kick_up_to,
                   "cluster_confidence": cluster_confidence}
     settings = (steps, min_run, max_states, n_samples, max_steps, seed, thresholds)
-    if model.outputs != 3:
-        raise NothingFound(f"output-pair subspaces need 3 outputs, the model has {model.outputs}")
+    if model.n_outputs != 3:
+        raise NothingFound(f"output-pair subspaces need 3 outputs, the model has {model.n_outputs}")
     states = simulate(model, steps, seed=stream(seed, "subspace_residency", "orbit"))[0]
     labels = argmax_labels(model, states)
     coords = fit_pca(states.numpy(), 4).project(states.numpy())

@@ -25,8 +25,8 @@ def _segments(ax, points: np.ndarray, labels: np.ndarray, lw: float = 0.6, alpha
     ax.autoscale_view()
 
 
-def _output_legend(ax, outputs: int = 3) -> None:
-    handles = [Line2D([], [], color=_colour(k), lw=2, label=f"output {k}") for k in range(outputs)]
+def _output_legend(ax, n_outputs: int = 3) -> None:
+    handles = [Line2D([], [], color=_colour(k), lw=2, label=f"output {k}") for k in range(n_outputs)]
     ax.legend(handles=handles, frameon=False, fontsize=8)
 
 
