@@ -82,7 +82,7 @@ def main() -> None:
                   "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}
         if verdicts:
             last = verdicts[-1]
-            record["last_verdict"] = {k: last.get(k) for k in ("epoch", "emulates", "transition_diff", "loglik_gap",
+            record["last_verdict"] = {k: last.get(k) for k in ("epoch", "emulates", "transition_max_abs_diff", "loglik_gap",
                                                                "matched_distance", "growth", "long_loglik_gap")}
         if first is not None:
             run = hmmrnn.load_run(run_dir)

@@ -235,7 +235,7 @@ def test_periodic_verdict_is_recorded_and_does_not_change_training(tmp_path):
     _assert_same_weights(_weights(plain.path / "final.safetensors"), _weights(judged.path / "final.safetensors"))
     assert [row["emulates"] for row in judged.history] == [None, 0.0, None, 0.0]
     # a failed cheap check makes the O(N^2) matched distance unnecessary: it is not computed
-    assert judged.history[1]["transition_diff"] > 0.03 and judged.history[1]["matched_distance"] is None
+    assert judged.history[1]["transition_max_abs_diff"] > 0.03 and judged.history[1]["matched_distance"] is None
     assert all(row["emulates"] is None for row in plain.history)
 
 

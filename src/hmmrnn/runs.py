@@ -7,7 +7,7 @@
       model.safetensors    best weights by validation loss (written at every improvement)
       final.safetensors    weights after the last epoch (or the last finite weights if training diverged)
       history.csv          epoch, train_loss, val_loss, seconds, lr (+ the periodic verdict: emulates,
-                           transition_diff, loglik_gap, matched_distance of the training window, growth
+                           transition_max_abs_diff, loglik_gap, matched_distance of the training window, growth
                            of the long run, long_loglik_gap of the longest stationary window)
       status.json          state (running / completed / diverged / interrupted / failed), epochs done,
                            best epoch and loss, a message
@@ -61,7 +61,7 @@ LOCK_FILE = ".hmmrnn.lock"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr", "emulates", "transition_diff",
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr", "emulates", "transition_max_abs_diff",
                    "loglik_gap", "matched_distance", "growth", "long_loglik_gap")
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.safetensors$")
 _UMASK = os.umask(0)
@@ -289,6 +289,10 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+#: history.csv columns of earlier versions, under today's names
+_OLD_HISTORY_NAMES = {"transition_diff": "transition_max_abs_diff"}
+
+
 def read_history(path: Path) -> list[dict[str, Any]]:
     """Rows of ``history.csv`` with numbers parsed (None where an epoch had no validation or verdict)."""
     if not Path(path).exists():
@@ -296,6 +300,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     rows = []
     with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
+            row = {_OLD_HISTORY_NAMES.get(k, k): v for k, v in row.items()}  # runs of earlier versions
             try:
                 rows.append({"epoch": int(row["epoch"]),
                              **{k: (float(row[k]) if row.get(k) not in ("", None) else None)

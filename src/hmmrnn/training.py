@@ -588,7 +588,7 @@ def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
     m = result.metrics
     distance = m["matched_distance"]["candidate"]["mean"] if "matched_distance" in m else None
     longest = result.windows[-1].metrics if len(result.windows) > 1 else None
-    return {"emulates": int(emulates), "transition_diff": m["transition_matrix"]["max_abs_diff"],
+    return {"emulates": int(emulates), "transition_max_abs_diff": m["transition_matrix"]["max_abs_diff"],
             "loglik_gap": m["log_likelihood"]["gap"], "matched_distance": distance,
             "growth": result.long_run["growth"] if result.long_run else None,
             "long_loglik_gap": longest["log_likelihood"]["gap"] if longest else None}
