@@ -444,3 +444,75 @@ def test_a_registered_toy_analysis_runs_through_analyze_and_the_report(tiny_run,
     page = write_report(tiny_run.path).read_text()
     assert "How large the recurrent rows are (a toy)." in page and f"{expected:.4f}" in page
     assert "nothing found: the toy network has no widgets" in page
+
+
+def test_readout_alignment_on_a_network_whose_activity_plane_is_known():
+    """Activity confined to span(e1, e2) (the third unit gets no input and no recurrence): the PC
+    plane is that span, so a readout row's projection is the norm of its first two normalised
+    entries: 1 for e1, 0 for e3, sqrt(2/3) for (1, 1, 1)."""
+    from hmmrnn.analysis import readout_alignment
+
+    model = _network([[0.5, 0.2, 0.0], [0.1, 0.4, 0.0], [0.0, 0.0, 0.0]],
+                     w_in=[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]], w_out=[[1, 0, 0], [0, 0, 1], [1, 1, 1]])
+    result = readout_alignment(model, steps=3000, seed=1)
+    np.testing.assert_allclose(result.projection, [1.0, 0.0, np.sqrt(2 / 3)], atol=1e-5)
+    np.testing.assert_allclose(result.angle_deg, [0.0, 90.0, np.degrees(np.arccos(np.sqrt(2 / 3)))], atol=0.05)
+    assert result.mean_projection == pytest.approx(np.mean([1.0, 0.0, np.sqrt(2 / 3)]), abs=1e-5)
+
+
+def test_gain_sweep_batch_equals_one_run_per_gain_and_gain_one_is_the_intact_network():
+    """Oracle: each gain's run re-done alone with NoiseRNN.step; at gain 1 every manipulation is the
+    intact network, so its rate is the same for all three."""
+    from types import SimpleNamespace
+
+    from hmmrnn.analysis import gain_sweep, switch_rates
+    from hmmrnn.analysis._common import generator
+
+    model = _network(0.95 * np.eye(3) - 0.3 * (1 - np.eye(3)), w_in=0.3 * np.eye(3), w_out=4 * np.eye(3))
+    kicks = SimpleNamespace(directions=[{"from": 0, "to": 1, "units": [1]}, {"from": 1, "to": 0, "units": [0]}])
+    gains = (0.0, 1.0, 1.5)
+    result = gain_sweep(model, kicks=kicks, gains=gains, steps=1500, spectra=False, top_k=2, control_k=1, seed=3)
+    noise = torch.randn(1500, 3, generator=generator(stream(3, "gain_sweep", "noise")))
+    h0 = 0.1 * (2 * torch.rand(3, generator=generator(stream(3, "gain_sweep", "start"))) - 1)
+    for row in result.rows:
+        units = result.unit_sets[f"{row['direction']} / {row['manipulation']}"]
+        gain = torch.ones(3)
+        gain[units] = row["gain"]
+        where = "recurrent_gain" if row["manipulation"] == "kick" else "input_gain"
+        h, states = h0.clone(), [h0]
+        with torch.no_grad():
+            for t in range(1500):
+                h = model.step(h, noise[t], **{where: gain})
+                states.append(h)
+        labels = model.readout(torch.stack(states)).argmax(-1).numpy()
+        assert row["rate"] == pytest.approx(switch_rates(labels, 3).get(row["direction"], 0.0), abs=1e-9)
+    for direction in ("0->1", "1->0"):
+        at_one = {r["rate"] for r in result.rows if r["direction"] == direction and r["gain"] == 1.0}
+        assert len(at_one) == 1 and at_one.pop() > 0
+
+
+def test_output_pairs_agree_with_a_direct_two_stage_pca():
+    """Second method: scikit-learn's PCA applied by hand to the same orbit (global PCA of 4, then a
+    PCA of 3 of each pair's in-pair states), and the longest in-pair run counted directly."""
+    from sklearn.decomposition import PCA
+
+    from hmmrnn.analysis import output_pairs
+    from hmmrnn.analysis._common import generator, simulate
+
+    model = _network(0.95 * np.eye(3) - 0.3 * (1 - np.eye(3)), w_in=0.3 * np.eye(3), w_out=4 * np.eye(3))
+    result = output_pairs(model, steps=3000, min_run=30, scales=(1.0,), contour_steps=500, seed=2)
+    h0 = torch.randn(1, 3, generator=generator(stream(2, "output_pairs", "start")))
+    states = simulate(model, 3000, h0=h0, seed=stream(2, "output_pairs", "orbit"))[0].numpy()
+    labels = states @ model.w_out.detach().numpy().T
+    labels = labels.argmax(-1)
+    coords = PCA(3).fit_transform(states)  # H = 3: four components are three
+    for pair in result.pairs:
+        inside = np.isin(labels, pair["pair"])
+        assert pair["n_states"] == inside.sum() > 10
+        np.testing.assert_allclose(pair["explained_variance_ratio"], PCA(3).fit(coords[inside]).explained_variance_ratio_,
+                                   atol=1e-4)
+        runs, current = [], 0
+        for flag in inside:
+            current = current + 1 if flag else 0
+            runs.append(current)
+        assert pair["longest_run"] == max(runs)
