@@ -364,8 +364,13 @@ def test_transition_rate_and_bifurcation_from_checkpoints(tiny_run):
     assert transition_rate(np.array([0, 0, 0, 2])) == (0.0, 4.0)
     result = training_evolution(tiny_run, steps=300, trials=3, shown=50)
     assert result.epochs == [1, 2, 3] and result.pcs.shape == (3, 50, 2) and result.drift.shape == (3, 16)
-    jumps = np.flatnonzero(np.diff(result.complex_fraction) > result.jump)
-    assert result.bifurcation_epoch == (result.epochs[jumps[0] + 1] if len(jumps) else None)
+    from hmmrnn.analysis._evolution import bifurcation_epoch
+
+    # the rule on known curves: the first jump above 0.02 from one checkpoint to the next, not a level
+    assert bifurcation_epoch([1, 11, 21, 31], [0.0, 0.01, 0.30, 0.25], 0.02) == 21
+    assert bifurcation_epoch([1, 11, 21, 31], [0.5, 0.51, 0.52, 0.53], 0.02) is None
+    assert bifurcation_epoch([1, 11, 21], [0.0, 0.025, 0.04], 0.02) == 11
+    assert result.bifurcation_epoch == bifurcation_epoch(result.epochs, result.complex_fraction, 0.02)
 
 
 def test_angle_sectors_measure_how_the_angle_gives_the_output():

@@ -61,6 +61,13 @@ class TrainingEvolution(Result):
                 f"{min(6, len(self.epochs))}); complex fraction max {self.complex_fraction.max():.2f}")
 
 
+def bifurcation_epoch(epochs: list[int], complex_fraction: np.ndarray, jump: float) -> int | None:
+    """The first epoch whose critical-pair fraction exceeds the previous checkpoint's by more than
+    ``jump`` (docs/method.md §5.18); None if none does."""
+    jumps = np.flatnonzero(np.diff(np.asarray(complex_fraction, dtype=float)) > jump)
+    return int(epochs[jumps[0] + 1]) if len(jumps) else None
+
+
 def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10, eigen_every: int = 10,
                        trials: int = 20, jump: float = 0.02, shown: int = 500, seed: int = 0) -> TrainingEvolution:
     """docs/method.md §5.18 from ``checkpoints/epoch_*.safetensors`` (``hmmrnn train --checkpoint-every K``).
@@ -110,8 +117,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
         rows["labels"].append(labels[:shown])
         epochs.append(epoch)
     complex_fraction = np.array(rows["complex"])
-    jumps = np.flatnonzero(np.diff(complex_fraction) > jump)
-    bifurcation = int(epochs[jumps[0] + 1]) if len(jumps) else None
+    bifurcation = bifurcation_epoch(epochs, complex_fraction, jump)
     rate = np.array(rows["rate"])
     drift = np.stack(rows["drift"])
     return TrainingEvolution(steps, jump, seed, epochs, rate, np.array(rows["dwell"]), np.array(rows["unstable"]),
