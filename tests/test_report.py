@@ -10,8 +10,7 @@ import subprocess
 import pytest
 
 import hmmrnn
-from hmmrnn.analysis import analyze
-from hmmrnn.analysis import ANALYSES
+from hmmrnn.analysis import ANALYSES, analyze
 from hmmrnn.report import write_report
 
 from conftest import TINY
@@ -67,30 +66,3 @@ def test_report_loads_in_a_headless_browser_with_every_figure(reported_run, tmp_
     title = re.search(r"<title>(.*?)</title>", result.stdout)
     assert title is not None, result.stdout[:500]
     assert title.group(1) == f"report: {n_images}/{n_images} figures", title.group(1)
-
-
-def test_importing_hmmrnn_leaves_matplotlib_settings_alone():
-    """A notebook's backend and rcParams are its own: importing every module and saving a figure
-    changes neither, while the saved PDF still embeds TrueType fonts."""
-    import subprocess
-    import sys
-
-    script = (
-        "import matplotlib\n"
-        "matplotlib.rcParams['pdf.fonttype'] = 3\n"
-        "before = dict(matplotlib.rcParams)\n"
-        "backend = matplotlib.rcParams._get_backend_or_none()\n"
-        "import hmmrnn, hmmrnn.plots, hmmrnn.report, hmmrnn.analysis\n"
-        "from hmmrnn.plots import plot_history, save_figure\n"
-        "import tempfile, pathlib\n"
-        "folder = pathlib.Path(tempfile.mkdtemp())\n"
-        "save_figure(plot_history([{'epoch': 1, 'train_loss': 2.0, 'val_loss': 1.5}], title='t', ylabel='y'),"
-        " folder / 'loss')\n"
-        "assert dict(matplotlib.rcParams) == before\n"
-        "assert matplotlib.rcParams._get_backend_or_none() == backend\n"
-        "pdf = (folder / 'loss.pdf').read_bytes()\n"
-        "print(b'/Subtype /Type3' not in pdf and (b'/CIDFontType2' in pdf or b'/Subtype /TrueType' in pdf))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
