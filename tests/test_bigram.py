@@ -143,3 +143,16 @@ def test_positions_see_a_transient_that_pooled_bigrams_miss():
     assert float(BigramPenalty(target, 3, 5.0, positions=2)(shifted)) == pytest.approx(5.0 * 2.0)
     assert float(BigramPenalty(target, 3, 5.0, positions=2)(target)) == 0.0
     assert len(BigramPenalty(target, 3, 1.0, positions=10).positions) == 3  # at most T − 1 positions
+
+
+def test_the_conditional_term_weighs_every_row_alike():
+    """Hand-computed: rows P(b|a) of the target [.5 .5 0], [1/3 1/3 1/3], [0 .5 .5] against the
+    output's [0 1 0], [1/3 1/3 1/3], [0 1/3 2/3]: 0.5 + 1/6 for row 0, 0 for row 1,
+    (1/6)²/(5/6) + (1/6)²/(7/6) for row 2."""
+    import torch.nn.functional as F
+
+    target = F.one_hot(torch.tensor([[0, 0, 1, 2, 2, 1, 1, 0]]), 3).float().flatten(1)
+    output = F.one_hot(torch.tensor([[0, 1, 1, 2, 2, 2, 1, 0]]), 3).float().flatten(1)
+    expected = 0.5 + 1 / 6 + (1 / 36) / (5 / 6) + (1 / 36) / (7 / 6)
+    assert float(BigramPenalty(target, 3, 0.0, conditional_weight=2.0)(output)) == pytest.approx(2 * expected, rel=1e-5)
+    assert float(BigramPenalty(target, 3, 0.0, conditional_weight=2.0)(target)) == 0.0

@@ -107,6 +107,8 @@ class TrainConfig:
     ngram_order: int = _setting(2, "Longest n-gram the penalty matches (2 = bigrams).")
     transient_steps: int = _setting(0, "With the n-gram penalty: also match the bigrams at each of the first K "
                                     "steps of the windows from h0, one position at a time.")
+    transition_weight: float = _setting(0.0, "Weight of a penalty on the output transition probabilities "
+                                        "P(o_t | o_t-1), each row weighted alike (rare symbols included).")
     likelihood_weight: float = _setting(0.0, "Weight of the penalty on the distribution of per-step HMM "
                                         "log-likelihoods.")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
@@ -138,6 +140,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight", "growth_weight",
+                     "transition_weight",
                      "tau",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
             value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
@@ -161,6 +164,7 @@ class TrainConfig:
         _require(self.transient_steps >= 0, f"transient_steps must be >= 0, got {self.transient_steps}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
+        _require(self.transition_weight >= 0, f"transition_weight must be >= 0, got {self.transition_weight}")
         _require(self.growth_weight >= 0, f"growth_weight must be >= 0, got {self.growth_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")

@@ -322,9 +322,10 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
 
     def single(rows: torch.Tensor, hmm: HMM, from_h0: bool):
         terms = []
-        if t.bigram_weight > 0:
+        if t.bigram_weight > 0 or t.transition_weight > 0:
             bigram = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order,
-                                   positions=t.transient_steps if from_h0 else 0)
+                                   positions=t.transient_steps if from_h0 else 0,
+                                   conditional_weight=t.transition_weight)
             if t.bigram_on == "probabilities":
                 terms.append(lambda outputs, logits: bigram(torch.softmax(logits / t.tau, dim=-1)))
             else:
