@@ -140,8 +140,8 @@ def test_train_and_sweep_offer_the_same_training_options_derived_from_the_config
             if option.choices:  # checked by the parser, listed in the help
                 assert f"{option.flag} <{'|'.join(option.choices)}>" in text
     growth = next(o for o in options if o.name == "growth_weight")
-    assert growth.default_text == "0" and next(o for o in options if o.name == "seq_len").default_text == \
-        "preset: 30 / 40 / 100"
+    assert growth.default_text == "fast: 1000, paper: 0" and next(o for o in options if o.name == "seq_len"
+                                                                 ).default_text == "preset: 30 / 40 / 100"
     code, _, err = cli("train", "--preset", "linear3", "--bigram-on", "counts")
     assert code != 0 and len(err.strip().splitlines()) == 1 and "counts" in err and "probabilities" in err
 
