@@ -77,7 +77,8 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
     base = divergence(outputs.flatten(1), targets)
     none = torch.zeros(30, dtype=torch.bool)
     for where, expected in (("samples", penalty(outputs)), ("probabilities", penalty(torch.softmax(logits, -1)))):
-        config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on=where, carry_states=False)
+        config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on=where, carry_states=False,
+                             transient_steps=0)  # the pooled term alone (positions: tested below)
         value = _objective(divergence, targets, config)(outputs, logits, targets, none)
         assert value.item() == pytest.approx((base + expected).item(), rel=1e-6)
     paper = make_config("linear3", recipe="paper")
@@ -87,8 +88,10 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
                          fresh_fraction=0.5)
     fresh = torch.arange(30) % 2 == 1
     value = _objective(divergence, targets, config)(outputs, logits, targets, fresh)
-    parts = [divergence(outputs[m].flatten(1), targets[m]) + BigramPenalty(targets[m], 3, 100.0)(outputs[m])
-             for m in (fresh, ~fresh)]
+    # the fresh windows (from h0) also get the per-position term of the recipe's transient_steps
+    assert config.train.transient_steps == 10
+    parts = [divergence(outputs[m].flatten(1), targets[m]) + BigramPenalty(targets[m], 3, 100.0, positions=k)(outputs[m])
+             for m, k in ((fresh, 10), (~fresh, 0))]
     assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-6)
 
 
