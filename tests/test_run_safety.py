@@ -26,7 +26,10 @@ def _start_training(out: Path, epochs: int = 400, *extra: str) -> subprocess.Pop
     written its first checkpoint."""
     command = [sys.executable, "-m", "hmmrnn", "train", "--preset", "linear2", *TINY_FLAGS, "--epochs", str(epochs),
                "--checkpoint-every", "1", "--out", str(out), "--quiet", *extra]
-    proc = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a child of a background job inherits an ignored SIGINT (and Python then keeps ignoring it):
+    # give it the default disposition, as a terminal would
+    proc = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (out / "checkpoints" / "epoch_00001.safetensors").exists():
         assert proc.poll() is None, proc.communicate()
