@@ -352,12 +352,16 @@ def test_a_diverging_carried_chain_restarts_instead_of_ending_training(tmp_path)
 def test_growth_rate_is_the_mean_log_growth_per_step_of_the_carried_chains():
     from hmmrnn.training import _growth_rate
 
-    h0 = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])  # norms 5, 0 (just restarted: left out), 1
+    h0 = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])  # norms 5, 0 (at h_0 = 0: left out), 1
+    carried = torch.tensor([True, True, True])
     hidden = torch.zeros(3, 4, 2)
     hidden[:, -1] = torch.tensor([[50.0, 0.0], [7.0, 7.0], [0.0, 0.5]])  # norms 50, -, 0.5
     expected = (np.log(50 / 5) + np.log(0.5 / 1)) / 2 / 4
-    assert float(_growth_rate(h0, hidden)) == pytest.approx(expected)
-    assert float(_growth_rate(torch.zeros(2, 2), hidden[:2])) == 0.0  # nothing carried
+    assert float(_growth_rate(h0, hidden, carried)) == pytest.approx(expected)
+    assert float(_growth_rate(torch.zeros(2, 2), hidden[:2], carried[:2])) == 0.0  # nothing carried
+    # a chain restarted this epoch is left out whatever its start (h_0 ~ N(0, I) with initial_state="random")
+    restarted_first = torch.tensor([False, True, True])
+    assert float(_growth_rate(h0, hidden, restarted_first)) == pytest.approx(np.log(0.5 / 1) / 4)
     dead = hidden.clone()
     dead[0, -1] = 0.0  # a chain that dies counts as a (large, finite) shrinkage
-    assert np.isfinite(float(_growth_rate(h0, dead))) and float(_growth_rate(h0, dead)) < 0
+    assert np.isfinite(float(_growth_rate(h0, dead, carried))) and float(_growth_rate(h0, dead, carried)) < 0

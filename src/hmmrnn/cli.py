@@ -19,7 +19,15 @@ from .analysis import ANALYSES
 from .presets import RECIPES
 
 _TH, _HZ = Thresholds(), Horizons()  # the defaults shown in --help come from the dataclasses
-_RecipeName = enum.Enum("RecipeName", [(name, name) for name in RECIPES], type=str)  # choices for --recipe
+
+
+def _choices(name: str, values) -> type[enum.Enum]:
+    """An option type that allows only ``values``: typer turns an Enum annotation into click's choice
+    check and lists the values in --help (the command reads ``.value``)."""
+    return enum.Enum(name, [(v, v) for v in values], type=str)
+
+
+_RecipeName = _choices("RecipeName", RECIPES)
 
 
 def _threads_option():
@@ -41,8 +49,7 @@ def _with_training_options(command: Callable) -> Callable:
     for option in options:
         decls = [f"{option.flag}/--no-{option.flag[2:]}"] if option.type is bool else [option.flag]
         info = typer.Option(None, *decls, help=f"{option.help} [{option.default_text}]")
-        # typer turns an Enum annotation into click's choice check and lists the values in --help
-        kind = enum.Enum(option.name, [(c, c) for c in option.choices], type=str) if option.choices else option.type
+        kind = _choices(option.name, option.choices) if option.choices else option.type
         added.append(inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=info,
                                        annotation=Optional[kind]))
 
@@ -203,15 +210,14 @@ def analyze(
     per analysis with its key numbers; an analysis that finds nothing of its kind says why.
     """
     from .analysis import analyze as run_analyses
+    from .analysis import progress_line
 
     set_threads(threads)
 
     names = [n.strip() for n in only.split(",") if n.strip()] if only else None
 
-    def report(name, result, seconds, why_not) -> None:
-        typer.echo(f"{name} ({seconds:.1f} s): {result.summary() if result is not None else 'nothing found: ' + why_not}")
-
-    run_analyses(run_dir, only=names, seed=seed, figures=not no_figures, progress=not quiet, report=report)
+    run_analyses(run_dir, only=names, seed=seed, figures=not no_figures, progress=not quiet,
+                 report=lambda *line: typer.echo(progress_line(*line)))
     typer.echo(f"wrote {run_dir / 'analysis'}")
 
 

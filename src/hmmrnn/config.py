@@ -230,7 +230,7 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigError`."""
         try:
-            model = _dataclass_from(ModelConfig, _renamed(data["model"], {"outputs": "n_outputs"}))
+            model = _dataclass_from(ModelConfig, renamed_keys(data["model"], {"outputs": "n_outputs"}))
             train = _dataclass_from(TrainConfig, data["train"])
             return cls(HMM.from_dict(data["hmm"]), model, train, data.get("preset"),
                        dict(data.get("versions", {})))
@@ -238,8 +238,9 @@ class RunConfig:
             raise ConfigError(f"config is missing the section {exc.args[0]!r}") from None
 
 
-def _renamed(values: dict[str, Any], old_to_new: dict[str, str]) -> dict[str, Any]:
-    """A config section with the keys of earlier versions under today's names (old runs still load)."""
+def renamed_keys(values: dict[str, Any], old_to_new: dict[str, str]) -> dict[str, Any]:
+    """A record (config section, history row) with the keys of earlier versions under today's names,
+    so that run folders of earlier versions still load."""
     return {old_to_new.get(key, key): value for key, value in values.items()}
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .analysis import analyze
+from .analysis import analyze, progress_line
 from .evaluation import evaluate
 from .report import write_report
 from .runs import run_lock
@@ -34,10 +34,8 @@ def _demo(out, model, force, zoo_dir, eval_n, analysis_settings, progress, say) 
     say(f"evaluation: emulates {result.verdict} "
         f"({time.perf_counter() - started:.0f} s so far)")
 
-    def report(name, analysis, seconds, why_not) -> None:
-        say(f"{name} ({seconds:.1f} s): {analysis.summary() if analysis is not None else 'nothing found: ' + why_not}")
-
-    analyze(run.path, seed=0, progress=progress, report=report, settings=analysis_settings)
+    analyze(run.path, seed=0, progress=progress, report=lambda *line: say(progress_line(*line)),
+            settings=analysis_settings)
     path = write_report(run.path)
     say(f"wrote {path} in {time.perf_counter() - started:.0f} s")
     return path

@@ -41,7 +41,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors_bytes
 
 from ._memory import available_memory, gigabytes
-from .config import ModelConfig, RunConfig
+from .config import ModelConfig, RunConfig, renamed_keys
 from .errors import ConfigError, HmmrnnError, RunDirError
 from .hmm import HMM
 from .rnn import WEIGHT_NAMES, NoiseRNN
@@ -300,7 +300,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     rows = []
     with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            row = {_OLD_HISTORY_NAMES.get(k, k): v for k, v in row.items()}  # runs of earlier versions
+            row = renamed_keys(row, _OLD_HISTORY_NAMES)  # runs of earlier versions
             try:
                 rows.append({"epoch": int(row["epoch"]),
                              **{k: (float(row[k]) if row.get(k) not in ("", None) else None)

@@ -373,6 +373,7 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
     """
     t = config.train
     fresh = _fresh_slots(targets.shape[0], t.fresh_fraction if pool is not None else 0.0).to(targets.device)
+    restarted = fresh
     if pool is not None:
         # a chain that diverged during training (non-finite, or so large that the next window would
         # overflow) restarts from h_0; the verdict's long run is what judges divergence
@@ -380,6 +381,7 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
         reset = (torch.rand(pool.shape[0], generator=generator, device=pool.device) < t.reset_fraction) | fresh
         reset |= diverged
         pool[reset] = model.initial_hidden(int(reset.sum()), generator).detach()
+        restarted = reset
     losses = []
     for start in range(0, targets.shape[0], t.batch_size):
         target = targets[start: start + t.batch_size]
@@ -390,7 +392,8 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
             outputs, hidden, logits = model(noise, generator, t.tau, h0)
             loss = loss_fn(outputs, logits, target, fresh[start: start + t.batch_size])
             if h0 is not None and t.growth_weight > 0:
-                loss = loss + t.growth_weight * _growth_rate(h0, hidden).clamp(min=0)
+                carried = ~restarted[start: start + t.batch_size]
+                loss = loss + t.growth_weight * _growth_rate(h0, hidden, carried).clamp(min=0)
         if pool is not None:
             pool[start: start + t.batch_size] = hidden[:, -1].detach()
         if not torch.isfinite(loss):
@@ -407,12 +410,13 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
     return float(np.mean(losses))
 
 
-def _growth_rate(h0: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+def _growth_rate(h0: torch.Tensor, hidden: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
     """ḡ = mean over the carried chains of (log|h_T| − log|h_0|) / T, a scalar; h0 (B, H) the states
-    the windows start from, hidden (B, T, H) the window's states. Chains that start at |h_0| = 0 (just
-    restarted from h_0 = 0) have no growth rate and are left out; 0 if none is left."""
+    the windows start from, hidden (B, T, H) the window's states, carried (B,) the chains not
+    restarted from h_0 this epoch. A chain at |h_0| = 0 has no growth rate and is left out too; 0 if
+    none is left."""
     start = torch.linalg.vector_norm(h0, dim=1)
-    carried = start > 0
+    carried = carried & (start > 0)
     if not carried.any():
         return hidden.new_zeros(())
     end = torch.linalg.vector_norm(hidden[carried, -1], dim=1)

@@ -43,7 +43,8 @@ __all__ = ["Result", "LatentGeometry", "latent_geometry", "InputFreeDynamics", "
            "transition_rates", "switch_rates", "Resonance", "stochastic_resonance", "NoiseDrift", "noise_drift",
            "expected_second_order", "TransitionPoints", "transition_points", "NoiseSensitivity",
            "noise_sensitivity", "GainSweep", "gain_sweep", "critical_pairs", "TrainingEvolution",
-           "training_evolution", "transition_rate", "Analysis", "ANALYSES", "register", "analyze", "ANALYSIS_DIR"]
+           "training_evolution", "transition_rate", "Analysis", "ANALYSES", "register", "analyze", "progress_line",
+           "ANALYSIS_DIR"]
 
 
 
@@ -136,6 +137,12 @@ register(stochastic_resonance, figure=plots.plot_stochastic_resonance,
 register(training_evolution, figure=plots.plot_training_evolution,
          reading="How the mechanism appeared during training: switch rate, Jacobian fractions and the bifurcation "
                  "epoch across checkpoints.")
+
+
+def progress_line(name: str, result: Result | None, seconds: float, why_not: str | None) -> str:
+    """The one line ``hmmrnn analyze`` and ``hmmrnn demo`` print per analysis (the arguments of
+    :func:`analyze`'s ``report`` callback): its summary, or why it found nothing."""
+    return f"{name} ({seconds:.1f} s): {result.summary() if result is not None else 'nothing found: ' + str(why_not)}"
 
 
 def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0, figures: bool = True,
