@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(ANALYSES))
     args = parser.parse_args()
     names = args.only.split(",")
-    print(f"| analysis | wall time (process) | peak RSS | result |\n|---|---|---|---|")
+    print("| analysis | wall time (process) | peak RSS | result |\n|---|---|---|---|")
     for name in names:
         seconds, peak, summary = _run(args.run_dir, name, args.threads)
         print(f"| {name} | {seconds:.1f} s | {peak:.2f} GB | {summary} |", flush=True)

@@ -37,7 +37,7 @@ def main() -> None:
     loss_fn = sinkhorn_divergence(config.train.blur, config.hmm.n_outputs, device)
     objective = _objective(loss_fn, train_targets, config)  # the paper recipe: the divergence alone
     t = config.train
-    print(f"{args.preset}: H={config.model.hidden} d={config.model.input} T={t.seq_len} "
+    print(f"{args.preset}: H={config.model.hidden} d={config.model.noise_dim} T={t.seq_len} "
           f"train={train_targets.shape[0]} val={val_targets.shape[0]} batch={t.batch_size} "
           f"threads={torch.get_num_threads()} device={device}")
     for epoch in range(1, args.epochs + 1):
@@ -53,7 +53,7 @@ def main() -> None:
 
     # where one full training batch goes
     target = train_targets[: t.batch_size]
-    noise = torch.randn(target.shape[0], t.seq_len, config.model.input, generator=state.generator, device=device)
+    noise = torch.randn(target.shape[0], t.seq_len, config.model.noise_dim, generator=state.generator, device=device)
     t0 = time.perf_counter()
     outputs, _, _ = state.model(noise, state.generator, t.tau)
     _synchronize(device)

@@ -42,7 +42,7 @@ def main() -> None:
             continue
         result = hmmrnn.evaluate(run_dir, n=5000, seed=0)
         config = hmmrnn.load_run(run_dir).config
-        if (config.model.hidden, config.model.input, config.train.recipe) != (150, 100, "fast"):
+        if (config.model.hidden, config.model.noise_dim, config.train.recipe) != (150, 100, "fast"):
             print(f"{name}: not a default-recipe H = 150, d = 100 run; skipped")
             continue
         if result.emulates:

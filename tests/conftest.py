@@ -25,8 +25,8 @@ def test_seed() -> int:
 
 #: A model and data small enough to train for a few seconds on one CPU core; the paper's recipe,
 #: so that the loop's mechanics are tested without the default recipe's periodic verdicts.
-TINY = dict(recipe="paper", hidden=16, input=4, num_seq=600, seq_len=20, batch_size=100, lr=0.01, evaluate=False)
-TINY_FLAGS = ["--recipe", "paper", "--hidden", "16", "--input", "4", "--num-seq", "600", "--seq-len", "20",
+TINY = dict(recipe="paper", hidden=16, noise_dim=4, num_seq=600, seq_len=20, batch_size=100, lr=0.01, evaluate=False)
+TINY_FLAGS = ["--recipe", "paper", "--hidden", "16", "--noise-dim", "4", "--num-seq", "600", "--seq-len", "20",
               "--batch-size", "100", "--lr", "0.01", "--no-evaluate"]
 
 
@@ -68,3 +68,19 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["TQDM_DISABLE"] = "1"
     return env
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """A zoo folder holding one barely trained linear3 model, ``tiny`` (not an emulator)."""
+    import hmmrnn
+    from hmmrnn.errors import RunDirError
+    from hmmrnn.zoo import add
+
+    root = tmp_path_factory.mktemp("zoo")
+    run = hmmrnn.train("linear3", out=root / "trained", epochs=2, seed=0, progress=False, **TINY)
+    hmmrnn.evaluate(run, n=300, seed=0, refit=False, figures=False)
+    with pytest.raises(RunDirError, match="does not say emulates"):
+        add(run.path, "tiny", zoo_dir=root / "zoo")
+    add(run.path, "tiny", zoo_dir=root / "zoo", require_emulation=False)
+    return root

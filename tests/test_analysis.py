@@ -59,7 +59,7 @@ def test_jacobian_matches_central_finite_differences():
 def test_stable_spiral_under_constant_input_is_found_and_classified():
     # h* = (1, 1) with both units active: h* = W h* + b  =>  b = (I - W) h* = (0.9, 0.1); eigs 0.5 ± 0.4i
     model = _network([[0.5, -0.4], [0.4, 0.5]])
-    result = fixed_points(model, input=np.array([0.9, 0.1]), initial_states=_grid_starts(), orbit_steps=500,
+    result = fixed_points(model, constant_input=np.array([0.9, 0.1]), initial_states=_grid_starts(), orbit_steps=500,
                                shown=100)
     assert len(result.points) == 1, result.points
     point = result.points[0]
@@ -75,7 +75,7 @@ def test_saddle_under_constant_input_is_found_and_classified():
     # W = [[0.5, -1], [-1, 0.5]]: eigenvalues -0.5 along (1, 1) and 1.5 along (1, -1); h* = (1, 1)
     # needs b = (I - W) h* = (1.5, 1.5). Under noise alone the orbit stays bounded (mutual inhibition).
     model = _network([[0.5, -1.0], [-1.0, 0.5]])
-    result = fixed_points(model, input=np.array([1.5, 1.5]), initial_states=_grid_starts(0.6, 1.4),
+    result = fixed_points(model, constant_input=np.array([1.5, 1.5]), initial_states=_grid_starts(0.6, 1.4),
                                orbit_steps=500, shown=100)
     saddles = [p for p in result.points if p["kind"] == "fixed point" and p["stability"] == "saddle"]
     assert len(saddles) == 1, result.points
@@ -228,7 +228,7 @@ def _slow_residency(model, states, n_samples, max_steps, seed, block=8):
     noise drawn as the batched version draws it: per block of steps, one row per rollout)."""
     gen = torch.Generator().manual_seed(seed)
     n = len(states)
-    blocks = [torch.randn(n * n_samples, min(block, max_steps - t), model.input, generator=gen)
+    blocks = [torch.randn(n * n_samples, min(block, max_steps - t), model.noise_dim, generator=gen)
               for t in range(0, max_steps, block)]
     noises = torch.cat(blocks, dim=1).transpose(0, 1)  # (max_steps, rollouts, d)
     rt, sc, switched = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -440,7 +440,7 @@ def test_a_registered_toy_analysis_runs_through_analyze_and_the_report(tiny_run,
     code, out, err = cli("analyze", tiny_run.path, "--only", "toy_norm,toy_widgets,toy_follower", "-q")
     assert code == 0, err
     expected = float(tiny_run.model.w_rec.norm(dim=1).mean())
-    assert f"toy_norm (" in out and f"mean |W_rec| row norm {expected:.4f}" in out
+    assert "toy_norm (" in out and f"mean |W_rec| row norm {expected:.4f}" in out
     assert "toy_widgets" in out and "nothing found: the toy network has no widgets" in out
     assert "toy_follower" in out and "builds on toy_widgets, which found nothing" in out
     folder = tiny_run.path / "analysis"

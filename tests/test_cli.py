@@ -127,7 +127,7 @@ def test_train_and_sweep_offer_the_same_training_options_derived_from_the_config
     options = training_options()
     # every config setting is an option unless a command sets it by its own option (sizes, seed) or
     # it is kept off the command line (betas)
-    assert {o.name for o in options} == set(SETTINGS) - {"hidden", "input", "seed", "betas"}
+    assert {o.name for o in options} == set(SETTINGS) - {"hidden", "noise_dim", "seed", "betas"}
     for name in ("train", "sweep"):
         params = {p.name: p for p in commands[name].params}
         for option in options:
@@ -153,7 +153,7 @@ def test_train_options_reach_the_config_as_make_config_would_put_them(cli, tmp_p
     code, _, err = cli("train", "--preset", "linear3", *TINY_FLAGS, "--epochs", "2", "--growth-weight", "7",
                        "--bigram-on", "probabilities", "--carry-states", "--out", out)
     assert code == 0, err
-    expected = make_config("linear3", recipe="paper", hidden=16, input=4, num_seq=600, seq_len=20, batch_size=100,
+    expected = make_config("linear3", recipe="paper", hidden=16, noise_dim=4, num_seq=600, seq_len=20, batch_size=100,
                            lr=0.01, epochs=2, growth_weight=7.0, bigram_on="probabilities", carry_states=True)
     run = load_run(out)
     assert run.config.train == expected.train and run.config.model == expected.model

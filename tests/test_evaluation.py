@@ -228,7 +228,7 @@ def test_evaluate_cli_bad_input(cli, tmp_path):
 
 
 def test_evaluate_api_on_a_run(tmp_path):
-    run = hmmrnn.train("linear2", out=tmp_path / "r", epochs=1, seed=0, progress=False, hidden=8, input=3,
+    run = hmmrnn.train("linear2", out=tmp_path / "r", epochs=1, seed=0, progress=False, hidden=8, noise_dim=3,
                        num_seq=300, seq_len=15, batch_size=100, evaluate=False)
     assert not (run.path / "metrics.json").exists()
     result = hmmrnn.evaluate(run, n=300, seed=0, refit=False, figures=False, horizons=SHORT)
@@ -237,3 +237,16 @@ def test_evaluate_api_on_a_run(tmp_path):
     reference = hmmrnn.evaluate(run, n=300, seed=0, refit=False, figures=False, save=False, semantics="reference",
                                 horizons=SHORT)
     assert reference.metrics["semantics"] == "reference"
+
+
+def test_align_states_finds_the_permutation():
+    from hmmrnn.evaluation import align_states
+
+    true = preset("linear4").hmm
+    perm = [2, 0, 3, 1]
+    inverse = np.argsort(perm)
+    shuffled_t = true.transition[np.ix_(inverse, inverse)]
+    shuffled_e = true.emission[inverse]
+    found = align_states(shuffled_t, shuffled_e, true)
+    np.testing.assert_array_equal(shuffled_t[np.ix_(found, found)], true.transition)
+    np.testing.assert_array_equal(shuffled_e[found], true.emission)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hmmrnn import HMM, HMMSpecError, PRESETS, preset
-from hmmrnn.hmm import (gaussian_emissions, linear_emissions, stay_prob_transitions, target_prob_transitions,
+from hmmrnn.hmm import (em_step, gaussian_emissions, linear_emissions, stay_prob_transitions, target_prob_transitions,
                         triangular_emissions)
 
 # ----------------------------------------------------------------------------- builders (docs/method.md §1.1–1.2)
@@ -292,3 +292,36 @@ def test_stay_shift_moves_the_diagonal_and_keeps_rows_stochastic():
     assert (shifted.transition[off] == 0).sum() == (hmm.transition[off] == 0).sum()
     with pytest.raises(HMMSpecError, match="leaves"):
         preset("fully3").hmm.with_stay_shift(0.1)
+
+
+# ----------------------------------------------------------------------------- EM (HMM.fit)
+
+
+
+def test_em_step_equals_hmmlearn():
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(4)
+    for m, k in [(2, 3), (3, 3), (4, 2)]:
+        obs, _ = HMM(rng.dirichlet(np.ones(m), m), rng.dirichlet(np.ones(k), m)).sample(150, 25, seed=m)
+        start, trans, emis = rng.dirichlet(np.ones(m)), rng.dirichlet(np.ones(m), m), rng.dirichlet(np.ones(k), m)
+        ours = em_step(obs, start, trans, emis)
+        ref = hmmlearn.CategoricalHMM(n_components=m, n_features=k, n_iter=1, init_params="", params="ste")
+        ref.startprob_, ref.transmat_, ref.emissionprob_ = start, trans, emis
+        before = ref.score(obs.reshape(-1, 1), [25] * 150)
+        ref.fit(obs.reshape(-1, 1), [25] * 150)
+        np.testing.assert_allclose(ours[0], ref.startprob_, atol=1e-10)
+        np.testing.assert_allclose(ours[1], ref.transmat_, atol=1e-10)
+        np.testing.assert_allclose(ours[2], ref.emissionprob_, atol=1e-10)
+        assert ours[3] == pytest.approx(before, abs=1e-6)
+
+
+def test_em_recovers_two_state_hmm():
+    from hmmrnn.evaluation import align_states
+
+    true = preset("linear2").hmm
+    obs, _ = true.sample(2000, 100, seed=5)
+    fitted, ll = HMM.fit(obs, 2, 3, seed=0, restarts=3)
+    perm = align_states(fitted.transition, fitted.emission, true)
+    assert np.abs(fitted.transition[np.ix_(perm, perm)] - true.transition).max() < 0.02
+    assert np.abs(fitted.emission[perm] - true.emission).max() < 0.02
+    assert ll >= true.log_likelihood(obs).sum() - 1e-6 * obs.size  # EM reaches at least the truth's fit

@@ -11,9 +11,9 @@ from hmmrnn.errors import RunDirError
 from hmmrnn.interop import import_pth
 
 
-def _reference_state(hidden=8, input=3, outputs=3, seed=0) -> dict[str, torch.Tensor]:
+def _reference_state(hidden=8, noise_dim=3, outputs=3, seed=0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {"rnn.weight_ih_l0": torch.randn(hidden, input, generator=gen),
+    return {"rnn.weight_ih_l0": torch.randn(hidden, noise_dim, generator=gen),
             "rnn.weight_hh_l0": torch.randn(hidden, hidden, generator=gen) / 4,
             "fc.weight": torch.randn(outputs, hidden, generator=gen)}
 
@@ -25,7 +25,7 @@ def test_import_puts_each_matrix_in_place_and_the_run_works(tmp_path):
     assert torch.equal(run.model.w_in, state["rnn.weight_ih_l0"])
     assert torch.equal(run.model.w_rec, state["rnn.weight_hh_l0"])
     assert torch.equal(run.model.w_out, state["fc.weight"])
-    assert (run.config.model.hidden, run.config.model.input) == (8, 3) and run.status["state"] == "imported"
+    assert (run.config.model.hidden, run.config.model.noise_dim) == (8, 3) and run.status["state"] == "imported"
     # the imported run is an ordinary run folder: reload it and step the one-step map
     again = hmmrnn.load_run(tmp_path / "run")
     h = torch.rand(2, 8)

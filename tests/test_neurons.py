@@ -72,7 +72,7 @@ def test_transition_rates_equal_a_one_chain_at_a_time_loop():
     rates = transition_rates(model, chains=chains, steps=steps, warmup=warmup, seed=0)
     assert rates and all(r > 0 for r in rates.values())
     assert rates == transition_rates(model, chains=chains, steps=steps, warmup=warmup, seed=0)
-    noise = torch.randn(chains, warmup + steps, model.input, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(chains, warmup + steps, model.noise_dim, generator=torch.Generator().manual_seed(0))
     pairs, time_in = {}, {}
     with torch.no_grad():
         for c in range(chains):

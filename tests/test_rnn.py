@@ -13,7 +13,7 @@ from hmmrnn.rnn import gumbel_emit
 
 
 def _reference_rnn(model: NoiseRNN) -> torch.nn.RNN:
-    ref = torch.nn.RNN(model.input, model.hidden, nonlinearity="relu", bias=False, batch_first=True)
+    ref = torch.nn.RNN(model.noise_dim, model.hidden, nonlinearity="relu", bias=False, batch_first=True)
     with torch.no_grad():
         ref.weight_ih_l0.copy_(model.w_in)
         ref.weight_hh_l0.copy_(model.w_rec)

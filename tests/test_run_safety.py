@@ -94,7 +94,7 @@ def test_two_resumes_of_one_folder(tmp_path):
 def test_the_same_sweep_twice(tmp_path):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "hmmrnn", "sweep", "--out", str(out), "--presets", "linear2", "--hidden", "16",
-               "--input", "4", "--recipe", "paper", "--num-seq", "600", "--seq-len", "20", "--batch-size", "100",
+               "--noise-dim", "4", "--recipe", "paper", "--num-seq", "600", "--seq-len", "20", "--batch-size", "100",
                "--epochs", "400", "--checkpoint-every", "1", "--eval-n", "50", "--workers", "1", "--quiet"]
     first = subprocess.Popen(command, env=subprocess_env(), stderr=subprocess.PIPE, text=True)
     cell = out / "cells"
@@ -249,7 +249,7 @@ def test_zoo_names_are_names_never_paths(tmp_path):
 
 def test_a_sweep_with_failed_cells_exits_non_zero(cli, tmp_path):
     # lr 1e6 makes every cell's training diverge: the cells fail, the sweep says so and exits 1
-    code, out, err = cli("sweep", "--out", tmp_path / "sweep", "--presets", "linear2", "--hidden", "16", "--input", "4",
+    code, out, err = cli("sweep", "--out", tmp_path / "sweep", "--presets", "linear2", "--hidden", "16", "--noise-dim", "4",
                          "--recipe", "paper", "--num-seq", "600", "--seq-len", "20", "--batch-size", "100",
                          "--epochs", "3", "--lr", "1e6", "--eval-n", "50", "--workers", "1", "--quiet")
     assert code == 1 and "failed" in out

@@ -64,21 +64,3 @@ def test_cached_target_term_and_no_grad_path():
     # a different target batch is not served from the cache
     _, other = _batches("linear2", 120, 120, 20, 5)
     assert loss(x.detach(), other).item() == pytest.approx(_geomloss(x.detach(), other).item(), rel=1e-5)
-
-
-def test_numba_kernels_leave_torch_thread_count_alone():
-    """Numba's OpenMP layer resets the OpenMP thread count when it first launches (in a fresh process)."""
-    import subprocess
-    import sys
-
-    code = ("import torch; torch.set_num_threads(1)\n"
-            "import numpy as np\n"
-            "from hmmrnn._sinkhorn import OneHotSinkhornDivergence\n"
-            "from hmmrnn.metrics import matched_distances\n"
-            "matched_distances(np.zeros((6, 4), int), np.ones((6, 4), int), 3)\n"
-            "x = torch.nn.functional.one_hot(torch.randint(0, 3, (6, 4)), 3).float().reshape(6, -1)\n"
-            "OneHotSinkhornDivergence(3, 0.2)(x, x)\n"
-            "print(torch.get_num_threads())\n")
-    env = {**__import__("os").environ, "NUMBA_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "1"

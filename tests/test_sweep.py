@@ -22,7 +22,7 @@ TINY_OVERRIDES = dict(num_seq=600, seq_len=20, batch_size=100, lr=0.01, epochs=3
 
 
 def tiny_spec(**changes) -> SweepSpec:
-    settings = dict(presets=("linear2", "linear3"), hidden=(12,), input=(3,), seeds=(0, 1), recipe="paper",
+    settings = dict(presets=("linear2", "linear3"), hidden=(12,), noise_dim=(3,), seeds=(0, 1), recipe="paper",
                     overrides=dict(TINY_OVERRIDES), eval_n=200)
     settings.update(changes)
     return SweepSpec(**settings)
@@ -75,7 +75,7 @@ def test_local_sweep_trains_and_evaluates_every_cell(local_sweep):
         assert (cell / "model.safetensors").exists() and (cell / "metrics.json").exists()
         assert r["epochs"] == 3 and r["attempts"] == 1 and r["metrics"]["n"] == 200
     rows = (out / SUMMARY_FILE).read_text().splitlines()
-    assert len(rows) == 5 and rows[0].startswith("cell,preset,hidden,input,seed")
+    assert len(rows) == 5 and rows[0].startswith("cell,preset,hidden,noise_dim,seed")
     names = {p.stem for p in (out / "figures").glob("*.png")}
     assert names == {"distance_linear2", "distance_linear3", "transitions_linear2", "transitions_linear3", "overview"}
 
@@ -161,7 +161,7 @@ def test_killing_a_worker_mid_sweep_then_rerunning_finishes_with_no_lost_or_dupl
 
 def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
     out = tmp_path / "cli"
-    grid = ["--presets", "linear2", "--hidden", "12", "--input", "3", "--seeds", "0", "--recipe", "paper",
+    grid = ["--presets", "linear2", "--hidden", "12", "--noise-dim", "3", "--seeds", "0", "--recipe", "paper",
             "--epochs", "1", "--num-seq", "600", "--seq-len", "20", "--batch-size", "100", "--lr", "0.01",
             "--eval-n", "100", "--workers", "1", "--threads", "1", "-q"]
     code, stdout, err = cli("sweep", "--out", out, *grid)
@@ -180,17 +180,3 @@ def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
         code, _, err = cli("sweep", "--out", tmp_path / "bad", *args)
         assert code == 1 and message in err and err.count("\n") == 1, err
         assert not (tmp_path / "bad").exists()  # nothing written for a refused command
-
-
-def test_set_threads_governs_torch_and_numba():
-    import subprocess
-    import sys
-
-    script = ("import numba, torch, hmmrnn\n"
-              "hmmrnn.set_threads(1)\n"
-              "print(torch.get_num_threads(), numba.get_num_threads())\n"
-              "hmmrnn.set_threads(10_000)\n"  # numba caps at the threads it started with
-              "print(torch.get_num_threads(), numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "1", "10000", "True"]

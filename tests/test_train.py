@@ -203,7 +203,7 @@ def _iid_hmm(tmp_path: Path) -> Path:
 
 
 def test_early_stop_on_the_verdict(tmp_path):
-    tiny = {**TINY, "hidden": 8, "input": 3}
+    tiny = {**TINY, "hidden": 8, "noise_dim": 3}
     run = hmmrnn.train(hmm=_iid_hmm(tmp_path), out=tmp_path / "run", epochs=30, seed=0, progress=False,
                        checkpoint_every=5, eval_every=1, eval_n=600, early_stop=True, **tiny)
     stopped = run.status["emulating_epoch"]
@@ -332,7 +332,7 @@ def test_a_diverging_carried_chain_restarts_instead_of_ending_training(tmp_path)
     from hmmrnn.rnn import NoiseRNN
     from hmmrnn.training import MAX_CARRIED_NORM, _epoch_loss, _objective, sinkhorn_divergence, _targets
 
-    config = hmmrnn.make_config("linear3", hidden=6, input=2, num_seq=60, seq_len=20, batch_size=20,
+    config = hmmrnn.make_config("linear3", hidden=6, noise_dim=2, num_seq=60, seq_len=20, batch_size=20,
                                 carry_states=True, reset_fraction=0.01, bigram_weight=0)
     model = NoiseRNN(6, 2, 3, seed=0)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""The model zoo (round trip, the packaged models) and ``hmmrnn demo`` on a small zoo model."""
+"""The model zoo: round trip, and the packaged models judged at every horizon and analysed."""
 
 from __future__ import annotations
 
@@ -10,25 +10,13 @@ import torch
 import hmmrnn
 from hmmrnn.errors import RunDirError
 from hmmrnn.presets import PRESETS
-from hmmrnn.zoo import ZOO_DIR, add, get, list_models
+from hmmrnn.zoo import ZOO_DIR, get, list_models
 
-from conftest import TINY
-
-
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoo")
-    run = hmmrnn.train("linear3", out=root / "trained", epochs=2, seed=0, progress=False, **TINY)
-    hmmrnn.evaluate(run, n=300, seed=0, refit=False, figures=False)
-    with pytest.raises(RunDirError, match="does not say emulates"):
-        add(run.path, "tiny", zoo_dir=root / "zoo")
-    add(run.path, "tiny", zoo_dir=root / "zoo", require_emulation=False)
-    return root
 
 
 def test_zoo_round_trip_gives_a_normal_run_folder(tiny_zoo, tmp_path):
     (entry,) = list_models(tiny_zoo / "zoo")
-    assert entry["name"] == "tiny" and entry["hidden"] == 16 and entry["input"] == 4
+    assert entry["name"] == "tiny" and entry["hidden"] == 16 and entry["noise_dim"] == 4
     run = get("tiny", tmp_path / "copy", zoo_dir=tiny_zoo / "zoo")
     original = hmmrnn.load_run(tiny_zoo / "trained")
     for name in ("w_in", "w_rec", "w_out"):
@@ -47,7 +35,7 @@ def test_every_packaged_zoo_model_is_a_preset_model_judged_at_every_horizon():
     entries = {e["name"]: e for e in list_models()}
     assert entries and set(entries) <= set(PRESETS), f"zoo models in {ZOO_DIR}: {sorted(entries)}"
     for name, e in entries.items():
-        assert e["preset"] == name and (e["hidden"], e["input"]) == (150, 100) and e["recipe"] == "fast"
+        assert e["preset"] == name and (e["hidden"], e["noise_dim"]) == (150, 100) and e["recipe"] == "fast"
         metrics = json.loads((ZOO_DIR / name / "metrics.json").read_text())
         assert metrics["verdict"] in ("yes", "no", "inconclusive") and metrics["emulates"] == (metrics["verdict"] == "yes")
         assert metrics["n"] == 5000 and metrics["long_run"]["length"] >= 10_000
@@ -58,22 +46,6 @@ def test_every_packaged_zoo_model_is_a_preset_model_judged_at_every_horizon():
         assert run.config.preset == name and run.model.w_rec.shape == (150, 150)
 
 
-def test_demo_evaluates_analyses_and_reports_a_small_zoo_model(tiny_zoo, tmp_path):
-    from hmmrnn.analysis import ANALYSES
-    from hmmrnn.demo import demo
-
-    from test_analysis import _FAST
-
-    lines = []
-    report = demo(tmp_path / "demo", model="tiny", zoo_dir=tiny_zoo / "zoo", eval_n=500, analysis_settings=_FAST,
-                  progress=False, say=lines.append)
-    assert report == tmp_path / "demo" / "report.html" and report.stat().st_size > 10_000
-    assert (tmp_path / "demo" / "metrics.json").exists()
-    written = {p.stem for p in (tmp_path / "demo" / "analysis").glob("*.json")}
-    # every analysis ran; the ones that may find nothing on a barely trained network say so
-    assert written | {"transition_points", "noise_sensitivity", "training_evolution"} >= set(ANALYSES)
-    assert lines[0].startswith("zoo model tiny") and lines[-1].startswith("wrote")
-    assert sum(line.split(" (")[0] in ANALYSES for line in lines) == len(ANALYSES)
 
 
 def _current_recipe_models() -> list[str]:

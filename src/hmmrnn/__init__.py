@@ -5,7 +5,7 @@ The public API::
     import hmmrnn
     hmm = hmmrnn.preset("linear2").hmm                  # or hmmrnn.HMM.linear_chain(3), HMM.from_file(...)
     obs, states = hmm.sample(n=1000, length=100, seed=0)
-    run = hmmrnn.train("linear2", hidden=150, input=100, seed=0, out="runs/l2")
+    run = hmmrnn.train("linear2", hidden=150, noise_dim=100, seed=0, out="runs/l2")
     run = hmmrnn.load_run("runs/l2")                     # .hmm, .model, .config, .history
     result = hmmrnn.evaluate(run, n=5000, seed=0)        # verdict at every horizon, saved to metrics.json
 """

@@ -76,7 +76,7 @@ def train(
                                "10 epochs, stop when it emulates; paper: the paper's recipe unchanged. The "
                                "options below win."),
     hidden: Optional[int] = typer.Option(None, help="Hidden units H [preset: 150]."),
-    input: Optional[int] = typer.Option(None, "--input", help="Noise input dimension d [preset: 100]."),
+    noise_dim: Optional[int] = typer.Option(None, "--noise-dim", help="Noise input dimension d [preset: 100]."),
     seed: Optional[int] = typer.Option(None, help="Seed of data, initialisation and noise [0]."),
     out: Optional[Path] = typer.Option(None, help="Run folder [runs/<preset>-h<H>-d<d>-s<seed>]."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder from its last checkpoint "
@@ -103,7 +103,7 @@ def train(
 
     if resume is not None:
         given = dict(settings, preset=preset, hmm=hmm, recipe=recipe if recipe != "fast" else None, hidden=hidden,
-                     input=input, seed=seed, out=out, force=force or None)
+                     noise_dim=noise_dim, seed=seed, out=out, force=force or None)
         changed = ["--" + name.replace("_", "-") for name, value in given.items()
                    if value is not None and name != "epochs"]
         if changed:
@@ -114,7 +114,7 @@ def train(
         if preset is None and hmm is None:
             raise HmmrnnError("give --preset NAME or --hmm FILE (see `hmmrnn presets`)")
         config = make_config(preset, recipe=recipe, hmm=HMM.from_file(hmm) if hmm else None, hidden=hidden,
-                             input=input, seed=seed, **settings)
+                             noise_dim=noise_dim, seed=seed, **settings)
         folder = out if out is not None else default_run_dir(config)
     with run_lock(folder, create=resume is None):  # one writer for training and the evaluation after it
         if resume is not None:
@@ -235,11 +235,11 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...] | None:
 def sweep(
     settings: dict,
     out: Path = typer.Option(..., help="Sweep folder: cells/<cell>/ run folders, sweep_summary.csv, figures/."),
-    spec: Optional[Path] = typer.Option(None, help="JSON/TOML sweep spec (presets, hidden, input, seeds, recipe, "
+    spec: Optional[Path] = typer.Option(None, help="JSON/TOML sweep spec (presets, hidden, noise_dim, seeds, recipe, "
                                         "overrides, eval_n, eval_seq_len) instead of the options below."),
     presets: Optional[str] = typer.Option(None, help="Comma-separated presets, e.g. linear2,linear3."),
     hidden: Optional[str] = typer.Option(None, help="Comma-separated hidden sizes [150]."),
-    input: Optional[str] = typer.Option(None, "--input", help="Comma-separated input dimensions [100]."),
+    noise_dim: Optional[str] = typer.Option(None, "--noise-dim", help="Comma-separated noise dimensions d [100]."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds [0]."),
     recipe: Optional[_RecipeName] = typer.Option(None, help="Training recipe of every cell [fast]."),
     eval_seq_len: Optional[int] = typer.Option(None, help="T of each cell's final evaluation [the cell's T; the "
@@ -253,7 +253,7 @@ def sweep(
     gpus_per_cell: float = typer.Option(0.0, help="ray: GPUs requested per cell (use with --device cuda)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Train and evaluate a grid of cells (preset x hidden x input x seed), each an ordinary run folder.
+    """Train and evaluate a grid of cells (preset x hidden x noise_dim x seed), each an ordinary run folder.
 
     Every training option of `hmmrnn train` applies to every cell; --eval-n is also the N of each
     cell's final evaluation. Re-running the same command skips finished cells, resumes unfinished
@@ -265,7 +265,7 @@ def sweep(
     overrides = dict(settings)
     recipe = recipe.value if recipe is not None else None
     grid = {k: v for k, v in dict(presets=tuple(p.strip() for p in presets.split(",") if p.strip()) if presets
-                                  else None, hidden=_int_list(hidden, "--hidden"), input=_int_list(input, "--input"),
+                                  else None, hidden=_int_list(hidden, "--hidden"), noise_dim=_int_list(noise_dim, "--noise-dim"),
                                   seeds=_int_list(seeds, "--seeds"), recipe=recipe, eval_n=settings.get("eval_n"),
                                   eval_seq_len=eval_seq_len).items() if v is not None}
     if spec is not None:
@@ -326,7 +326,7 @@ def import_pth_command(
         raise HmmrnnError("give exactly one of --preset NAME or --hmm FILE")
     run = import_pth(file, preset=preset, hmm=HMM.from_file(hmm) if hmm else None, out=out, force=force)
     m = run.config.model
-    typer.echo(f"imported {file} as {run.path} (H = {m.hidden}, d = {m.input}, K = {m.n_outputs}, HMM {run.hmm.name})")
+    typer.echo(f"imported {file} as {run.path} (H = {m.hidden}, d = {m.noise_dim}, K = {m.n_outputs}, HMM {run.hmm.name})")
 
 
 @app.command()
@@ -352,7 +352,7 @@ def zoo_list() -> None:
     from .zoo import list_models
 
     for entry in list_models():
-        typer.echo(f"{entry['name']}: preset {entry['preset']}, H = {entry['hidden']}, d = {entry['input']}, "
+        typer.echo(f"{entry['name']}: preset {entry['preset']}, H = {entry['hidden']}, d = {entry['noise_dim']}, "
                    f"T = {entry['seq_len']}, seed {entry['seed']}, recipe {entry['recipe']}, {entry['epochs']} epochs, "
                    f"emulates: {'yes' if entry['emulates'] else 'no'}")
 
@@ -398,7 +398,7 @@ def presets() -> None:
             typer.echo(f"{p.name}: {p.summary}")
             typer.echo(f"  M={hmm.n_states} states, K={hmm.n_outputs} outputs, T={p.seq_len}, epochs={p.epochs}, "
                        f"grad_clip={p.grad_clip}, batch={p.batch_size}, lr={p.lr}, num_seq={p.num_seq}, "
-                       f"H={p.hidden}, d={p.input}")
+                       f"H={p.hidden}, d={p.noise_dim}")
             typer.echo("  transition:\n" + _indent(np.array2string(hmm.transition), 4))
             typer.echo("  emission:\n" + _indent(np.array2string(hmm.emission), 4))
             typer.echo("")

@@ -38,13 +38,13 @@ class ModelConfig:
     """Sizes of the :class:`~hmmrnn.rnn.NoiseRNN`: H hidden units, d noise inputs, K outputs."""
 
     hidden: int = 150
-    input: int = 100
+    noise_dim: int = 100
     n_outputs: int = 3
     initial_state: str = _setting("zero", "h0 of every chain: zeros or N(0, I).", choices=("zero", "random"))
 
     def __post_init__(self) -> None:
         _require(self.hidden >= 1, f"hidden size must be >= 1, got {self.hidden}")
-        _require(self.input >= 1, f"input size must be >= 1, got {self.input}")
+        _require(self.noise_dim >= 1, f"noise dimension must be >= 1, got {self.noise_dim}")
         _require(self.n_outputs >= 2, f"n_outputs must be >= 2, got {self.n_outputs}")
         _require(self.initial_state in ("zero", "random"),
                  f"initial_state must be 'zero' or 'random', got {self.initial_state!r}")
@@ -230,12 +230,15 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigError`."""
         try:
-            model = _dataclass_from(ModelConfig, renamed_keys(data["model"], {"outputs": "n_outputs"}))
+            model = _dataclass_from(ModelConfig, renamed_keys(data["model"], OLD_MODEL_KEYS))
             train = _dataclass_from(TrainConfig, data["train"])
             return cls(HMM.from_dict(data["hmm"]), model, train, data.get("preset"),
                        dict(data.get("versions", {})))
         except KeyError as exc:
             raise ConfigError(f"config is missing the section {exc.args[0]!r}") from None
+
+
+OLD_MODEL_KEYS = {"outputs": "n_outputs", "input": "noise_dim"}  # the model section's names of earlier versions
 
 
 def renamed_keys(values: dict[str, Any], old_to_new: dict[str, str]) -> dict[str, Any]:
@@ -259,7 +262,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and settings into a :class:`RunConfig`.
 
     Settings come from the preset, then the recipe, then the non-None keyword ``settings``: any
-    :class:`ModelConfig` field but ``n_outputs`` (``hidden``, ``input``, ``initial_state``) or
+    :class:`ModelConfig` field but ``n_outputs`` (``hidden``, ``noise_dim``, ``initial_state``) or
     :class:`TrainConfig` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
     training settings default to those of ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any
     3-output HMM.
@@ -271,7 +274,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     base = get_preset(preset if preset is not None else "linear3")
     hmm = hmm if hmm is not None else base.hmm
     given = {k: v for k, v in settings.items() if v is not None}
-    model = ModelConfig(hidden=base.hidden, input=base.input, n_outputs=hmm.n_outputs)
+    model = ModelConfig(hidden=base.hidden, noise_dim=base.noise_dim, n_outputs=hmm.n_outputs)
     model = replace(model, **{k: v for k, v in given.items() if SETTINGS[k] == "model"})
     train = TrainConfig(seq_len=base.seq_len, num_seq=base.num_seq, epochs=base.epochs,
                         batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip, recipe=recipe)

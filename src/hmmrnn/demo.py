@@ -29,7 +29,7 @@ def demo(out: str | Path = "runs/demo", *, model: str = "linear3", force: bool =
 def _demo(out, model, force, zoo_dir, eval_n, analysis_settings, progress, say) -> Path:
     started = time.perf_counter()
     run = get(model, out, force=force, zoo_dir=zoo_dir)
-    say(f"zoo model {model} -> {run.path} (H = {run.config.model.hidden}, d = {run.config.model.input})")
+    say(f"zoo model {model} -> {run.path} (H = {run.config.model.hidden}, d = {run.config.model.noise_dim})")
     result = evaluate(run, n=eval_n, seed=0)
     say(f"evaluation: emulates {result.verdict} "
         f"({time.perf_counter() - started:.0f} s so far)")

@@ -88,7 +88,7 @@ def import_pth(path: str | Path, *, preset: str | None = None, hmm: HMM | None =
     path = Path(path)
     weights = read_reference_state_dict(path)
     hidden, input_dim = weights["w_in"].shape
-    config = make_config(preset, recipe="paper", hmm=hmm, hidden=int(hidden), input=int(input_dim))
+    config = make_config(preset, recipe="paper", hmm=hmm, hidden=int(hidden), noise_dim=int(input_dim))
     if weights["w_out"].shape[0] != config.hmm.n_outputs:
         raise RunDirError(f"{path}: fc.weight has {weights['w_out'].shape[0]} outputs but the HMM of "
                           f"{preset or config.hmm.name} emits {config.hmm.n_outputs} symbols")

@@ -29,7 +29,7 @@ class Preset:
     batch_size: int = 4096
     lr: float = 1e-3
     hidden: int = 150
-    input: int = 100
+    noise_dim: int = 100
 
     @property
     def hmm(self) -> HMM:

@@ -140,7 +140,7 @@ def _overview(run) -> str:
     c, m, t = run.config, run.config.model, run.config.train
     rows = [["preset", _e(c.preset or "custom HMM")], ["HMM", _e(f"{c.hmm.name}: {c.hmm.n_states} states, "
                                                                   f"{c.hmm.n_outputs} outputs")],
-            ["network", f"H = {m.hidden} hidden units, d = {m.input} noise inputs, {m.n_outputs} outputs"],
+            ["network", f"H = {m.hidden} hidden units, d = {m.noise_dim} noise inputs, {m.n_outputs} outputs"],
             ["training", _e(f"recipe {t.recipe}, T = {t.seq_len}, batch {t.batch_size}, lr {t.lr:g}, seed {t.seed}")],
             ["status", _e(run.status.get("state", "unknown"))],
             ["versions", _e(", ".join(f"{k} {v}" for k, v in c.versions.items()))]]

@@ -60,7 +60,7 @@ class NoiseRNN(nn.Module):
     Parameters
     ----------
     hidden : H, number of recurrent units.
-    input : d, dimension of the noise input.
+    noise_dim : d, dimension of the noise input.
     n_outputs : K, number of output symbols.
     initial_state : ``"zero"`` (the paper) or ``"random"`` (h_0 ~ N(0, I) per sequence).
     seed : seed of the initialisation, PyTorch's default distribution U(-1/sqrt(H), 1/sqrt(H))
@@ -73,14 +73,14 @@ class NoiseRNN(nn.Module):
     w_out : (K, H)  readout weights
     """
 
-    def __init__(self, hidden: int, input: int, n_outputs: int = 3, *,
+    def __init__(self, hidden: int, noise_dim: int, n_outputs: int = 3, *,
                  initial_state: InitialState = "zero", seed: int | None = 0) -> None:
         super().__init__()
-        if hidden < 1 or input < 1 or n_outputs < 2:
-            raise ValueError(f"need hidden >= 1, input >= 1, n_outputs >= 2; got {hidden}, {input}, {n_outputs}")
+        if hidden < 1 or noise_dim < 1 or n_outputs < 2:
+            raise ValueError(f"need hidden >= 1, noise_dim >= 1, n_outputs >= 2; got {hidden}, {noise_dim}, {n_outputs}")
         if initial_state not in ("zero", "random"):
             raise ValueError(f"initial_state must be 'zero' or 'random', got {initial_state!r}")
-        self.hidden, self.input, self.n_outputs = hidden, input, n_outputs
+        self.hidden, self.noise_dim, self.n_outputs = hidden, noise_dim, n_outputs
         self.initial_state = initial_state
         gen = torch.Generator()
         if seed is not None:
@@ -90,12 +90,12 @@ class NoiseRNN(nn.Module):
         def uniform(*shape: int) -> nn.Parameter:
             return nn.Parameter(torch.empty(shape).uniform_(-bound, bound, generator=gen))
 
-        self.w_in = uniform(hidden, input)
+        self.w_in = uniform(hidden, noise_dim)
         self.w_rec = uniform(hidden, hidden)
         self.w_out = uniform(n_outputs, hidden)
 
     def extra_repr(self) -> str:
-        return f"hidden={self.hidden}, input={self.input}, n_outputs={self.n_outputs}, initial_state={self.initial_state!r}"
+        return f"hidden={self.hidden}, noise_dim={self.noise_dim}, n_outputs={self.n_outputs}, initial_state={self.initial_state!r}"
 
     # ------------------------------------------------------------------ the one-step map
 
@@ -177,8 +177,8 @@ class NoiseRNN(nn.Module):
                 raise ValueError("the input-free rollout needs h0 and steps")
             h, length, drives = h0, steps, None
         else:
-            if noise.ndim != 3 or noise.shape[-1] != self.input:
-                raise ValueError(f"noise must have shape (B, T, d={self.input}), got {tuple(noise.shape)}")
+            if noise.ndim != 3 or noise.shape[-1] != self.noise_dim:
+                raise ValueError(f"noise must have shape (B, T, d={self.noise_dim}), got {tuple(noise.shape)}")
             h = self.initial_hidden(noise.shape[0], generator) if h0 is None else h0
             length = noise.shape[1]
             if recurrent_gain is None and (input_gain is None or input_gain.ndim == 1) and not torch.is_grad_enabled():
@@ -215,7 +215,7 @@ class NoiseRNN(nn.Module):
         w_in = self.w_in if input_gain is None else input_gain[:, None] * self.w_in
         w_step = torch.cat([self.w_rec, w_in], dim=1).detach()  # (H, H + d); detached: no autograd here
         like = {"dtype": w_step.dtype, "device": w_step.device}
-        stacked = torch.empty(self.hidden + self.input, batch, **like)
+        stacked = torch.empty(self.hidden + self.noise_dim, batch, **like)
         stacked[: self.hidden] = h
         pre = torch.empty(self.hidden, batch, **like)
         states = torch.empty(*((length, self.hidden, batch) if time_major else (batch, length, self.hidden)), **like)
@@ -325,7 +325,7 @@ class NoiseRNN(nn.Module):
         h = self.initial_hidden(chains, generator)
         symbols, norms = [], []
         for start in range(0, length, block):
-            noise = torch.randn(chains, min(block, length - start), self.input, generator=generator, **like)
+            noise = torch.randn(chains, min(block, length - start), self.noise_dim, generator=generator, **like)
             hidden = self.rollout(noise, h)
             logits = self.readout(hidden)
             symbols.append((logits + _gumbel_noise(logits, generator)).argmax(dim=-1))
@@ -355,7 +355,7 @@ class NoiseRNN(nn.Module):
         done = len(symbols)
         while done < length:
             steps = min(block, length - done)
-            noise = torch.randn(steps, self.input, batch, generator=generator, dtype=h.dtype, device=h.device)
+            noise = torch.randn(steps, self.noise_dim, batch, generator=generator, dtype=h.dtype, device=h.device)
             columns = self._rollout_columns(noise if noise_scale == 1.0 else noise_scale * noise, h, time_major=True)
             emit(columns)
             h, done = columns[-1], done + steps

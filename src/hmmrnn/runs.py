@@ -254,7 +254,7 @@ def weights_of(model: NoiseRNN) -> dict[str, torch.Tensor]:
 
 def check_weights(weights: dict[str, torch.Tensor], model: ModelConfig, source: str) -> None:
     """Names, shapes and finiteness of ``weights`` against ``model``; errors name the mismatch."""
-    expected = {"w_in": (model.hidden, model.input), "w_rec": (model.hidden, model.hidden),
+    expected = {"w_in": (model.hidden, model.noise_dim), "w_rec": (model.hidden, model.hidden),
                 "w_out": (model.n_outputs, model.hidden)}
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
@@ -269,7 +269,7 @@ def check_weights(weights: dict[str, torch.Tensor], model: ModelConfig, source: 
 
 def model_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor], source: str) -> NoiseRNN:
     check_weights(weights, config, source)
-    model = NoiseRNN(config.hidden, config.input, config.n_outputs, initial_state=config.initial_state,
+    model = NoiseRNN(config.hidden, config.noise_dim, config.n_outputs, initial_state=config.initial_state,
                      seed=None)
     with torch.no_grad():
         for name in WEIGHT_NAMES:
@@ -352,10 +352,10 @@ def memory_estimate(config: RunConfig, training: bool = True) -> int:
     (B T (4H + d + 4K)), the one-hot target sets (n T K), the batch's transport plans (3 B²) and
     the HMM's matrices."""
     m, t, s = config.model, config.train, config.hmm.n_states
-    weights = m.hidden * (m.hidden + m.input + m.n_outputs)
+    weights = m.hidden * (m.hidden + m.noise_dim + m.n_outputs)
     total = weights + s * (s + config.hmm.n_outputs)
     if training:
-        total += 3 * weights + t.batch_size * t.seq_len * (4 * m.hidden + m.input + 4 * m.n_outputs)
+        total += 3 * weights + t.batch_size * t.seq_len * (4 * m.hidden + m.noise_dim + 4 * m.n_outputs)
         total += t.num_seq * t.seq_len * m.n_outputs + 3 * t.batch_size ** 2 + t.num_seq * t.seq_len * s
     return 4 * total
 
@@ -367,7 +367,7 @@ def check_memory(config: RunConfig, training: bool = True) -> None:
     if need > have:
         what = "training" if training else "loading"
         raise ConfigError(f"{what} this model needs about {gigabytes(need)} of memory (H = {config.model.hidden}, "
-                          f"d = {config.model.input}, {config.hmm.n_states} HMM states, batch "
+                          f"d = {config.model.noise_dim}, {config.hmm.n_states} HMM states, batch "
                           f"{config.train.batch_size}, T = {config.train.seq_len}); {gigabytes(have)} are available")
 
 
@@ -434,7 +434,7 @@ class Run:
 
     def __repr__(self) -> str:
         return (f"Run({str(self.path)!r}, hmm={self.hmm.name}, hidden={self.config.model.hidden}, "
-                f"input={self.config.model.input}, epochs={len(self.history)}, "
+                f"noise_dim={self.config.model.noise_dim}, epochs={len(self.history)}, "
                 f"state={self.status.get('state', 'unknown')})")
 
 

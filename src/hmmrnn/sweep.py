@@ -1,4 +1,4 @@
-"""Sweeps: a grid of runs (preset × hidden × input × seed), each an ordinary run folder, trained and
+"""Sweeps: a grid of runs (preset × hidden × noise_dim × seed), each an ordinary run folder, trained and
 evaluated on this machine (a process pool) or on a Ray cluster (docs/method.md §2.2, §4.2).
 
 Layout of a sweep folder::
@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._textfiles import loads_settings
-from .config import SETTINGS, make_config
+from .config import SETTINGS, make_config, renamed_keys
 from .errors import ConfigError, HmmrnnError
 from .presets import PRESETS, RECIPES
 from ._threads import set_threads
@@ -49,7 +49,8 @@ WORKER_FILE = "sweep_worker.json"
 SUMMARY_FILE = "sweep_summary.csv"
 
 #: make_config settings that a sweep sets per cell and therefore may not appear among its overrides
-_PER_CELL = ("hidden", "input", "seed")
+_PER_CELL = ("hidden", "noise_dim", "seed")
+_OLD_NAMES = {"input": "noise_dim"}  # sweep specs and cell records of earlier versions
 
 
 @dataclass(frozen=True)
@@ -58,19 +59,19 @@ class Cell:
 
     preset: str
     hidden: int
-    input: int
+    noise_dim: int
     seed: int
 
     @property
     def name(self) -> str:
-        return f"{self.preset}-h{self.hidden}-d{self.input}-s{self.seed}"
+        return f"{self.preset}-h{self.hidden}-d{self.noise_dim}-s{self.seed}"
 
 
 @dataclass(frozen=True)
 class SweepSpec:
     """The grid and how each cell is trained and evaluated.
 
-    presets, hidden, input, seeds : the grid (their product, in that order).
+    presets, hidden, noise_dim, seeds : the grid (their product, in that order).
     recipe : training recipe of every cell (:data:`hmmrnn.RECIPES`).
     overrides : further :func:`hmmrnn.make_config` keywords for every cell (``epochs``, ``lr``, ...).
     eval_n : sequences of the final evaluation; eval_seq_len : its T (None: the cell's training T;
@@ -79,7 +80,7 @@ class SweepSpec:
 
     presets: tuple[str, ...]
     hidden: tuple[int, ...] = (150,)
-    input: tuple[int, ...] = (100,)
+    noise_dim: tuple[int, ...] = (100,)
     seeds: tuple[int, ...] = (0,)
     recipe: str = "fast"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +88,7 @@ class SweepSpec:
     eval_seq_len: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("presets", "hidden", "input", "seeds"):
+        for name in ("presets", "hidden", "noise_dim", "seeds"):
             values = tuple(getattr(self, name))
             object.__setattr__(self, name, values)
             if not values:
@@ -99,7 +100,7 @@ class SweepSpec:
             raise ConfigError(f"unknown preset {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
         if self.recipe not in RECIPES:
             raise ConfigError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
-        bad = [v for v in self.hidden + self.input if not isinstance(v, int) or v < 1]
+        bad = [v for v in self.hidden + self.noise_dim if not isinstance(v, int) or v < 1]
         bad += [v for v in self.seeds if not isinstance(v, int) or v < 0]
         if bad:
             raise ConfigError(f"sizes must be positive integers and seeds non-negative integers, got {bad}")
@@ -111,12 +112,12 @@ class SweepSpec:
         if self.eval_n < 2 or (self.eval_seq_len is not None and self.eval_seq_len < 2):
             raise ConfigError("eval_n and eval_seq_len must be at least 2")
         for cell in self.cells():  # every cell's settings must make a valid config before anything runs
-            make_config(cell.preset, recipe=self.recipe, hidden=cell.hidden, input=cell.input, seed=cell.seed,
+            make_config(cell.preset, recipe=self.recipe, hidden=cell.hidden, noise_dim=cell.noise_dim, seed=cell.seed,
                         **self.overrides)
 
     def cells(self) -> list[Cell]:
         """Every cell, presets outermost, seeds innermost."""
-        return [Cell(*c) for c in itertools.product(self.presets, self.hidden, self.input, self.seeds)]
+        return [Cell(*c) for c in itertools.product(self.presets, self.hidden, self.noise_dim, self.seeds)]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -127,13 +128,14 @@ class SweepSpec:
         """Inverse of :meth:`to_dict`; every key and type is checked, with errors in the spec's terms."""
         if not isinstance(data, dict):
             raise ConfigError(f"a sweep spec is a table/object of settings, got {type(data).__name__}")
+        data = renamed_keys(data, _OLD_NAMES)  # specs of earlier versions
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"unknown sweep spec key(s) {unknown}; known keys: {', '.join(known)}")
         if "presets" not in data:
             raise ConfigError("a sweep spec needs presets, e.g. presets = [\"linear2\", \"linear3\"]")
-        kinds = {"presets": str, "hidden": int, "input": int, "seeds": int}
+        kinds = {"presets": str, "hidden": int, "noise_dim": int, "seeds": int}
         labels = {str: "preset names", int: "integers"}
         values: dict[str, Any] = {}
         for key, value in data.items():
@@ -209,7 +211,7 @@ def _run_locked_cell(cell_dir: Path, spec_obj: "SweepSpec", cell: Cell, threads:
             record["resumed"] = True
         else:  # nothing to resume (or killed before its first checkpoint): start the cell afresh
             run = train(cell.preset, recipe=spec_obj.recipe, out=cell_dir, force=True, progress=False,
-                        evaluate=False, hidden=cell.hidden, input=cell.input, seed=cell.seed, **spec_obj.overrides)
+                        evaluate=False, hidden=cell.hidden, noise_dim=cell.noise_dim, seed=cell.seed, **spec_obj.overrides)
         evaluation = final_evaluation(run, n=spec_obj.eval_n, seq_len=spec_obj.eval_seq_len, figures=False)
         record.update(status="done", **_run_facts(cell_dir), emulates=evaluation.emulates,
                       verdict=evaluation.verdict, metrics=_headline_metrics(evaluation))
@@ -319,7 +321,7 @@ def _finished(out: Path, cell: Cell) -> bool:
 def _record(out: Path, cell: Cell) -> dict[str, Any]:
     path = out / CELLS_DIR / cell.name / CELL_FILE
     if path.exists():
-        return read_json(path)
+        return renamed_keys(read_json(path), _OLD_NAMES)
     return {"cell": cell.name, **asdict(cell), "status": "not run"}
 
 
@@ -416,7 +418,7 @@ def _run_ray(out: Path, spec: SweepSpec, cells: list[Cell], threads: int, addres
 
 # --------------------------------------------------------------------------- summary and figures
 
-_SUMMARY_COLUMNS = ("cell", "preset", "hidden", "input", "seed", "recipe", "status", "emulates", "verdict", "epochs",
+_SUMMARY_COLUMNS = ("cell", "preset", "hidden", "noise_dim", "seed", "recipe", "status", "emulates", "verdict", "epochs",
                     "emulating_epoch", "final_train_loss", "final_val_loss", "best_val_loss", "train_seconds",
                     "attempts", "n", "seq_len", "frequency_max_abs_diff", "volatility_relative_diff",
                     "transition_max_abs_diff", "loglik_gap", "growth", "long_loglik_gap", "matched_distance", "matched_distance_std",
@@ -429,9 +431,6 @@ def sweep_report(out: str | Path) -> Path:
 
     The same files on disk give byte-identical CSV and figures.
     """
-    from .plots import save_figure
-    from .plots.sweep import sweep_figures
-
     out = Path(out)
     if not (out / SPEC_FILE).exists():
         raise HmmrnnError(f"not a sweep folder (no {SPEC_FILE}): {out}")

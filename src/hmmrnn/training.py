@@ -43,7 +43,7 @@ from ._likelihood import LikelihoodPenalty
 from ._seeds import stream
 from ._sinkhorn import OneHotSinkhornDivergence
 from .hmm import HMM
-from .rnn import WEIGHT_NAMES, NoiseRNN
+from .rnn import NoiseRNN
 from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
                    check_memory, check_run_files, checkpoint_path, checkpoint_paths, load_config, load_run, load_tensors, run_lock,
                    model_from_weights, prepare_run_dir, read_history, read_json, save_tensors, weights_of,
@@ -100,7 +100,7 @@ def train(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | str | P
     out : run folder (default ``runs/<preset>-h<H>-d<d>-s<seed>``).
     force : overwrite an existing run folder.
     evaluate : run :func:`hmmrnn.evaluate` (N = 5000, the run's T) at the end, writing metrics.json.
-    **overrides : any keyword of :func:`hmmrnn.make_config` (``hidden, input, seed, epochs, lr,
+    **overrides : any keyword of :func:`hmmrnn.make_config` (``hidden, noise_dim, seed, epochs, lr,
         val_every, eval_every, early_stop, bigram_weight, retries, ...``); they win over the recipe.
     """
     if isinstance(hmm, (str, Path)):
@@ -113,7 +113,7 @@ def train(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | str | P
 def default_run_dir(config: RunConfig) -> Path:
     """``runs/<preset or HMM name>-h<H>-d<d>-s<seed>``."""
     label = config.preset or config.hmm.name
-    return Path("runs") / f"{label}-h{config.model.hidden}-d{config.model.input}-s{config.train.seed}"
+    return Path("runs") / f"{label}-h{config.model.hidden}-d{config.model.noise_dim}-s{config.train.seed}"
 
 
 def train_config(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = True,
@@ -220,7 +220,7 @@ class _TrainingState:
     @classmethod
     def fresh(cls, config: RunConfig, device: torch.device) -> "_TrainingState":
         m = config.model
-        model = NoiseRNN(m.hidden, m.input, m.n_outputs, initial_state=m.initial_state,
+        model = NoiseRNN(m.hidden, m.noise_dim, m.n_outputs, initial_state=m.initial_state,
                          seed=_derived_seed(config.train.seed, "init")).to(device)
         return cls(model, cls._optimizer(model, config), cls._generator(config, device))
 
@@ -385,7 +385,7 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
     losses = []
     for start in range(0, targets.shape[0], t.batch_size):
         target = targets[start: start + t.batch_size]
-        noise = torch.randn(target.shape[0], t.seq_len, model.input, generator=generator,
+        noise = torch.randn(target.shape[0], t.seq_len, model.noise_dim, generator=generator,
                             device=target.device)
         h0 = None if pool is None else pool[start: start + t.batch_size].clone()
         with torch.set_grad_enabled(optimizer is not None):

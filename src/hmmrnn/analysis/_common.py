@@ -88,7 +88,7 @@ def simulate(model: NoiseRNN, steps: int, *, n: int = 1, seed: int = 0, noise_sc
     noise : (n, steps, d), only with ``return_noise`` (the unscaled x_t).
     """
     h = torch.zeros(n, model.hidden) if h0 is None else h0.float().clone()
-    noise = None if input_free else torch.randn(n, steps, model.input, generator=generator(seed))
+    noise = None if input_free else torch.randn(n, steps, model.noise_dim, generator=generator(seed))
     states = model.rollout(None if input_free else noise_scale * noise, h, steps=steps)
     return (states, noise) if return_noise else states
 

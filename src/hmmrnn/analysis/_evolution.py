@@ -88,7 +88,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     if len(checkpoints) < 2:
         raise NothingFound(f"{run.path} has {len(checkpoints)} checkpoint(s); training evolution needs at least 2 "
                           f"(train with --checkpoint-every K)")
-    hidden, inputs = run.config.model.hidden, run.config.model.input
+    hidden, inputs = run.config.model.hidden, run.config.model.noise_dim
     gen = generator(stream(seed, "training_evolution", "noise"))
     h_start = 0.1 * (2 * torch.randn(hidden, generator=gen) - 1)
     noise = torch.randn(warmup + steps, inputs, generator=gen)

@@ -11,7 +11,7 @@ The map has no biases, so F(c h) = c F(h) for c > 0 (input-free, or any input sc
 * whether the origin attracts is decided by the growth of ‖h‖ under the input-free map from states
   of the orbit (the Jacobian at the origin is not defined: every pre-activation is 0 there).
 
-With a constant input x* (``input=``) the map relu(W_rec h + W_in x*) is not homogeneous and the
+With a constant input x* (``constant_input=``) the map relu(W_rec h + W_in x*) is not homogeneous and the
 ordinary q(h) is minimised. The mean input of the trained networks is 0, where both coincide.
 """
 
@@ -96,7 +96,7 @@ class FixedPoints(Result):
     orbit_speed: np.ndarray
     orbit_relative_speed: np.ndarray
     outliers_dropped: int = 0
-    input: list[float] | None = field(default=None)
+    constant_input: list[float] | None = field(default=None)
 
     def summary(self) -> str:
         kinds: dict[str, int] = {}
@@ -112,7 +112,7 @@ class FixedPoints(Result):
         return (f"{origin}{found}; orbit relative speed 10-90%: {slow[0]:.3f}-{slow[1]:.3f}")
 
 
-def fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initial: int = 256,
+def fixed_points(run_or_model: Any, *, constant_input: np.ndarray | None = None, n_initial: int = 256,
                       iterations: int = 1000, lr: float = 0.01, tolerance: float = 1e-6,
                       slow_tolerance: float = 0.05, initial_states: np.ndarray | None = None,
                       orbit_steps: int = 30_000, shown: int = 2000, seed: int = 0) -> FixedPoints:
@@ -120,7 +120,7 @@ def fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initia
 
     Parameters
     ----------
-    input : (d,) constant input x*; None (default) for the input-free map, which is also the map at
+    constant_input : (d,) constant input x*; None (default) for the input-free map, which is also the map at
         the mean input E[x] = 0 of the trained networks.
     n_initial : starts, taken from the noisy orbit (``orbit_steps`` steps, seeded) unless
         ``initial_states`` (n, H) are given.
@@ -143,8 +143,8 @@ def fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initia
     else:
         starts = np.asarray(initial_states, dtype=np.float32).reshape(-1, model.hidden)
     x = None
-    if input is not None:
-        x = torch.as_tensor(np.asarray(input, dtype=np.float32)).reshape(model.input)
+    if constant_input is not None:
+        x = torch.as_tensor(np.asarray(constant_input, dtype=np.float32)).reshape(model.noise_dim)
     homogeneous = x is None or bool((model.preactivation(torch.zeros(model.hidden), x) == 0).all())
     final, speed = _minimise(model, torch.from_numpy(np.array(starts)), x, homogeneous, iterations, lr,
                              refine_below=slow_tolerance)
@@ -163,7 +163,7 @@ def fixed_points(run_or_model: Any, *, input: np.ndarray | None = None, n_initia
     relative = orbit_speed / np.maximum(head.norm(dim=1).numpy(), 1e-12)
     return FixedPoints("input-free" if input is None else "constant input", len(starts), iterations, seed,
                        tolerance, slow_tolerance, points, origin, basis.project(orbit[:shown])[:, :2], orbit_speed,
-                       relative, dropped, None if input is None else np.asarray(input, dtype=float).tolist())
+                       relative, dropped, None if constant_input is None else np.asarray(constant_input, dtype=float).tolist())
 
 
 def _minimise(model, starts: torch.Tensor, x: torch.Tensor | None, homogeneous: bool, iterations: int, lr: float,

@@ -280,7 +280,7 @@ def _rates_when_silenced(model, groups: list[list[int]], *, chains: int, steps: 
     for row, units in zip(gains, groups):
         row[list(units)] = 0.0
     gains = gains.repeat_interleave(chains, dim=0)  # (groups · chains, H)
-    noise = torch.randn(chains, warmup + steps, model.input, generator=generator(seed))
+    noise = torch.randn(chains, warmup + steps, model.noise_dim, generator=generator(seed))
     h = torch.zeros(len(gains), model.hidden)
     labels = []
     for start in range(0, warmup + steps, block):

@@ -97,9 +97,9 @@ def expected_second_order(model, h0: torch.Tensor, *, trials: int = 20, t0: int 
     with torch.no_grad():
         h = h0.reshape(1, -1) + (2 * torch.randn(trials, model.hidden, generator=gen) - 1) * h_eps
         if t0 > 1:
-            h = model.rollout(sigma * torch.randn(trials, t0 - 1, model.input, generator=gen), h)[:, -1]
+            h = model.rollout(sigma * torch.randn(trials, t0 - 1, model.noise_dim, generator=gen), h)[:, -1]
         s = [h, *model.rollout(None, h, steps=tf - 1).unbind(1)] if tf > 1 else [h]
-        omega = sigma * torch.randn(tf, trials, model.input, generator=gen)
+        omega = sigma * torch.randn(tf, trials, model.noise_dim, generator=gen)
         delta1 = [omega[0] @ w_in.T]
         for k in range(1, tf):
             delta1.append((delta1[-1] * (s[k - 1] > 0)) @ w_rec.T + omega[k] @ w_in.T)
@@ -207,7 +207,7 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
     top_k = top_k if top_k is not None else int(0.4 * model.hidden)
     control_k = control_k if control_k is not None else int(0.23 * model.hidden)
     near = presynaptic_partners(w, all_kicks, control_k)
-    noise = torch.randn(steps, model.input, generator=generator(stream(seed, "gain_sweep", "noise")))
+    noise = torch.randn(steps, model.noise_dim, generator=generator(stream(seed, "gain_sweep", "noise")))
     h0 = 0.1 * (2 * torch.rand(model.hidden, generator=generator(stream(seed, "gain_sweep", "start"))) - 1)
     unit_sets, rows = {}, []
     for d in usable:

@@ -63,7 +63,7 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     while done_steps < max_steps and len(alive):
         # ``block`` steps of every live rollout through the engine, then the bookkeeping of each step
         length = min(block, max_steps - done_steps)
-        x = torch.randn(n * n_samples, length, model.input, generator=gen)[alive] * noise_scale
+        x = torch.randn(n * n_samples, length, model.noise_dim, generator=gen)[alive] * noise_scale
         hidden = model.rollout(x, h)
         logits = model.readout(hidden)  # (A, L, K)
         logit = logits.gather(2, target[alive][:, None, None].expand(-1, length, 1))[..., 0]  # (A, L)

@@ -72,7 +72,7 @@ def transition_points(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     warm = simulate(model, warmup, h0=h0, seed=stream(seed, "transition_points", "warmup"))[0, -1:] if warmup else h0
     states, noise = simulate(model, steps, h0=warm, seed=stream(seed, "transition_points", "orbit"), return_noise=True)
     states = torch.cat([warm, states[0]])  # states[t] for t = 0..steps; noise row t produced state t
-    noise = torch.cat([torch.zeros(1, model.input), noise[0]])
+    noise = torch.cat([torch.zeros(1, model.noise_dim), noise[0]])
     labels = model.readout(states).argmax(-1).numpy()
     events = switch_events(labels)
     candidates = [(t, prev[0], a, b) for prev, (t, a, b) in zip(events, events[1:])][skip_switches:]
@@ -146,7 +146,7 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
     model, _ = resolve(run_or_model)
     points = points if points is not None else transition_points(model, seed=seed)
     states, noise = torch.from_numpy(points.states), torch.from_numpy(points.noise)
-    extra = torch.randn(horizon + 1, model.input, generator=generator(stream(seed, "noise_sensitivity", "extra")))
+    extra = torch.randn(horizon + 1, model.noise_dim, generator=generator(stream(seed, "noise_sensitivity", "extra")))
     recorded = torch.cat([noise, extra])
     basis = fit_pca(points.states, 2)  # the same basis as points.track_pc
     gen = generator(stream(seed, "noise_sensitivity", "fresh"))
@@ -155,7 +155,7 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
         for gamma in gammas:
             a, b = (np.sqrt(1 - gamma), np.sqrt(gamma)) if variance_preserving else (1 - gamma, gamma)
             h = states[idx].repeat(n_trajectories, 1)
-            x = a * recorded[idx + 1: idx + horizon + 1] + b * torch.randn(n_trajectories, horizon, model.input,
+            x = a * recorded[idx + 1: idx + horizon + 1] + b * torch.randn(n_trajectories, horizon, model.noise_dim,
                                                                               generator=gen)
             with torch.no_grad():
                 path = torch.cat([h[:, None], model.rollout(x, h)], dim=1)  # (n, horizon + 1, H)

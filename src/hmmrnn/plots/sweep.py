@@ -38,7 +38,7 @@ def plot_distance_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int, 
         ax.axhline(mean, color="green", lw=1.5, label="HMM baseline")
         ax.axhspan(mean - std, mean + std, color="green", alpha=0.15)
     for k, (h, offset) in enumerate(zip(hidden, offsets)):
-        stats = [_over_seeds([r for r in records if r["hidden"] == h and r["input"] == d], "matched_distance")
+        stats = [_over_seeds([r for r in records if r["hidden"] == h and r["noise_dim"] == d], "matched_distance")
                  for d in inputs]
         means, stds = np.array([s[0] for s in stats]), np.array([s[1] for s in stats])
         ax.errorbar(np.arange(len(inputs)) + offset, means, yerr=stds, fmt="o-", ms=4, capsize=3,
@@ -52,7 +52,7 @@ def plot_distance_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int, 
 
 def plot_transition_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int, ...],
                          records: list[dict[str, Any]], matrices: dict[str, dict[str, np.ndarray] | None]) -> Figure:
-    """docs/method.md §4.2: per (hidden, input) cell the element-wise squared difference between the
+    """docs/method.md §4.2: per (hidden, noise_dim) cell the element-wise squared difference between the
     RNN's and the HMM's empirical output transition matrices, mean ± std over seeds, on one colour
     scale."""
     grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -60,7 +60,7 @@ def plot_transition_grid(preset: str, hidden: tuple[int, ...], inputs: tuple[int
         for d in inputs:
             squares = []
             for r in records:
-                m = matrices.get(r["cell"]) if r["hidden"] == h and r["input"] == d else None
+                m = matrices.get(r["cell"]) if r["hidden"] == h and r["noise_dim"] == d else None
                 if m is not None:
                     squares.append(np.nan_to_num(m["candidate"] - m["hmm"]) ** 2)
             if squares:
@@ -122,7 +122,7 @@ def sweep_figures(spec, records: list[dict[str, Any]], matrices: dict[str, Any])
     figures = {}
     for preset in spec.presets:
         mine = [r for r in records if r["preset"] == preset]
-        figures[f"distance_{preset}"] = plot_distance_grid(preset, spec.hidden, spec.input, mine)
-        figures[f"transitions_{preset}"] = plot_transition_grid(preset, spec.hidden, spec.input, mine, matrices)
+        figures[f"distance_{preset}"] = plot_distance_grid(preset, spec.hidden, spec.noise_dim, mine)
+        figures[f"transitions_{preset}"] = plot_transition_grid(preset, spec.hidden, spec.noise_dim, mine, matrices)
     figures["overview"] = plot_overview(spec.presets, records)
     return figures
