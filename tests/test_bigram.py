@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hmmrnn import preset
-from hmmrnn._bigram import BigramPenalty, bigram_frequencies
+from hmmrnn._bigram import BigramPenalty, bigram_frequencies, lagged_pair_frequencies
 from hmmrnn._sinkhorn import OneHotSinkhornDivergence
 from hmmrnn.rnn import gumbel_emit
 
@@ -159,3 +159,28 @@ def test_the_conditional_term_weighs_every_row_alike():
     expected = 0.5 + 1 / 6 + (1 / 36) / (5 / 6) + (1 / 36) / (7 / 6)
     assert float(BigramPenalty(target, 3, 0.0, conditional_weight=2.0)(output)) == pytest.approx(2 * expected, rel=1e-5)
     assert float(BigramPenalty(target, 3, 0.0, conditional_weight=2.0)(target)) == 0.0
+
+
+def test_lagged_pairs_count_by_brute_force():
+    rng = np.random.default_rng(3)
+    symbols = rng.integers(0, 3, (5, 12))
+    for lag in (1, 2, 5, 11):
+        counts = np.zeros((3, 3))
+        for row in symbols:
+            for t in range(12 - lag):
+                counts[row[t], row[t + lag]] += 1
+        expected = counts / counts.sum()
+        np.testing.assert_allclose(lagged_pair_frequencies(_onehot(symbols), lag).numpy(), expected, atol=1e-7)
+    np.testing.assert_allclose(lagged_pair_frequencies(_onehot(symbols), 1), bigram_frequencies(_onehot(symbols)))
+
+
+def test_lagged_pairs_see_which_side_a_run_began_that_bigrams_miss():
+    """Crossing (0 1 2, 2 1 0) against returning (0 1 0, 2 1 2): the same bigrams, the lag-2 pairs
+    disjoint ((0,2), (2,0) against (0,0), (2,2), each 1/2): discrimination 4 · (1/2)² / (1/2) = 2."""
+    import torch.nn.functional as F
+
+    crossing = F.one_hot(torch.tensor([[0, 1, 2], [2, 1, 0]]), 3).float().flatten(1)
+    returning = F.one_hot(torch.tensor([[0, 1, 0], [2, 1, 2]]), 3).float().flatten(1)
+    assert float(BigramPenalty(crossing, 3, 5.0)(returning)) == 0.0
+    assert float(BigramPenalty(crossing, 3, 5.0, lags=2)(returning)) == pytest.approx(5.0 * 2.0)
+    assert float(BigramPenalty(crossing, 3, 5.0, lags=2)(crossing)) == 0.0

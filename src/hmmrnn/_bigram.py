@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["BigramPenalty", "bigram_frequencies", "ngram_frequencies"]
+__all__ = ["BigramPenalty", "bigram_frequencies", "lagged_pair_frequencies", "ngram_frequencies"]
 
 
 def bigram_frequencies(onehot: torch.Tensor) -> torch.Tensor:
@@ -42,6 +42,22 @@ def bigram_frequencies(onehot: torch.Tensor) -> torch.Tensor:
         return torch.diag(onehot.mean(dim=(0, 1)))
     pairs = torch.einsum("bta,btc->ac", onehot[:, :-1], onehot[:, 1:])
     return pairs / (onehot.shape[0] * (onehot.shape[1] - 1))
+
+
+def lagged_pair_frequencies(onehot: torch.Tensor, lag: int) -> torch.Tensor:
+    """Fraction of symbol pairs ``lag`` steps apart, pooled over sequences and time.
+
+    Parameters
+    ----------
+    onehot : (B, T, K) one-hot symbols (or probabilities); 1 ≤ lag < T.
+
+    Returns
+    -------
+    (K, K) with entry [a, b] = mean over sequences and t of onehot[:, t, a] · onehot[:, t + lag, b]
+    (lag 1: :func:`bigram_frequencies`).
+    """
+    pairs = torch.einsum("bta,btc->ac", onehot[:, :-lag], onehot[:, lag:])
+    return pairs / (onehot.shape[0] * (onehot.shape[1] - lag))
 
 
 def ngram_frequencies(onehot: torch.Tensor, order: int) -> torch.Tensor:
@@ -72,7 +88,10 @@ class BigramPenalty:
     set (``order`` = 2: bigrams only, the default recipe's penalty), plus, with ``positions`` P > 0,
     λ (1/P) Σ_{t<P} Σ_ab (q_t,ab − p_t,ab)² / (q_t,ab + p_t,ab) on the bigrams at each of the first P
     steps (pairs (o_t, o_{t+1}) not pooled over time): the transient after h_0 = 0, which pooled
-    frequencies dilute by the window length (measured on ``linear2``, BENCHMARKS.md).
+    frequencies dilute by the window length (measured on ``linear2``, BENCHMARKS.md), plus, with
+    ``lags`` L ≥ 2, λ Σ_{k=2..L} Σ_ab (q_k,ab − p_k,ab)² / (q_k,ab + p_k,ab) on the pairs (o_t, o_{t+k}):
+    whether the network remembers what came before a run of one symbol (``cyclic4``: on which side
+    of the ring a run of 1s began), which words of adjacent symbols see only for runs of one step.
 
     Parameters
     ----------
@@ -81,6 +100,7 @@ class BigramPenalty:
     weight : λ.
     order : the longest word length penalised (≥ 2).
     positions : P, the first steps whose bigrams are matched one position at a time (0: none).
+    lags : L, the longest lag of the lagged pairs (0: none).
     conditional_weight : λ_c > 0 adds λ_c Σ_a Σ_b (q(b|a) − p(b|a))² / (q(b|a) + p(b|a)) on the output
         transition probabilities, the verdict's own statistic: in the joint frequencies a row of a rare
         symbol weighs as little as the symbol is rare (``linear2``: P(1 → 1) 0.03–0.05 against the
@@ -88,7 +108,7 @@ class BigramPenalty:
     """
 
     def __init__(self, targets: torch.Tensor, n_outputs: int, weight: float, order: int = 2,
-                 positions: int = 0, conditional_weight: float = 0.0) -> None:
+                 positions: int = 0, lags: int = 0, conditional_weight: float = 0.0) -> None:
         self.n_outputs = n_outputs
         self.weight = weight
         self.conditional_weight = conditional_weight
@@ -96,6 +116,8 @@ class BigramPenalty:
         onehot = targets.reshape(targets.shape[0], -1, n_outputs)
         self.targets = [ngram_frequencies(onehot, n) for n in self.orders]
         self.positions = [bigram_frequencies(onehot[:, t: t + 2]) for t in range(min(positions, onehot.shape[1] - 1))]
+        self.lags = range(2, lags + 1)
+        self.lagged = [lagged_pair_frequencies(onehot, k) for k in self.lags]
         self.conditional = _conditional(bigram_frequencies(onehot))
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -107,6 +129,8 @@ class BigramPenalty:
         if self.positions:
             total = total + sum(_discrimination(bigram_frequencies(onehot[:, t: t + 2]), target.to(outputs.dtype))
                                 for t, target in enumerate(self.positions)) / len(self.positions)
+        for k, target in zip(self.lags, self.lagged):
+            total = total + _discrimination(lagged_pair_frequencies(onehot, k), target.to(outputs.dtype))
         penalty = self.weight * total
         if self.conditional_weight > 0:
             q = _conditional(bigram_frequencies(onehot))

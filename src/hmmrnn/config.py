@@ -107,6 +107,8 @@ class TrainConfig:
     ngram_order: int = _setting(2, "Longest n-gram the penalty matches (2 = bigrams).")
     transient_steps: int = _setting(0, "With the n-gram penalty: also match the bigrams at each of the first K "
                                     "steps of the windows from h0, one position at a time.")
+    pair_lags: int = _setting(0, "With the n-gram penalty: also match the frequencies of the pairs "
+                              "(o_t, o_t+k) for k = 2..L, the symbol memory that adjacent words miss.")
     transition_weight: float = _setting(0.0, "Weight of a penalty on the output transition probabilities "
                                         "P(o_t | o_t-1), each row weighted alike (rare symbols included).")
     likelihood_weight: float = _setting(0.0, "Weight of the penalty on the distribution of per-step HMM "
@@ -162,6 +164,8 @@ class TrainConfig:
         _require(self.bigram_on in ("samples", "probabilities"),
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(self.transient_steps >= 0, f"transient_steps must be >= 0, got {self.transient_steps}")
+        _require(self.pair_lags == 0 or 2 <= self.pair_lags < self.seq_len,
+                 f"pair_lags must be 0 or lie in [2, seq_len - 1], got {self.pair_lags}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
         _require(self.transition_weight >= 0, f"transition_weight must be >= 0, got {self.transition_weight}")
