@@ -88,3 +88,17 @@ def test_variance_preserving_mixture_keeps_unit_variance():
         spread = [c for c in result.curves if c["location"] == "cluster"][0]["trace"][1]
         # unit 0 receives x_0 through relu: variance of relu(z), z ~ N(0, v) is v (1/2 - 1/(2 pi))
         assert spread == pytest.approx(expected * (0.5 - 1 / (2 * np.pi)), rel=0.1)
+
+
+def test_candidate_switches_skip_exactly_the_first_ones():
+    from hmmrnn.analysis._transitions import candidate_switches
+
+    events = [(10, 0, 1), (25, 1, 0), (40, 0, 2), (70, 2, 0), (90, 0, 1)]
+    # after the first 3 switches: the 4th (t = 70, previous switch at 40) and the 5th
+    assert candidate_switches(events, 3, 0) == [(70, 40, 2, 0), (90, 70, 0, 1)]
+    # the first switch never qualifies (no switch before it to measure the dwell from)
+    assert candidate_switches(events, 0, 0) == candidate_switches(events, 1, 0) == [
+        (25, 10, 1, 0), (40, 25, 0, 2), (70, 40, 2, 0), (90, 70, 0, 1)]
+    assert candidate_switches(events, 3, 75) == [(90, 70, 0, 1)]
+    assert candidate_switches(events, 1, 0, to_label=0) == [(25, 10, 1, 0), (70, 40, 2, 0)]
+    assert candidate_switches(events, 5, 0) == []

@@ -51,6 +51,18 @@ class TransitionPoints(Result):
                 f"point t = {self.cluster_time}")
 
 
+def candidate_switches(events: list[tuple[int, int, int]], skip_switches: int, min_time: int,
+                       to_label: int | None = None) -> list[tuple[int, int, int, int]]:
+    """The switches a transition search may use: (t, t_prev, from, to) for every switch (t, from, to) of
+    ``events`` (:func:`~hmmrnn.analysis.switch_events`) after the first ``skip_switches``, with t >
+    ``min_time`` (and into ``to_label`` if given); t_prev is the time of the switch before it, so the
+    preceding dwell is t − t_prev. (Before 2026-12-02 one more switch was skipped than said here.)
+    """
+    paired = [(t, previous[0], a, b) for previous, (t, a, b) in zip(events, events[1:])]  # from events[1]
+    kept = paired[max(skip_switches - 1, 0):]  # events[skip_switches:]: the first has no predecessor anyway
+    return [c for c in kept if c[0] > min_time and (to_label is None or c[3] == to_label)]
+
+
 def transition_points(run_or_model: Any, *, steps: int = 2000, warmup: int = 20, skip_switches: int = 3,
                       min_time: int = 200, to_label: int | None = None, tau: float = 0.5, back: int = 100,
                       after: int = 5, trials: int = 100, horizon: int = 25, fast: float = 3.0,
@@ -75,8 +87,7 @@ def transition_points(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     noise = torch.cat([torch.zeros(1, model.noise_dim), noise[0]])
     labels = model.readout(states).argmax(-1).numpy()
     events = switch_events(labels)
-    candidates = [(t, prev[0], a, b) for prev, (t, a, b) in zip(events, events[1:])][skip_switches:]
-    candidates = [c for c in candidates if c[0] > min_time and (to_label is None or c[3] == to_label)]
+    candidates = candidate_switches(events, skip_switches, min_time, to_label)
     if not candidates:
         raise NothingFound(f"no usable transition: {len(events)} label switches in {steps} steps, none after the "
                           f"first {skip_switches} and after step {min_time}"
