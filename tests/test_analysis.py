@@ -223,9 +223,10 @@ def test_analyze_with_missing_or_corrupt_weights_is_one_line_error(tiny_run, tmp
     assert code == 1 and "model.safetensors" in err and len(err.strip().splitlines()) == 1
 
 
-def _slow_residency(model, states, n_samples, max_steps, seed, block=8):
+def _slow_residency(model, states, n_samples, max_steps, seed, block=8, count_switch_step=False):
     """One rollout at a time, one step at a time: the reference algorithm of docs/method.md §5.8 (the
-    noise drawn as the batched version draws it: per block of steps, one row per rollout)."""
+    noise drawn as the batched version draws it: per block of steps, one row per rollout); like the
+    paper's code it stops before looking at the switching step's increment unless ``count_switch_step``."""
     gen = torch.Generator().manual_seed(seed)
     n = len(states)
     blocks = [torch.randn(n * n_samples, min(block, max_steps - t), model.noise_dim, generator=gen)
@@ -242,12 +243,13 @@ def _slow_residency(model, states, n_samples, max_steps, seed, block=8):
                     h = model.step(h, noises[step - 1][r])
                     logits = model.readout(h)
                     sign = float(np.sign(float(logits[target]) - last))
+                    if int(logits.argmax()) != target:
+                        switched[i] += 1 / n_samples
+                        changes += count_switch_step and step > 1 and sign != 0 and sign != last_sign
+                        break
                     if step > 1 and sign != 0 and sign != last_sign:
                         changes += 1
                     last, last_sign = float(logits[target]), sign
-                    if int(logits.argmax()) != target:
-                        switched[i] += 1 / n_samples
-                        break
                     if step == max_steps:
                         break
                 rt[i] += step / n_samples
@@ -261,13 +263,19 @@ def test_batched_residency_equals_a_slow_loop():
 
     model = NoiseRNN(12, 4, 3, seed=2)
     states = simulate(model, 6, seed=1)[0]
-    for block in (8, 3):  # block boundaries inside the rollouts
+    sign_changes = {}
+    for block, at_switch in ((8, False), (3, False), (8, True), (3, True)):  # block boundaries inside rollouts
         fast_rt, fast_sc, fast_switched = rollout_residency(model, states, n_samples=5, max_steps=15, seed=3,
-                                                            block=block)
-        slow_rt, slow_sc, slow_switched = _slow_residency(model, states, 5, 15, 3, block=block)
+                                                            block=block, count_switch_step=at_switch)
+        slow_rt, slow_sc, slow_switched = _slow_residency(model, states, 5, 15, 3, block=block,
+                                                          count_switch_step=at_switch)
         np.testing.assert_allclose(fast_switched, slow_switched, atol=1e-6)
         np.testing.assert_allclose(fast_rt, slow_rt, atol=1e-5)
         np.testing.assert_allclose(fast_sc, slow_sc, atol=1e-5)
+        sign_changes[block, at_switch] = fast_sc
+    # counting the switching step adds at most one change per switched rollout, and some here
+    extra = sign_changes[8, True] - sign_changes[8, False]
+    assert (extra >= -1e-6).all() and (extra <= fast_switched + 1e-6).all() and extra.sum() > 0
 
 
 def test_residency_groups_on_a_toy_system_with_known_dwells():

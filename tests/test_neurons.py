@@ -4,6 +4,7 @@ silencing, transition rates."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from hmmrnn import NoiseRNN
@@ -123,6 +124,12 @@ def test_connectivity_recovers_planted_populations():
     assert sorted(result.populations[0]) == pop1 and sorted(result.populations[1]) == pop2
     assert result.block_means["pop1->group1"] == -0.5 and result.block_means["pop2->group2"] < 0
     assert result.kick_population.shape == (4, 6)
+    # the paper's definition: the 10 smallest products whatever the unit (the kick units' are 0), ordered
+    # by g1 (pop1 −0.5, kicks 0, pop2 0.3) and halved by position
+    paper = connectivity(model, kicks=kicks, population_size=10, populations="paper", activity_steps=50)
+    assert paper.populations == [[4, 5, 6, 0, 1], [2, 3, 7, 8, 9]]
+    with pytest.raises(ValueError, match="populations must be"):
+        connectivity(model, kicks=kicks, populations="position")
 
 
 def test_kick_neurons_runs_on_a_random_network():

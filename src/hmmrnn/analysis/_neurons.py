@@ -201,11 +201,17 @@ class Connectivity(Result):
 
 
 def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, population_size: int | None = None,
-                 activity_steps: int = 300, seed: int = 0) -> Connectivity:
+                 populations: str = "sign", activity_steps: int = 300, seed: int = 0) -> Connectivity:
     """docs/method.md §5.11 with discovered groups: g1[j] = mean_i∈G1 W_rec[i, j] (from unit j onto group 1),
-    g2 likewise; the ``population_size`` non-kick units with the most negative g1·g2 (default
-    ⌊0.47 H⌋, 70 of 150 as in the paper), split by the sign of g1. Mean activities of groups and
-    populations along ``activity_steps`` noisy steps."""
+    g2 likewise; the ``population_size`` units with the most negative g1·g2 (default ⌊0.47 H⌋, 70 of
+    150 as in the paper) form the two integrating populations. ``populations="sign"`` (default): only
+    non-kick units with g1·g2 < 0, split by the sign of g1 (population 1 inhibits group 1 and excites
+    group 2). ``populations="paper"``: the paper's code, the units with the smallest g1·g2 whatever
+    their sign or kind, ordered by g1 and split into halves by position; kick units can enter a
+    population, and a half can hold units of both signs (docs/method.md §5.11 says why the default
+    differs). Mean activities of groups and populations along ``activity_steps`` noisy steps."""
+    if populations not in ("sign", "paper"):
+        raise ValueError(f"populations must be 'sign' or 'paper', got {populations!r}")
     model, _ = resolve(run_or_model)
     kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
     usable = [d for d in kicks.directions if d["units"]]
@@ -217,10 +223,14 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
     kick_set = set(g1_units) | set(g2_units)
     size = population_size if population_size is not None else int(0.47 * model.hidden)
     product = g1 * g2
-    candidates = [j for j in np.argsort(product, kind="stable") if j not in kick_set and product[j] < 0][:size]
-    ordered = sorted(candidates, key=lambda j: g1[j])
-    pop1 = [int(j) for j in ordered if g1[j] < 0]
-    pop2 = [int(j) for j in ordered if g1[j] >= 0]
+    if populations == "sign":
+        candidates = [j for j in np.argsort(product, kind="stable") if j not in kick_set and product[j] < 0][:size]
+        ordered = sorted(candidates, key=lambda j: g1[j])
+        pop1 = [int(j) for j in ordered if g1[j] < 0]
+        pop2 = [int(j) for j in ordered if g1[j] >= 0]
+    else:
+        ordered = [int(j) for j in sorted(np.argsort(product, kind="stable")[:size], key=lambda j: g1[j])]
+        pop1, pop2 = ordered[: len(ordered) // 2], ordered[len(ordered) // 2:]
     kick_order, pop_order = g1_units + g2_units, pop1 + pop2
 
     def mean_block(rows, cols) -> float:

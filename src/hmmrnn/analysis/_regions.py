@@ -21,7 +21,8 @@ GROUPS = ("transition", "kick zone", "cluster")
 
 @torch.no_grad()
 def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps: int, seed: int,
-                      noise_scale: float = 1.0, block: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      noise_scale: float = 1.0, block: int = 8,
+                      count_switch_step: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Residency time and logit sign changes of noisy rollouts from each state, all in parallel.
 
     From every state h (with o* = argmax W_out h and ℓ₀ its logit) ``n_samples`` independent noisy
@@ -30,7 +31,10 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     the rollout the increments ℓ_t − ℓ_{t−1} of the o*-logit are tracked: a change of sign between
     successive non-zero increments counts; the first increment (from ℓ₀) never counts; a zero
     increment is not counted but resets the remembered sign, so the next non-zero one counts
-    (docs/method.md §5.8).
+    (docs/method.md §5.8). As in the paper's code, the increment into the step that switches is not
+    looked at (the rollout stops before it); ``count_switch_step=True`` counts it too (this package's
+    definition before 2026-12-02: +0.13 sign changes per state on the zoo's ``linear3``, residency
+    times unchanged; BENCHMARKS.md).
 
     All n × n_samples rollouts advance together through the rollout engine, ``block`` steps at a
     time; rollouts that finished are dropped between blocks, so the matrix products follow the
@@ -79,7 +83,10 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
             first = ends[done].float().argmax(dim=1)  # the step of each finished rollout, within the block
             finished = owner[alive[done]]
             total_time.index_add_(0, finished, step_numbers[first].float())
-            total_changes.index_add_(0, finished, running[done].gather(1, first[:, None])[:, 0])
+            counted_at_end = running[done].gather(1, first[:, None])[:, 0]
+            if not count_switch_step:  # the switching step's own increment is left out
+                counted_at_end = counted_at_end - (counted[done] * switched[done]).gather(1, first[:, None])[:, 0]
+            total_changes.index_add_(0, finished, counted_at_end)
             total_switched.index_add_(0, finished, switched[done].gather(1, first[:, None])[:, 0].float())
         keep = ~done
         alive, h, last_logit, last_sign, changes = (alive[keep], hidden[keep, -1], logit[keep, -1], sign[keep, -1],
@@ -125,10 +132,11 @@ class Residency(Result):
 
 
 def _decompose(model, states: torch.Tensor, *, n_samples: int, max_steps: int, transition_below: float,
-               kick_up_to: float, cluster_confidence: float, seed: int) -> dict[str, Any]:
+               kick_up_to: float, cluster_confidence: float, seed: int, count_switch_step: bool) -> dict[str, Any]:
     """Residency time, sign changes, unstable counts, confidence, groups and per-group summary of
     ``states`` (n, H) — the part of docs/method.md §5.8 that the global and the subspace versions share."""
-    rt, sc, _ = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed)
+    rt, sc, _ = rollout_residency(model, states, n_samples=n_samples, max_steps=max_steps, seed=seed,
+                                  count_switch_step=count_switch_step)
     with torch.no_grad():
         eig = torch.linalg.eigvals(model.jacobian(states)).numpy()
         confidence = torch.softmax(model.readout(states), -1).max(-1).values.numpy()
@@ -151,18 +159,18 @@ def _decompose(model, states: torch.Tensor, *, n_samples: int, max_steps: int, t
 
 def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_samples: int = 20, max_steps: int = 60,
               transition_below: float = 2.0, kick_up_to: float = 8.0, cluster_confidence: float = 0.8,
-              seed: int = 0) -> Residency:
+              count_switch_step: bool = False, seed: int = 0) -> Residency:
     """docs/method.md §5.8: ``n_states`` consecutive noisy states after ``warmup`` steps from h_0 = 0, the
     residency time and sign changes of ``n_samples`` rollouts from each (:func:`rollout_residency`),
     the unstable-eigenvalue count of the input-free Jacobian at each, and the three groups with the
     paper's thresholds (transition RT < 2, kick zone 2 ≤ RT ≤ 8, cluster RT > 8 with readout
-    confidence > 0.8)."""
+    confidence > 0.8). ``count_switch_step``: see :func:`rollout_residency`."""
     model, _ = resolve(run_or_model)
     states = simulate(model, warmup + n_states, seed=stream(seed, "residency", "orbit"))[0, warmup:]
     thresholds = {"transition_below": transition_below, "kick_up_to": kick_up_to,
                   "cluster_confidence": cluster_confidence}
     parts = _decompose(model, states, n_samples=n_samples, max_steps=max_steps, seed=stream(seed, "residency", "rollouts"),
-                       **thresholds)
+                       count_switch_step=count_switch_step, **thresholds)
     basis = fit_pca(states.numpy(), 2)
     return Residency(n_states, n_samples, max_steps, seed, thresholds, parts["residency"], parts["sign_changes"],
                      parts["unstable_counts"], parts["confidence"], parts["groups"], basis.project(states.numpy()),
@@ -203,7 +211,8 @@ class SubspaceResidency(Result):
 
 def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int = 200, max_states: int = 3000,
                        n_samples: int = 20, max_steps: int = 60, transition_below: float = 2.0,
-                       kick_up_to: float = 8.0, cluster_confidence: float = 0.8, seed: int = 0) -> SubspaceResidency:
+                       kick_up_to: float = 8.0, cluster_confidence: float = 0.8, count_switch_step: bool = False,
+                       seed: int = 0) -> SubspaceResidency:
     """docs/method.md §5.8, subspace version (the reference used it on the cyclic model): one noisy run of
     ``steps`` steps from h_0 = 0, global PCA (4 components); for each output pair the states of the
     contiguous runs longer than ``min_run`` steps whose argmax labels stay in the pair, a second PCA
@@ -235,7 +244,7 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
         chosen = kept[np.linspace(0, len(kept) - 1, min(max_states, len(kept))).round().astype(int)]
         parts = _decompose(model, states[chosen], n_samples=n_samples, max_steps=max_steps,
                            seed=stream(seed, "subspace_residency", "rollouts", *pair),
-                           **thresholds)
+                           count_switch_step=count_switch_step, **thresholds)
         pairs.append({**entry, "n_states": len(chosen), "explained_variance_ratio": sub.explained_variance_ratio,
                       "times": chosen, "pc": sub.project(coords[chosen])[:, [0, 2]], "labels": labels[chosen],
                       **parts})
