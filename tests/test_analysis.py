@@ -14,6 +14,7 @@ import torch
 import hmmrnn
 from hmmrnn.errors import NothingFound
 from hmmrnn._seeds import stream
+from hmmrnn.reproduce import QUICK_SETTINGS
 from hmmrnn import NoiseRNN
 from hmmrnn.analysis import (ANALYSES, classify, fixed_points, input_free, jacobian_spectra,
                              variance_contours)
@@ -156,19 +157,13 @@ def tiny_run(tmp_path_factory):
     return hmmrnn.train("linear3", out=out, epochs=3, seed=0, progress=False, checkpoint_every=1, **TINY)
 
 
-_FAST = {"latent_geometry": dict(steps=2000, shown=200), "input_free": dict(n_initial=10, steps=50, pca_steps=2000),
-         "fixed_points": dict(n_initial=16, iterations=100, orbit_steps=2000, shown=200),
-         "variance_contours": dict(steps=500, pca_steps=2000), "output_pairs": dict(steps=3000, contour_steps=500),
-         "readout_alignment": dict(steps=500), "jacobian_spectra": dict(n_states=100, pca_steps=2000),
-         "residency": dict(n_states=100, n_samples=4, max_steps=20),
+# the reproduction's quick settings, and small ones for the analyses it does not run
+_FAST = {**QUICK_SETTINGS, "variance_contours": dict(steps=500, pca_steps=2000),
+         "jacobian_spectra": dict(n_states=100, pca_steps=2000),
          "subspace_residency": dict(steps=3000, min_run=20, max_states=100, n_samples=4, max_steps=20),
-         "kick_neurons": dict(steps=2000, min_events=3, shown=200), "connectivity": dict(activity_steps=50),
-         "ablation": dict(n_random=2, chains=4, steps=200), "noise_drift": dict(n_points=5, trials=4),
-         "stochastic_resonance": dict(scales=(0.5, 1.0, 2.0), n=200),
+         "noise_drift": dict(n_points=5, trials=4), "stochastic_resonance": dict(scales=(0.5, 1.0, 2.0), n=200),
          "transition_points": dict(steps=600, min_time=50, trials=10),
-         "noise_sensitivity": dict(horizon=3, n_trajectories=10),
-         "gain_sweep": dict(gains=(0.0, 1.0, 2.0), steps=100),
-         "training_evolution": dict(steps=200, trials=3, shown=100)}
+         "noise_sensitivity": dict(horizon=3, n_trajectories=10)}
 
 
 def test_every_analysis_runs_end_to_end_and_is_reproducible(tiny_run, tmp_path):

@@ -7,7 +7,7 @@ import functools
 import inspect
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import typer
@@ -385,6 +385,25 @@ def demo(
     set_threads(threads)
 
     run_demo(out, model=model, force=force, progress=not quiet, say=typer.echo)
+
+
+@app.command()
+def reproduce(
+    runs: Optional[List[Path]] = typer.Option(None, "--runs", help="Run folders to analyse (repeatable); default: "
+                                                                  "every zoo model."),
+    out: Path = typer.Option(Path("reproduction"), help="Output folder (new, empty, or an earlier reproduction)."),
+    quick: bool = typer.Option(False, "--quick", help="Small analysis settings: a smoke test, not precise numbers."),
+    seed: int = typer.Option(0, help="Seed of every analysis."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    threads: Optional[int] = _threads_option(),
+) -> None:
+    """Run the paper's figure set on the zoo models (or given runs) and write reproduction.md and
+    reproduction.html: our numbers next to the paper's, and each claim reproduced, partly or not.
+    The run folders are copied into OUT/models; nothing is written into them."""
+    from .reproduce import reproduce as run_reproduce
+
+    set_threads(threads)
+    run_reproduce(runs or None, out, quick=quick, seed=seed, progress=not quiet, say=typer.echo)
 
 
 @app.command()

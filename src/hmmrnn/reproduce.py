@@ -1,0 +1,495 @@
+"""``hmmrnn reproduce``: the paper's figure set on trained networks, our numbers next to the paper's.
+
+For every model (the zoo's by default, or given run folders, each copied into ``OUT/models/`` so that
+nothing is written into a user's run) the analyses behind the paper's figures run and one page is
+written, ``OUT/reproduction.md`` and ``OUT/reproduction.html`` (figures embedded), with
+
+* per preset, each quantity the paper reports next to ours, and whether they agree under a rule
+  stated on the page before any number (:data:`AGREEMENT`);
+* per claim of the paper (docs/method.md §6), reproduced / partly / not / not tested, with the numbers
+  that decide it;
+* what we measure beyond the paper: the verdict at every horizon and the log-likelihood gap.
+
+The paper's numbers (:data:`PAPER`) were read from the authors' committed figures and file names;
+the bifurcation epochs and converged switch rates come with the authors' own mapping of figure files
+to models, which is inferred from epoch ranges (docs/method.md §6 says which).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .analysis import ANALYSES, analyze, progress_line
+from .errors import HmmrnnError, RunDirError
+from .runs import (ANALYSIS_DIR, METRICS_FILE, atomic_write_bytes, atomic_write_text, load_run, prepare_run_dir,
+                   read_json, run_lock)
+from .zoo import ZOO_DIR, _copy_entry, list_models
+
+__all__ = ["reproduce", "PAPER", "AGREEMENT", "CLAIMS", "QUICK_SETTINGS"]
+
+PAGE_MARKDOWN, PAGE_HTML, MODELS_DIR, FIGURES_DIR = "reproduction.md", "reproduction.html", "models", "figures"
+_MARKER = ".hmmrnn-reproduction"  # an output folder this command made, which it may write again
+
+#: The analyses a reproduction runs (the paper's figures), in the registry's order.
+FIGURE_SET = ("latent_geometry", "input_free", "fixed_points", "output_pairs", "readout_alignment", "residency",
+              "kick_neurons", "connectivity", "ablation", "gain_sweep", "training_evolution")
+
+#: Small settings for ``--quick`` (a CI test on a small model): every analysis runs, none is precise.
+QUICK_SETTINGS: dict[str, dict[str, Any]] = {
+    "latent_geometry": dict(steps=2000, shown=200),
+    "input_free": dict(n_initial=10, steps=50, pca_steps=2000),
+    "fixed_points": dict(n_initial=16, iterations=100, orbit_steps=2000, shown=200),
+    "output_pairs": dict(steps=3000, contour_steps=500),
+    "readout_alignment": dict(steps=500),
+    "residency": dict(n_states=100, n_samples=4, max_steps=20),
+    "kick_neurons": dict(steps=2000, min_events=3, shown=200),
+    "connectivity": dict(activity_steps=50),
+    "ablation": dict(n_random=2, chains=4, steps=200),
+    "gain_sweep": dict(gains=(0.0, 1.0, 2.0), steps=100),
+    "training_evolution": dict(steps=200, trials=3, shown=100)}
+
+
+@dataclass(frozen=True)
+class PaperTargets:
+    """What the paper reports for one preset (None: not reported). Ranges are (low, high)."""
+
+    pc1_percent: tuple[float, float]
+    pc2_percent: tuple[float, float]
+    readout_projection: float | None = None
+    bifurcation_epoch: tuple[float, float] | None = None
+    converged_switch_rate: tuple[float, float] | None = None
+    pair_pc1_percent: dict[str, float] = field(default_factory=dict)
+
+
+#: The paper's numbers per preset, read from the authors' committed figures (H = 150, d = 100; PCA on
+#: 30,000 noisy steps; readout projection on the PC1–PC2 plane from 5,000 steps, mean over outputs 0 and
+#: 2 and over 3 seeds; bifurcation epoch and converged switch rate from their training-dynamics figures).
+PAPER: dict[str, PaperTargets] = {
+    "linear2": PaperTargets((56.3, 56.3), (13.6, 13.6), 0.51, (60, 60), (0.047, 0.047)),
+    "linear3": PaperTargets((52.8, 53.9), (16.0, 16.5), 0.32, (50, 50), (0.11, 0.11)),
+    "linear4": PaperTargets((48.3, 49.0), (17.1, 17.5), 0.265, (100, 100), (0.10, 0.12)),
+    "linear5": PaperTargets((44.9, 44.9), (15.4, 15.4), 0.27, (330, 350), (0.08, 0.08)),
+    "fully3": PaperTargets((53.6, 53.6), (26.7, 26.7), None, (110, 110), (0.107, 0.107),
+                           {"0-1": 77.6, "0-2": 80.3, "1-2": 85.6}),
+    "cyclic4": PaperTargets((42.8, 42.8), (27.6, 27.6), None, (100, 100), (0.088, 0.088),
+                            {"0-1": 70.7, "0-2": 64.0, "1-2": 69.5}),
+}
+#: The paper's largest residency times over its models (with rollouts capped at 60 steps).
+PAPER_MAX_RESIDENCY = (31.0, 56.0)
+
+#: When our number and the paper's agree; fixed before any comparison was made, never tuned to a row.
+AGREEMENT = {
+    "PC1 / PC2 share": "within 5 percentage points of the paper's value (or range)",
+    "readout projection": "within 0.05 of the paper's mean projection",
+    "max residency": "inside the paper's range 31–56 steps",
+    "bifurcation epoch": "within a factor 1.5 of the paper's epoch",
+    "converged switch rate": "within 25 % of the paper's rate",
+    "output-pair PC1 share": "within 10 percentage points for every pair",
+}
+
+#: The paper's claims (docs/method.md §6), each with the rule that decides it on one model.
+CLAIMS = {
+    "emulation": "The network's emissions match the HMM's (paper: matched distance at the HMM-vs-HMM baseline, "
+                 "transition-matrix errors ≤ 0.01). Reproduced: our verdict says yes at every horizon; partly: "
+                 "the training window passes and a longer horizon does not.",
+    "single fixed point": "Without input every state falls to one fixed point; the noise sustains the orbit. "
+                          "Reproduced: every input-free start converges to one point and no other attracting "
+                          "fixed point is found.",
+    "three zones": "The orbit splits into clusters, kick zones and transitions by residency time. Reproduced: "
+                   "all three groups hold states; partly: two of them.",
+    "kick neurons": "A few units trigger each switch direction and are causal, fed push-pull by two integrating "
+                    "populations. Reproduced: kick units for at least two directions, silencing them lowers "
+                    "their direction's switch rate more than silencing as many random units, and the "
+                    "populations excite one kick group while inhibiting the other; partly: some of these.",
+    "bifurcation": "During training complex Jacobian eigenvalues appear near the unit circle and the switch rate "
+                   "drops to its converged value. Reproduced: a bifurcation epoch is found and the converged "
+                   "rate is at most half the first checkpoint's (the paper: from 0.6–0.8 to 0.05–0.11); partly: "
+                   "one of the two.",
+    "compositional reuse": "For three outputs that are not a chain, each output pair reuses the two-output motif "
+                           "in its own low-dimensional subspace. Reproduced: every pair's PC1 share is at least "
+                           "60 % (the paper's 64–86 %).",
+}
+
+
+def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduction", *, quick: bool = False,
+              seed: int = 0, progress: bool = True, say: Callable[[str], None] = print) -> Path:
+    """Run the paper's figure set on ``runs`` (default: every zoo model) and write the comparison page,
+    ``out/reproduction.md`` with its figures in ``out/figures/`` and the same page with the figures
+    embedded, ``out/reproduction.html``.
+
+    Parameters
+    ----------
+    runs : run folders; each is copied (weights, config, history, metrics, checkpoints) into
+        ``out/models/<folder name>`` and analysed there, so nothing is written into it.
+    out : the output folder: new, empty, or written by an earlier ``reproduce``.
+    quick : small analysis settings (:data:`QUICK_SETTINGS`), for a smoke test; the numbers are not
+        precise.
+
+    Returns
+    -------
+    The path of ``out/reproduction.md`` (``reproduction.html`` lies beside it).
+    """
+    out = Path(out)
+    sources = [Path(r) for r in runs] if runs else [ZOO_DIR / e["name"] for e in list_models()]
+    for source in sources:
+        if not (source / "config.json").is_file():
+            raise RunDirError(f"not a run folder (no config.json): {source}")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise HmmrnnError(f"two runs share a folder name ({', '.join(sorted(names))}); give folders with distinct "
+                          "names")
+    with run_lock(out, create=True):
+        if any(p.name not in (".hmmrnn.lock", _MARKER) for p in out.iterdir()) and not (out / _MARKER).exists():
+            raise RunDirError(f"output folder already exists and is not an earlier reproduction: {out}")
+        (out / _MARKER).touch()
+        started = time.perf_counter()
+        models = []
+        for source in sources:
+            target = out / MODELS_DIR / source.name
+            with run_lock(target, create=True):
+                prepare_run_dir(target, force=True)
+                _copy_entry(source, target)
+            say(f"{source.name}: analysing a copy in {target}")
+            settings = QUICK_SETTINGS if quick else None
+            analyze(target, only=list(FIGURE_SET), seed=seed, progress=progress, settings=settings,
+                    report=lambda *line, n=source.name: say(f"  {n}: {progress_line(*line)}"))
+            models.append(_model_numbers(target))
+        page = _page(models, quick, time.perf_counter() - started, out)
+        atomic_write_text(out / PAGE_MARKDOWN, page.markdown())
+        atomic_write_text(out / PAGE_HTML, page.html(out))
+        say(f"wrote {out / PAGE_MARKDOWN} and {out / PAGE_HTML} in {time.perf_counter() - started:.0f} s")
+        return out / PAGE_MARKDOWN
+
+
+# --------------------------------------------------------------------------- numbers of one model
+
+
+def _model_numbers(run_dir: Path) -> dict[str, Any]:
+    """Everything the page says about one analysed model, as plain numbers."""
+    run = load_run(run_dir)
+    results = {}
+    for name in FIGURE_SET:
+        path = run_dir / ANALYSIS_DIR / f"{name}.json"
+        results[name] = read_json(path) if path.exists() else {"nothing_found": "not run"}
+    metrics = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).exists() else None
+    return {"name": run_dir.name, "preset": run.config.preset, "epochs": len(run.history),
+            "recipe": run.config.train.recipe, "path": run_dir, "results": results, "metrics": metrics,
+            "n_outputs": run.config.model.n_outputs}
+
+
+def _found(result: dict[str, Any]) -> bool:
+    return "nothing_found" not in result
+
+
+def _pc_shares(model: dict[str, Any]) -> tuple[float, float] | None:
+    geometry = model["results"]["latent_geometry"]
+    if not _found(geometry):
+        return None
+    ratio = geometry["explained_variance_ratio"]
+    return 100 * ratio[0], 100 * ratio[1]
+
+
+def _max_residency(model: dict[str, Any]) -> float | None:
+    result = model["results"]["residency"]
+    return float(np.max(result["residency"])) if _found(result) else None
+
+
+def _pair_shares(model: dict[str, Any]) -> dict[str, float]:
+    result = model["results"]["output_pairs"]
+    if not _found(result):
+        return {}
+    return {f"{p['pair'][0]}-{p['pair'][1]}": 100 * p["explained_variance_ratio"][0]
+            for p in result["pairs"] if p["n_states"] > 0}
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def _within(value: float | None, low: float, high: float, slack: float) -> str:
+    if value is None:
+        return "not measured"
+    return "agrees" if low - slack <= value <= high + slack else "differs"
+
+
+def _range_text(low: float, high: float, fmt: str) -> str:
+    return format(low, fmt) if low == high else f"{format(low, fmt)}–{format(high, fmt)}"
+
+
+def _quantity_rows(model: dict[str, Any]) -> list[list[str]]:
+    """[quantity, ours, paper, agreement] rows of one model."""
+    target = PAPER.get(model["preset"] or "")
+    results = model["results"]
+    rows: list[list[str]] = []
+    shares = _pc_shares(model)
+    if target is not None:
+        ours = "—" if shares is None else f"{shares[0]:.1f} / {shares[1]:.1f} %"
+        agree = ("not measured" if shares is None else
+                 "agrees" if _within(shares[0], *target.pc1_percent, 5) == _within(shares[1], *target.pc2_percent,
+                                                                                    5) == "agrees" else "differs")
+        rows.append(["PC1 / PC2 share", ours, f"{_range_text(*target.pc1_percent, '.1f')} / "
+                     f"{_range_text(*target.pc2_percent, '.1f')} %", agree])
+        if target.readout_projection is not None:
+            readout = results["readout_alignment"]
+            value = readout["mean_projection"] if _found(readout) else None
+            rows.append(["readout projection on PC1–PC2", "—" if value is None else f"{value:.3f}",
+                         f"{target.readout_projection:.3f}",
+                         _within(value, target.readout_projection, target.readout_projection, 0.05)])
+    longest = _max_residency(model)
+    rows.append(["max residency (steps)", "—" if longest is None else f"{longest:.1f}",
+                 f"{_range_text(*PAPER_MAX_RESIDENCY, '.0f')} (over all models)",
+                 _within(longest, *PAPER_MAX_RESIDENCY, 0)])
+    evolution = results["training_evolution"]
+    if target is not None and target.bifurcation_epoch is not None:
+        epoch = evolution.get("bifurcation_epoch") if _found(evolution) else None
+        low, high = target.bifurcation_epoch
+        rows.append(["bifurcation epoch", "—" if epoch is None else str(epoch), _range_text(low, high, ".0f"),
+                     "not found" if epoch is None else _within(epoch, low / 1.5, high * 1.5, 0)])
+    if target is not None and target.converged_switch_rate is not None:
+        rate = evolution.get("converged_rate") if _found(evolution) else None
+        low, high = target.converged_switch_rate
+        rows.append(["converged switch rate (per step)", "—" if rate is None else f"{rate:.3f}",
+                     _range_text(low, high, ".3f"), _within(rate, 0.75 * low, 1.25 * high, 0)])
+    if target is not None and target.pair_pc1_percent:
+        pairs = _pair_shares(model)
+        ours = ", ".join(f"{k}: {v:.1f}" for k, v in pairs.items()) or "—"
+        paper = ", ".join(f"{k}: {v:.1f}" for k, v in target.pair_pc1_percent.items())
+        agree = ("not measured" if not pairs else "agrees" if all(
+            abs(pairs.get(k, -100.0) - v) <= 10 for k, v in target.pair_pc1_percent.items()) else "differs")
+        rows.append(["output-pair PC1 share (%)", ours, paper, agree])
+    sweep = results["gain_sweep"]
+    if _found(sweep):
+        kick = [r for r in sweep["rows"] if r["manipulation"] == "kick" and r["direction"] == sweep["rows"][0][
+            "direction"]]
+        ends = [r for r in kick if np.isfinite(r["critical_mean"])]
+        if len(ends) >= 2:
+            rows.append([f"critical pairs, kick gain {ends[0]['gain']:g} → {ends[-1]['gain']:g}",
+                         f"{ends[0]['critical_mean']:.1f} → {ends[-1]['critical_mean']:.1f}",
+                         "≈2–5 → ≈8–10 (μ 0 → 1.8)",
+                         "agrees" if ends[-1]["critical_mean"] > ends[0]["critical_mean"] else "differs"])
+    return rows
+
+
+def _claim_outcomes(model: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Per claim (:data:`CLAIMS`): (outcome, the numbers that decide it) on one model."""
+    r = model["results"]
+    outcomes: dict[str, tuple[str, str]] = {}
+
+    metrics = model["metrics"]
+    if metrics is None:
+        outcomes["emulation"] = ("not tested", "no metrics.json (never evaluated)")
+    else:
+        windows = metrics.get("windows", {})
+        failing = [w for w, v in windows.items() if not all(c.get("passed", False) for c in v.get("checks", []))]
+        first = next(iter(windows), None)
+        gap = ", ".join(f"{w}: {v['log_likelihood']['gap']:+.4f}" for w, v in windows.items() if "log_likelihood" in v)
+        text = f"verdict {metrics.get('verdict')}; log-likelihood gap per window {gap or '—'}"
+        if metrics.get("emulates"):
+            outcomes["emulation"] = ("reproduced", text)
+        elif first is not None and first not in failing:
+            outcomes["emulation"] = ("partly", text + f"; failing windows: {', '.join(failing)}")
+        else:
+            outcomes["emulation"] = ("not", text)
+
+    free, points = r["input_free"], r["fixed_points"]
+    if _found(free) and _found(points):
+        others = [p for p in points["points"] if p["kind"] in ("fixed point", "fixed ray")
+                  and (p["stability"].startswith("stable") or p["stability"] == "attracting ray")]
+        origin = points.get("origin") or {}
+        single = bool(free["converged"]) and not others
+        outcomes["single fixed point"] = ("reproduced" if single else "not",
+                                          f"input-free starts converge: {bool(free['converged'])} (spread "
+                                          f"{free['final_spread']:.2g}); origin attracts: "
+                                          f"{origin.get('attracting')}; other attracting points: {len(others)}")
+    else:
+        outcomes["single fixed point"] = ("not tested", free.get("nothing_found") or points.get("nothing_found"))
+
+    residency = r["residency"]
+    if _found(residency):
+        fractions = {k: v["fraction"] for k, v in residency["group_summary"].items()}
+        held = sum(f > 0 for f in fractions.values())
+        outcomes["three zones"] = ({3: "reproduced", 2: "partly"}.get(held, "not"),
+                                   ", ".join(f"{k} {100 * f:.1f} %" for k, f in fractions.items()))
+    else:
+        outcomes["three zones"] = ("not tested", residency["nothing_found"])
+
+    kicks, ablation, connectivity = r["kick_neurons"], r["ablation"], r["connectivity"]
+    parts, passed = [], 0
+    directions = [d for d in kicks.get("directions", []) if d.get("units")] if _found(kicks) else []
+    parts.append(f"kick units for {len(directions)} direction(s)")
+    passed += len(directions) >= 2
+    if _found(ablation) and ablation["per_direction"]:
+        causal = [d["ratio_kick"] < d["ratio_random"] for d in ablation["per_direction"]]
+        parts.append("silencing: " + ", ".join(f"{d['direction']} ×{d['ratio_kick']:.2f} (random ×"
+                                               f"{d['ratio_random']:.2f})" for d in ablation["per_direction"]))
+        passed += all(causal)
+    else:
+        parts.append("no ablation (no kick units)")
+    if _found(connectivity):
+        b = connectivity["block_means"]
+        push_pull = b["pop1->group1"] < 0 < b["pop1->group2"] and b["pop2->group2"] < 0 < b["pop2->group1"]
+        parts.append("population→group blocks " + ", ".join(f"{k} {v:+.3f}" for k, v in b.items()))
+        passed += push_pull
+    else:
+        parts.append("no populations (" + connectivity["nothing_found"] + ")")
+    outcomes["kick neurons"] = ({3: "reproduced", 0: "not"}.get(passed, "partly"), "; ".join(parts))
+
+    evolution = r["training_evolution"]
+    if _found(evolution):
+        rates = evolution["transition_rate"]
+        epoch = evolution["bifurcation_epoch"]
+        dropped = len(rates) > 1 and evolution["converged_rate"] <= 0.5 * rates[0]
+        outcomes["bifurcation"] = ("reproduced" if epoch is not None and dropped else
+                                   "partly" if epoch is not None or dropped else "not",
+                                   f"bifurcation epoch {epoch}; switch rate {rates[0]:.3f} at epoch "
+                                   f"{evolution['epochs'][0]} → converged {evolution['converged_rate']:.3f}")
+    else:
+        outcomes["bifurcation"] = ("not tested", evolution["nothing_found"])
+
+    if model["preset"] in ("fully3", "cyclic4"):
+        pairs = _pair_shares(model)
+        outcomes["compositional reuse"] = (("reproduced" if pairs and all(v >= 60 for v in pairs.values()) and
+                                            len(pairs) == 3 else "partly" if pairs else "not"),
+                                           ", ".join(f"pair {k}: PC1 {v:.1f} %" for k, v in pairs.items())
+                                           or "no pair holds the labels long enough")
+    return outcomes
+
+
+def _trend_rows(models: list[dict[str, Any]]) -> list[list[str]]:
+    """Across the linear chains: PC1 share and readout projection fall with M (the paper's trends)."""
+    chain = sorted((m for m in models if (m["preset"] or "").startswith("linear")), key=lambda m: m["preset"])
+    if len(chain) < 2:
+        return []
+    rows = []
+    shares = [(m["preset"], _pc_shares(m)) for m in chain]
+    values = [s[0] for _, s in shares if s is not None]
+    if len(values) == len(chain):
+        falling = all(a > b for a, b in zip(values, values[1:]))
+        rows.append(["PC1 share falls with M", ", ".join(f"{p} {s[0]:.1f}" for p, s in shares),
+                     "56.3, 53.4, 48.7, 44.9", "reproduced" if falling else "not"])
+    projections = [m["results"]["readout_alignment"].get("mean_projection") for m in chain]
+    if all(p is not None for p in projections):
+        falling = all(a > b for a, b in zip(projections, projections[1:]))
+        rows.append(["readout projection falls with M", ", ".join(f"{m['preset']} {p:.3f}"
+                                                                 for m, p in zip(chain, projections)),
+                     "0.51, 0.32, 0.265, 0.27", "reproduced" if falling else "not"])
+    return rows
+
+
+# --------------------------------------------------------------------------- the page
+
+
+@dataclass
+class _Page:
+    """The page as a list of blocks, rendered to Markdown or HTML: (kind, content)."""
+
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def add(self, kind: str, content: Any) -> None:
+        self.blocks.append((kind, content))
+
+    def markdown(self) -> str:
+        lines: list[str] = []
+        for kind, content in self.blocks:
+            if kind in ("h1", "h2", "h3"):
+                lines += ["#" * int(kind[1]) + " " + content, ""]
+            elif kind == "p":
+                lines += [content, ""]
+            elif kind == "table":
+                header, rows = content
+                lines.append("| " + " | ".join(header) + " |")
+                lines.append("|" + "---|" * len(header))
+                lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+                lines.append("")
+            elif kind == "figure":
+                path, caption, root = content
+                lines += [f"![{caption}]({path.relative_to(root).as_posix()})", ""]
+        return "\n".join(lines)
+
+    def html(self, root: Path) -> str:
+        parts = []
+        for kind, content in self.blocks:
+            if kind in ("h1", "h2", "h3"):
+                parts.append(f"<{kind}>{html.escape(content)}</{kind}>")
+            elif kind == "p":
+                parts.append(f"<p>{html.escape(content)}</p>")
+            elif kind == "table":
+                header, rows = content
+                head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                               for row in rows)
+                parts.append(f"<table><tr>{head}</tr>{body}</table>")
+            elif kind == "figure":
+                path, caption, _ = content
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+                 "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}"
+                 "th{background:#f4f4f4}img{max-width:100%}")
+        return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>hmmrnn reproduction</title>"
+                f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def _page(models: list[dict[str, Any]], quick: bool, seconds: float, root: Path) -> _Page:
+    page = _Page()
+    page.add("h1", "Reproducing the paper with hmmrnn")
+    page.add("p", "Generated by `hmmrnn reproduce`" + (" --quick (small analysis settings: the numbers are "
+                                                      "not precise)" if quick else "") +
+             f" on {len(models)} model(s) in {seconds:.0f} s. Each model's analyses lie under "
+             f"`{MODELS_DIR}/<model>/analysis/`. The paper's numbers were read from the authors' committed "
+             "figures (docs/method.md §6).")
+    page.add("h2", "When a number agrees")
+    page.add("table", (["quantity", "rule"], [[k, v] for k, v in AGREEMENT.items()]))
+    page.add("h2", "The paper's claims")
+    claim_rows = []
+    for claim, rule in CLAIMS.items():
+        for model in models:
+            outcome = _claim_outcomes(model).get(claim)
+            if outcome is not None:
+                claim_rows.append([claim, model["name"], outcome[0], outcome[1]])
+    page.add("table", (["claim", "model", "outcome", "numbers"], claim_rows))
+    page.add("table", (["claim", "what decides it"], [[k, v] for k, v in CLAIMS.items()]))
+    trends = _trend_rows(models)
+    if trends:
+        page.add("h3", "Trends across the linear chains")
+        page.add("table", (["trend", "ours", "paper", "outcome"], trends))
+    page.add("h2", "Per model: our numbers next to the paper's")
+    for model in models:
+        page.add("h3", f"{model['name']} (preset {model['preset']}, recipe {model['recipe']}, "
+                       f"{model['epochs']} epochs)")
+        if model["preset"] not in PAPER:
+            page.add("p", "No paper numbers for this HMM; our numbers only.")
+        page.add("table", (["quantity", "ours", "paper", "agreement"], _quantity_rows(model)))
+        for name in ("latent_geometry", "residency", "gain_sweep", "training_evolution", "output_pairs"):
+            figure = model["path"] / ANALYSIS_DIR / f"{name}.png"
+            if figure.exists():  # beside the page, so that the page and its figures can be kept without the models
+                copy = root / FIGURES_DIR / f"{model['name']}_{name}.png"
+                copy.parent.mkdir(exist_ok=True)
+                atomic_write_bytes(copy, figure.read_bytes())
+                page.add("figure", (copy, f"{model['name']}: {name}", root))
+    page.add("h2", "Beyond the paper: every horizon")
+    page.add("p", "The paper judged its networks on windows of the training length from h0 = 0. Our verdict "
+                  "also judges windows cut from late in long chains at T = 100 and 300 (docs/method.md §2.4); "
+                  "the log-likelihood gap (nats per step, HMM log-likelihood of HMM samples minus that of the "
+                  "network's) is a check the paper's metrics do not make.")
+    rows = []
+    for model in models:
+        windows = (model["metrics"] or {}).get("windows", {})
+        for window, values in windows.items():
+            checks = values.get("checks", [])
+            rows.append([model["name"], window, "pass" if checks and all(c.get("passed") for c in checks) else "fail",
+                         f"{values.get('log_likelihood', {}).get('gap', float('nan')):+.4f}",
+                         _number(values.get("matched_distance", {}).get("candidate", {}).get("mean"))])
+    page.add("table", (["model", "window", "checks", "log-likelihood gap", "matched distance"], rows))
+    return page
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -1,0 +1,123 @@
+"""``hmmrnn reproduce``: the page on a small trained run (--quick), its numbers read back from the
+analyses, the claim rules on hand-made results, and the user's run folder left untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+import hmmrnn
+from hmmrnn.reproduce import CLAIMS, PAPER, _claim_outcomes, _quantity_rows
+from hmmrnn.runs import read_json
+
+from conftest import TINY
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".hmmrnn.lock"}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce") / "small"
+    run = hmmrnn.train("linear3", out=out, epochs=3, seed=0, progress=False, checkpoint_every=1, **TINY)
+    hmmrnn.evaluate(run, n=300, seed=0, refit=False, figures=False)
+    return run.path
+
+
+def test_quick_reproduction_writes_the_page_from_the_analyses(small_run, tmp_path, cli):
+    before = _digest(small_run)
+    code, out, err = cli("reproduce", "--runs", small_run, "--quick", "--out", tmp_path / "rep", "-q")
+    assert code == 0, err
+    assert _digest(small_run) == before  # analysed in a copy: nothing written into the user's run
+    page = (tmp_path / "rep" / "reproduction.md").read_text()
+    html = (tmp_path / "rep" / "reproduction.html").read_text()
+    # the page's numbers are the analyses' numbers
+    geometry = read_json(tmp_path / "rep" / "models" / "small" / "analysis" / "latent_geometry.json")
+    pc1, pc2 = (100 * v for v in geometry["explained_variance_ratio"][:2])
+    assert f"| PC1 / PC2 share | {pc1:.1f} / {pc2:.1f} % | 52.8–53.9 / 16.0–16.5 % |" in page
+    alignment = read_json(tmp_path / "rep" / "models" / "small" / "analysis" / "readout_alignment.json")
+    assert f"| readout projection on PC1–PC2 | {alignment['mean_projection']:.3f} | 0.320 |" in page
+    # one row per claim that applies to a linear chain, each with an outcome
+    for claim in CLAIMS:
+        rows = re.findall(rf"^\| {claim} \| small \| (\w[\w ]*) \|", page, flags=re.M)
+        assert rows == ([] if claim == "compositional reuse" else [rows[0]]), claim
+        assert not rows or rows[0] in ("reproduced", "partly", "not", "not tested")
+    # every figure the Markdown names lies beside it, and the HTML embeds them all
+    figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", page)
+    assert figures and all((tmp_path / "rep" / f).is_file() for f in figures)
+    assert html.count("data:image/png;base64,") == len(figures)
+    # running again into the same folder is allowed; into someone else's folder it is not
+    assert cli("reproduce", "--runs", small_run, "--quick", "--out", tmp_path / "rep", "-q")[0] == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    code, _, err = cli("reproduce", "--runs", small_run, "--quick", "--out", tmp_path / "mine", "-q")
+    assert code == 1 and "not an earlier reproduction" in err and err.count("\n") == 1
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    code, _, err = cli("reproduce", "--runs", tmp_path / "nowhere", "--quick", "--out", tmp_path / "r2", "-q")
+    assert code == 1 and "not a run folder" in err and not (tmp_path / "r2").exists()
+
+
+def _results(**changes):
+    """Hand-made analysis results of a model that shows every part of the mechanism."""
+    results = {
+        "input_free": {"converged": True, "final_spread": 0.0},
+        "fixed_points": {"points": [], "origin": {"attracting": True}},
+        "residency": {"residency": [1.0, 4.5, 40.0], "group_summary": {
+            "transition": {"fraction": 0.1}, "kick zone": {"fraction": 0.3}, "cluster": {"fraction": 0.5}}},
+        "kick_neurons": {"directions": [{"from": 0, "to": 2, "units": [1, 2, 3]},
+                                        {"from": 2, "to": 0, "units": [4, 5, 6]}]},
+        "ablation": {"per_direction": [{"direction": "0->2", "ratio_kick": 0.3, "ratio_random": 0.95},
+                                       {"direction": "2->0", "ratio_kick": 0.4, "ratio_random": 1.02}]},
+        "connectivity": {"block_means": {"pop1->group1": -0.05, "pop1->group2": 0.04, "pop2->group1": 0.03,
+                                         "pop2->group2": -0.06}},
+        "training_evolution": {"transition_rate": [0.7, 0.3, 0.1], "epochs": [10, 20, 30], "bifurcation_epoch": 20,
+                               "converged_rate": 0.1},
+        "output_pairs": {"pairs": [{"pair": [0, 1], "n_states": 50, "explained_variance_ratio": [0.7, 0.2, 0.1]},
+                                   {"pair": [0, 2], "n_states": 50, "explained_variance_ratio": [0.8, 0.1, 0.1]},
+                                   {"pair": [1, 2], "n_states": 50, "explained_variance_ratio": [0.65, 0.2, 0.1]}]},
+        "latent_geometry": {"explained_variance_ratio": [0.536, 0.267, 0.068]},
+        "readout_alignment": {"nothing_found": "not run"}, "gain_sweep": {"nothing_found": "not run"}}
+    results.update(changes)
+    return {"name": "m", "preset": "fully3", "results": results,
+            "metrics": {"emulates": True, "verdict": "yes", "windows": {}}}
+
+
+def test_claim_rules_on_hand_made_results():
+    outcomes = _claim_outcomes(_results())
+    assert {k: v[0] for k, v in outcomes.items()} == {claim: "reproduced" for claim in CLAIMS}
+    # kick units without a causal effect and without push-pull: partly; no kick units at all: not
+    weak = _results(ablation={"per_direction": [{"direction": "0->2", "ratio_kick": 1.0, "ratio_random": 0.9}]},
+                    connectivity={"nothing_found": "no populations"})
+    assert _claim_outcomes(weak)["kick neurons"][0] == "partly"
+    none = _results(kick_neurons={"directions": []}, ablation={"per_direction": []},
+                    connectivity={"nothing_found": "no kick units"})
+    assert _claim_outcomes(none)["kick neurons"][0] == "not"
+    # a second attracting fixed point breaks the single-fixed-point claim
+    two = _results(fixed_points={"points": [{"kind": "fixed point", "stability": "stable node"}],
+                                 "origin": {"attracting": True}})
+    assert _claim_outcomes(two)["single fixed point"][0] == "not"
+    assert _claim_outcomes(_results(residency={"group_summary": {"transition": {"fraction": 0.4},
+                                                                 "kick zone": {"fraction": 0.6},
+                                                                 "cluster": {"fraction": 0.0}}}))[
+        "three zones"][0] == "partly"
+    # a switch rate that barely drops, without a bifurcation epoch: not
+    flat = _results(training_evolution={"transition_rate": [0.7, 0.66], "epochs": [1, 2], "bifurcation_epoch": None,
+                                        "converged_rate": 0.66})
+    assert _claim_outcomes(flat)["bifurcation"][0] == "not"
+    one_pair = _results(output_pairs={"pairs": [{"pair": [0, 1], "n_states": 5,
+                                                 "explained_variance_ratio": [0.4, 0.3, 0.2]}]})
+    assert _claim_outcomes(one_pair)["compositional reuse"][0] == "partly"
+
+
+def test_quantity_rows_compare_with_the_stated_rules():
+    rows = {r[0]: r for r in _quantity_rows(_results())}
+    assert rows["PC1 / PC2 share"][1:] == ["53.6 / 26.7 %", "53.6 / 26.7 %", "agrees"]
+    assert PAPER["fully3"].bifurcation_epoch == (110, 110)
+    assert rows["bifurcation epoch"][1:] == ["20", "110", "differs"]  # 20 < 110 / 1.5
+    assert rows["output-pair PC1 share (%)"][3] == "differs"  # pair 1-2: 65.0 against 85.6
+    assert rows["converged switch rate (per step)"][3] == "agrees"  # 0.100 within 25 % of 0.107
+    assert rows["max residency (steps)"][1:] == ["40.0", "31–56 (over all models)", "agrees"]
