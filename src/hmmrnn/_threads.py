@@ -10,7 +10,16 @@ __all__ = ["set_threads"]
 def set_threads(threads: int | None) -> None:
     """Use ``threads`` threads in torch and in numba's kernels for the rest of the process
     (``None``: leave both as they are). Numba cannot use more threads than it started with
-    (``NUMBA_NUM_THREADS``, the core count by default); a larger request is capped there."""
+    (``NUMBA_NUM_THREADS``, the core count by default); a larger request is capped there.
+
+    Parameters
+    ----------
+    threads : threads to use, or None.
+
+    Returns
+    -------
+    None.
+    """
     if threads is None:
         return
     if threads < 1:

@@ -270,6 +270,17 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     :class:`TrainConfig` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
     training settings default to those of ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any
     3-output HMM.
+
+    Parameters
+    ----------
+    preset : a key of :data:`hmmrnn.PRESETS`, or None.
+    recipe : a key of :data:`hmmrnn.RECIPES`.
+    hmm : an :class:`~hmmrnn.HMM` replacing the preset's.
+    **settings : model and training settings by field name (:data:`SETTINGS` lists them).
+
+    Returns
+    -------
+    The :class:`RunConfig`; an unknown or invalid setting raises :class:`~hmmrnn.ConfigError`.
     """
     if preset is None and hmm is None:
         raise ConfigError("give a preset or an HMM")

@@ -327,6 +327,8 @@ def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thres
     seed : seed of the 3 × N HMM reference sequences and of the EM restarts.
     matching : compute the matched Euclidean distance (the slowest metric: O(N²)).
     refit : fit an M-state HMM to the candidate with EM and report its matrices.
+    refit_restarts : EM restarts of the re-fit.
+    thresholds : tolerances and test level (default :class:`Thresholds`).
     stationary : compare with HMM windows started from the stationary distribution (windows of a
         long run) instead of the HMM's start distribution.
     z : critical value of every check; default from ``thresholds.alpha`` over this window's tests.
@@ -626,10 +628,20 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
 
     Parameters
     ----------
+    model : the network.
+    hmm : the HMM it should emulate.
     n : sequences (windows) per horizon.
     seq_len : T of the training window.
     seed : seeds the network's noise and the HMM reference samples of every window.
     semantics : of the training window: ``"training"`` (outputs from h_1..h_T) or ``"reference"``.
+    thresholds : tolerances and test level (default :class:`Thresholds`).
+    horizons : the long run and the stationary windows (default :class:`Horizons`).
+    matching : compute the matched Euclidean distance.
+    refit : fit an HMM to the training window with EM.
+
+    Returns
+    -------
+    An :class:`Evaluation` with every window and the long run.
     """
     thresholds = thresholds or Thresholds()
     horizons = horizons or Horizons()
@@ -672,9 +684,16 @@ def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int =
     n : sequences per horizon.
     seq_len : T of the training window (default: the run's training T).
     seed : seeds the RNN's noise and the HMM samples.
+    thresholds : tolerances and test level (default :class:`Thresholds`).
     horizons : the long run and the stationary windows (default :class:`Horizons`).
     semantics : ``"training"`` (outputs from h_1..h_T) or ``"reference"`` (the authors' generator).
     save, figures : write ``metrics.json`` and ``figures/evaluation_*`` into the run folder.
+    matching : compute the matched Euclidean distance.
+    refit : fit an HMM to the network's sequences with EM.
+
+    Returns
+    -------
+    The :class:`Evaluation` (also in ``metrics.json`` with ``save``).
     """
     from contextlib import nullcontext
 

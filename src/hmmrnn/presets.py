@@ -57,7 +57,16 @@ PRESETS: dict[str, Preset] = {
 
 
 def preset(name: str) -> Preset:
-    """Look up a preset by name; the error lists the known names."""
+    """Look up a preset by name; the error lists the known names.
+
+    Parameters
+    ----------
+    name : a key of :data:`hmmrnn.PRESETS`.
+
+    Returns
+    -------
+    The :class:`Preset`.
+    """
     try:
         return PRESETS[name]
     except KeyError:

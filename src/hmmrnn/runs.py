@@ -456,6 +456,10 @@ def load_run(path: str | Path, weights: str = "best") -> Run:
     path : the run folder.
     weights : ``"best"`` (``model.safetensors``), ``"final"`` (``final.safetensors``) or a path to
         any safetensors file with the three matrices (e.g. a checkpoint).
+
+    Returns
+    -------
+    The :class:`Run`; a missing, corrupt or mismatched file raises :class:`~hmmrnn.RunDirError`.
     """
     run_dir = Path(path)
     if not run_dir.is_dir():

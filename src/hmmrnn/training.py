@@ -99,9 +99,14 @@ def train(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | str | P
     hmm : an :class:`HMM` or a path to a JSON/TOML HMM file, replacing the preset's HMM.
     out : run folder (default ``runs/<preset>-h<H>-d<d>-s<seed>``).
     force : overwrite an existing run folder.
+    progress : show a progress bar.
     evaluate : run :func:`hmmrnn.evaluate` (N = 5000, the run's T) at the end, writing metrics.json.
     **overrides : any keyword of :func:`hmmrnn.make_config` (``hidden, noise_dim, seed, epochs, lr,
         val_every, eval_every, early_stop, bigram_weight, retries, ...``); they win over the recipe.
+
+    Returns
+    -------
+    The loaded :class:`~hmmrnn.Run`.
     """
     if isinstance(hmm, (str, Path)):
         hmm = HMM.from_file(hmm)
@@ -118,7 +123,20 @@ def default_run_dir(config: RunConfig) -> Path:
 
 def train_config(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = True,
                  evaluate: bool = True) -> Run:
-    """Train from a resolved :class:`RunConfig` into a new run folder ``out``, holding its write lock."""
+    """Train from a resolved :class:`RunConfig` into a new run folder ``out``, holding its write lock.
+
+    Parameters
+    ----------
+    config : the settings (:func:`hmmrnn.make_config`).
+    out : the new run folder.
+    force : overwrite an existing run folder.
+    progress : show a progress bar.
+    evaluate : as in :func:`train`.
+
+    Returns
+    -------
+    The loaded :class:`~hmmrnn.Run`.
+    """
     device = _check_device(config.train.device)
     check_memory(config)
     with run_lock(out, create=True):
@@ -150,6 +168,17 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
 
     ``epochs`` may raise the total number of epochs of a finished or unfinished run; ``evaluate``
     as in :func:`train` (a finished run that is not extended is returned as it is).
+
+    Parameters
+    ----------
+    run_dir : the run folder.
+    epochs : new total number of epochs (default: the run's).
+    progress : show a progress bar.
+    evaluate : as in :func:`train`.
+
+    Returns
+    -------
+    The loaded :class:`~hmmrnn.Run`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -77,7 +77,21 @@ ANALYSES: dict[str, Analysis] = {}
 def register(compute: Callable[..., Result], *, figure: Callable[[Result], Any], reading: str,
              builds_on: dict[str, str] | None = None, name: str | None = None) -> Analysis:
     """Add an analysis to :data:`ANALYSES`, named ``name`` (default: the function's name), after those
-    registered before it, whose results it may take through ``builds_on``; returns its entry."""
+    registered before it, whose results it may take through ``builds_on``; returns its entry.
+
+    Parameters
+    ----------
+    compute : ``compute(run, *, seed, **settings) -> Result``; raises :class:`~hmmrnn.errors.NothingFound`
+        when there is nothing of its kind.
+    figure : ``figure(result) -> matplotlib Figure``.
+    reading : one plain sentence on what the analysis shows (the report prints it).
+    builds_on : keyword of ``compute`` → name of an earlier analysis whose result it takes.
+    name : registry name (default ``compute.__name__``).
+
+    Returns
+    -------
+    The :class:`Analysis` entry.
+    """
     entry = Analysis(name or compute.__name__, compute, figure, reading, dict(builds_on or {}))
     parameters = inspect.signature(compute).parameters
     if entry.name in ANALYSES:
@@ -141,7 +155,19 @@ register(training_evolution, figure=plots.plot_training_evolution,
 
 def progress_line(name: str, result: Result | None, seconds: float, why_not: str | None) -> str:
     """The one line ``hmmrnn analyze`` and ``hmmrnn demo`` print per analysis (the arguments of
-    :func:`analyze`'s ``report`` callback): its summary, or why it found nothing."""
+    :func:`analyze`'s ``report`` callback): its summary, or why it found nothing.
+
+    Parameters
+    ----------
+    name : the analysis.
+    result : its result, or None when it found nothing.
+    seconds : how long it took.
+    why_not : why it found nothing (None otherwise).
+
+    Returns
+    -------
+    One line of text.
+    """
     return f"{name} ({seconds:.1f} s): {result.summary() if result is not None else 'nothing found: ' + str(why_not)}"
 
 
@@ -152,11 +178,19 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
 
     Parameters
     ----------
+    run_dir : the run folder.
+    seed : seed of every analysis.
+    figures : also save each figure (PNG and PDF).
+    progress : show a progress bar.
     only : names from :data:`ANALYSES` (default: all).
     settings : per analysis name, keyword arguments for it (e.g. ``{"residency": {"n_states": 1000}}``).
     report : called after each analysis with (name, result, seconds, why_not), e.g. to print its
         summary; for an analysis that found nothing to report (no usable transition), result is None
         and why_not says why, and no JSON is written for it.
+
+    Returns
+    -------
+    {name: Result} of the analyses that found something.
     """
     from ..runs import run_lock
 

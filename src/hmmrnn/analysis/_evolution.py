@@ -20,7 +20,16 @@ __all__ = ["TrainingEvolution", "training_evolution", "transition_rate"]
 
 def transition_rate(labels: np.ndarray) -> tuple[float, float]:
     """Mean of 1/dwell over the dwells between consecutive label switches, and the mean dwell
-    (docs/method.md §5.18). With fewer than two switches: rate 0 and dwell = the sequence length."""
+    (docs/method.md §5.18). With fewer than two switches: rate 0 and dwell = the sequence length.
+
+    Parameters
+    ----------
+    labels : (L,) integer labels.
+
+    Returns
+    -------
+    (rate, mean dwell).
+    """
     times = [t for t, _, _ in switch_events(labels)]
     if len(times) < 2:
         return 0.0, float(len(labels))
@@ -80,6 +89,22 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     more than ``jump``; the converged rate is the mean over the last 6 checkpoints. (The reference
     carried the state over from one epoch to the next; each epoch here starts from the same state,
     so the epochs can be analysed in any order.)
+
+    Parameters
+    ----------
+    run_or_path : a :class:`~hmmrnn.Run` or a run folder with checkpoints.
+    steps : noisy steps per epoch.
+    warmup : steps before them.
+    eigen_every : take the Jacobian at every k-th step.
+    trials : trials of :func:`expected_second_order`.
+    jump : the complex-fraction jump that marks the bifurcation.
+    shown : steps kept per epoch for the figure.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`TrainingEvolution`: per checkpoint epoch the switch rate, mean dwell, unstable and
+    complex fractions, E[δ2] (epochs, H); the bifurcation epoch and the converged rate.
     """
     from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights, tensor_section
 

@@ -32,13 +32,33 @@ __all__ = ["FixedPoints", "fixed_points", "classify", "JacobianSpectra", "jacobi
 
 
 def mobius(eigenvalues: np.ndarray) -> np.ndarray:
-    """(λ − 1) / (λ + 1): maps the unit circle onto the imaginary axis; |λ| > 1 ⇔ Re > 0 (docs/method.md §2.1)."""
+    """(λ − 1) / (λ + 1): maps the unit circle onto the imaginary axis; |λ| > 1 ⇔ Re > 0 (docs/method.md §2.1).
+
+    Parameters
+    ----------
+    eigenvalues : (...) complex array λ.
+
+    Returns
+    -------
+    (...) complex array (λ − 1) / (λ + 1).
+    """
     return (eigenvalues - 1) / (eigenvalues + 1)
 
 
 def critical_pairs(eigenvalues: np.ndarray, re_limit: float = 0.1, im_floor: float = 0.06) -> np.ndarray:
     """Per row of eigenvalues (..., H): how many have Möbius image m with |Re m| < re_limit and
-    Im m > im_floor (complex pairs near the unit circle, each pair counted once)."""
+    Im m > im_floor (complex pairs near the unit circle, each pair counted once).
+
+    Parameters
+    ----------
+    eigenvalues : (..., H) complex.
+    re_limit : largest |Re m| of a critical pair.
+    im_floor : smallest Im m of a critical pair.
+
+    Returns
+    -------
+    (...,) integer counts.
+    """
     m = mobius(eigenvalues)
     return ((np.abs(m.real) < re_limit) & (m.imag > im_floor)).sum(-1)
 
@@ -50,6 +70,16 @@ def classify(eigenvalues: np.ndarray, *, on_ray: bool = False, tol: float = 1e-3
     dropped first; the class then reads "attracting ray", "saddle ray" or "repelling ray".
     Otherwise: "stable node", "stable spiral", "saddle", "unstable node", "unstable spiral",
     "marginal" (some |λ| within ``tol`` of 1 and none above).
+
+    Parameters
+    ----------
+    eigenvalues : (H,) complex eigenvalues of a Jacobian.
+    on_ray : the point lies on a ray of fixed points.
+    tol : how close to 1 a modulus counts as marginal.
+
+    Returns
+    -------
+    The class, one of the names above.
     """
     eig = np.asarray(eigenvalues)
     if on_ray and len(eig):
@@ -120,15 +150,20 @@ def fixed_points(run_or_model: Any, *, constant_input: np.ndarray | None = None,
 
     Parameters
     ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
     constant_input : (d,) constant input x*; None (default) for the input-free map, which is also the map at
         the mean input E[x] = 0 of the trained networks.
     n_initial : starts, taken from the noisy orbit (``orbit_steps`` steps, seeded) unless
         ``initial_states`` (n, H) are given.
+    initial_states : (n, H) starts to use instead of orbit states.
+    orbit_steps : length of the noisy orbit (starts, PCA basis, speed map).
     iterations, lr : Adam steps on all starts at once (learning rate decaying to 1 %), followed by
         least-squares Newton steps.
     tolerance : speed below which a point is fixed: ‖F(u) − u‖ on the unit sphere (input-free) or
         ‖F(h) − h‖ (with input).
     slow_tolerance : speed below which a non-fixed minimum is reported as slow.
+    shown : orbit states kept for the figure.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
 
     Returns
     -------
@@ -310,6 +345,19 @@ def jacobian_spectra(run_or_model: Any, *, n_states: int = 2000, burn_in: int = 
     The Jacobian of h_{t+1} = relu(W_rec h_t + W_in x_{t+1}) with respect to h_t uses the
     pre-activation of that very step (the reference paired states with the noise of the previous
     step, docs/method.md §2.1). States come after ``burn_in`` steps from h_0 = 0.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    n_states : states at which the Jacobian is taken.
+    burn_in : noisy steps before the first of them.
+    pca_steps : length of the noisy run that gives the PCA basis of the figure.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`JacobianSpectra`: unstable counts, critical pairs and spectral radius per state
+    (n_states,), the fractions over states, and a sample of eigenvalues.
     """
     model, _ = resolve(run_or_model)
     basis, _ = reference_pca(model, steps=pca_steps, seed=seed)

@@ -57,7 +57,21 @@ class LatentGeometry(Result):
 def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int = 10, shown: int = 1000,
                     seed: int = 0) -> LatentGeometry:
     """docs/method.md §5.1: one trajectory of ``steps`` noisy steps from h_0 = 0, PCA with ``n_components``,
-    and the first ``shown`` steps projected on PC1–3 with argmax and sampled output labels."""
+    and the first ``shown`` steps projected on PC1–3 with argmax and sampled output labels.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    steps : length of the noisy run.
+    n_components : principal components kept.
+    shown : steps of the run kept for the figure.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`LatentGeometry`: explained variance ratios (n_components,), the first ``shown`` steps on PC1–3
+    (shown, 3) with their labels, and how well the PC1–2 angle predicts the output.
+    """
     model, _ = resolve(run_or_model)
     basis, states = reference_pca(model, steps=steps, seed=seed, n_components=max(n_components, 3))
     head = states[:shown]
@@ -143,6 +157,21 @@ def input_free(run_or_model: Any, *, n_initial: int = 100, steps: int = 500, sho
     h ← relu(W_rec h) for ``steps`` steps. With no biases the origin is always a fixed point
     (docs/method.md §2.1); ``converged`` says whether every final |h_T| is below ``tolerance`` × the orbit's
     mean |h|. One more state is run with noise for comparison.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    n_initial : starting states taken from a noisy run.
+    steps : input-free steps from each.
+    shown : trajectories kept for the figure.
+    pca_steps : length of the noisy run that gives the starts and the PCA basis.
+    tolerance : convergence threshold, relative to the orbit's mean |h|.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`InputFreeDynamics`: final norms (n_initial,), ``converged``, the end point (H,) and the
+    trajectories of the figure projected on PC1–2.
     """
     model, _ = resolve(run_or_model)
     basis, _ = reference_pca(model, steps=pca_steps, seed=seed)
@@ -197,6 +226,20 @@ def variance_contours(run_or_model: Any, *, scales: tuple[float, ...] = (0.1, 1,
 
     All scales share the same x_t, so positive homogeneity (F(c h, c x) = c F(h, x)) predicts
     h^(s) = s h^(1) exactly; the measured relative deviation is reported.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    scales : noise scales s.
+    steps : noisy steps per scale.
+    pca_steps : length of the σ = 1 run that gives the PCA basis.
+    mass : share of the points inside each contour.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`VarianceContours`: per scale the cloud's mean and std (2,), a KDE grid and its level; the
+    homogeneity error.
     """
     model, _ = resolve(run_or_model)
     basis, _ = reference_pca(model, steps=pca_steps, seed=seed)
@@ -245,7 +288,23 @@ def output_pairs(run_or_model: Any, *, steps: int = 100_000, min_run: int = 200,
     """docs/method.md §5.5 for 3-output models: a noisy run from h_0 ~ N(0, I), global PCA (4 components),
     and for each output pair a second PCA (3 components) of the global coordinates of the states
     whose argmax label is in the pair; the longest contiguous run inside the pair (the reference
-    kept runs longer than ``min_run`` steps) and KDE grids of the in-pair states at each noise scale."""
+    kept runs longer than ``min_run`` steps) and KDE grids of the in-pair states at each noise scale.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    steps : length of the noisy run.
+    min_run : shortest in-pair run the reference kept (reported, not required).
+    shown : states per pair kept for the figure.
+    scales : noise scales of the in-pair KDE grids.
+    contour_steps : noisy steps per scale for the grids.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`OutputPairSubspaces`: the global explained variance (4,) and per pair its sub-PCA
+    explained variance (3,), state count, longest run and grids.
+    """
     model, _ = resolve(run_or_model)
     if model.n_outputs != 3:
         raise NothingFound(f"output-pair subspaces need 3 outputs, the model has {model.n_outputs}")
@@ -321,7 +380,18 @@ class ReadoutAlignment(Result):
 def readout_alignment(run_or_model: Any, *, steps: int = 5000, seed: int = 0) -> ReadoutAlignment:
     """docs/method.md §5.6: ``steps`` noisy steps from h_0 ~ N(0, I), PCA(2), and for every readout row the
     norm of its projection on the plane and the angle arccos of it. The mean leaves out outputs
-    the HMM emits less than 5 % of the time (the linear chains' noise symbol), as the paper did."""
+    the HMM emits less than 5 % of the time (the linear chains' noise symbol), as the paper did.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    steps : length of the noisy run.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`ReadoutAlignment`: per output the projection norm and angle (K,), and their mean.
+    """
     model, hmm = resolve(run_or_model)
     h0 = torch.randn(1, model.hidden, generator=generator(stream(seed, "readout_alignment", "start")))
     orbit = simulate(model, steps, h0=h0, seed=stream(seed, "readout_alignment", "orbit"))[0].numpy()

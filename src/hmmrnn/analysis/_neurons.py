@@ -18,7 +18,16 @@ __all__ = ["KickNeurons", "kick_neurons", "kick_scores", "Connectivity", "connec
 
 
 def switch_events(labels: np.ndarray) -> list[tuple[int, int, int]]:
-    """(t, from, to) for every t ≥ 1 with labels[t] ≠ labels[t − 1] in a 1-D label sequence."""
+    """(t, from, to) for every t ≥ 1 with labels[t] ≠ labels[t − 1] in a 1-D label sequence.
+
+    Parameters
+    ----------
+    labels : (L,) integer labels.
+
+    Returns
+    -------
+    A list of (t, from, to).
+    """
     t = np.flatnonzero(labels[1:] != labels[:-1]) + 1
     return [(int(i), int(labels[i - 1]), int(labels[i])) for i in t]
 
@@ -142,6 +151,22 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
     step before every switch, as 1 (per step it would score 1 / ``window``), and compares it with
     background windows of the same length. Directions with at least ``min_events`` switches get the ``per_group`` best
     units whose score exceeds ``min_score`` (fewer if fewer pass; ties broken by index).
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    steps : length of the noisy orbit.
+    window : pre-activation steps before each switch.
+    per_group : most units kept per direction.
+    min_score : smallest score of a kept unit.
+    min_events : fewest switches of a direction that is scored.
+    shown : orbit steps kept for the figure.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`KickNeurons`: per direction its units, scores and firing fractions; every unit's score
+    (H,) per direction.
     """
     model, _ = resolve(run_or_model)
     states, pre, labels = _orbit_with_preactivations(model, steps, stream(seed, "kick_neurons", "orbit"))
@@ -209,7 +234,22 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
     group 2). ``populations="paper"``: the paper's code, the units with the smallest g1·g2 whatever
     their sign or kind, ordered by g1 and split into halves by position; kick units can enter a
     population, and a half can hold units of both signs (docs/method.md §5.11 says why the default
-    differs). Mean activities of groups and populations along ``activity_steps`` noisy steps."""
+    differs). Mean activities of groups and populations along ``activity_steps`` noisy steps.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    kicks : a :class:`KickNeurons` result (default: :func:`kick_neurons` with ``seed``).
+    population_size : units in the two populations together.
+    populations : ``"sign"`` or ``"paper"``, as above.
+    activity_steps : length of the noisy run for the mean activities.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`Connectivity`: the two kick groups and populations (unit lists), the mean weights of
+    the population→group blocks, the weight blocks and the mean activities (activity_steps,).
+    """
     if populations not in ("sign", "paper"):
         raise ValueError(f"populations must be 'sign' or 'paper', got {populations!r}")
     model, _ = resolve(run_or_model)
@@ -262,6 +302,11 @@ def switch_rates(labels: np.ndarray, n_labels: int) -> dict[str, float]:
     Parameters
     ----------
     labels : (L,) or (chains, L) integer labels in [0, n_labels).
+    n_labels : number of labels.
+
+    Returns
+    -------
+    {"a->b": switches per 1000 steps with label a}.
     """
     labels = np.atleast_2d(labels)
     pairs = np.zeros((n_labels, n_labels))
@@ -276,7 +321,21 @@ def transition_rates(model, *, silenced: list[int] = (), chains: int = 64, steps
                      seed: int = 0) -> dict[str, float]:
     """:func:`switch_rates` of the argmax labels of ``chains`` parallel noisy chains of ``steps`` steps
     after ``warmup``, with the ``silenced`` units held at 0 (recurrent and input gain 0). The noise is
-    the same for every choice of ``silenced``."""
+    the same for every choice of ``silenced``.
+
+    Parameters
+    ----------
+    model : a :class:`~hmmrnn.NoiseRNN`.
+    silenced : units held at 0.
+    chains : parallel chains.
+    steps : steps per chain after the warm-up.
+    warmup : steps discarded first.
+    seed : seed of the noise (the same for every ``silenced``).
+
+    Returns
+    -------
+    {"a->b": switches per 1000 steps with label a}.
+    """
     return _rates_when_silenced(model, [list(silenced)], chains=chains, steps=steps, warmup=warmup, seed=seed)[0]
 
 
@@ -333,7 +392,22 @@ def ablation(run_or_model: Any, *, kicks: KickNeurons | None = None, n_random: i
              steps: int = 2000, seed: int = 0) -> Ablation:
     """The causal test the paper implies: silence the kick group of a switch direction and compare its
     transition rate with the intact network and with ``n_random`` random groups of the same size
-    (drawn, seeded, from the non-kick units). Same noise for every condition."""
+    (drawn, seeded, from the non-kick units). Same noise for every condition.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    kicks : a :class:`KickNeurons` result (default: :func:`kick_neurons` with ``seed``).
+    n_random : random groups per direction.
+    chains : parallel noisy chains per condition.
+    steps : steps per chain.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`Ablation`: intact rates and, per direction, the rates with its kick group and with each
+    random group silenced, and their ratios to the intact rate.
+    """
     model, _ = resolve(run_or_model)
     kicks = kicks if kicks is not None else kick_neurons(model, seed=seed)
     all_kicks = sorted({u for d in kicks.directions for u in d["units"]})

@@ -53,7 +53,20 @@ def stochastic_resonance(run_or_model: Any, *, scales: tuple[float, ...] = (0.25
     """Emulation quality versus test-time noise scale s (x_t ~ N(0, s² I)), using sampled outputs:
     for each s, ``n`` sequences of the run's T are judged by :func:`hmmrnn.compare` (no EM re-fit)
     against the run's HMM, with the same HMM reference sets for every s. Also the mean number of
-    output changes per step, sampled and argmax."""
+    output changes per step, sampled and argmax.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    scales : test-time noise scales s.
+    n : sequences judged per scale.
+    seq_len : their length (default: the run's T).
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`Resonance`: per scale the verdict's numbers and the switch rates; the best scale.
+    """
     from ..evaluation import compare
     from ..runs import Run, load_run
 
@@ -91,6 +104,21 @@ def expected_second_order(model, h0: torch.Tensor, *, trials: int = 20, t0: int 
         δ2 ← W_rec D_u δ2 + ½ W_rec (δ1_u² ⊙ 1[s_u > 0]),  u = 0..tf−1 (δ2 starts at 0).
 
     Returns the trial means of δ2 and of δ1_0, both (H,). Trials run as one batch.
+
+    Parameters
+    ----------
+    model : a :class:`~hmmrnn.NoiseRNN`.
+    h0 : (H,) the state to start from.
+    trials : independent trials.
+    t0 : noisy steps before the expansion point.
+    tf : steps of the recursion.
+    sigma : noise scale σ.
+    h_eps : size of the jitter of h0.
+    seed : seed of the jitter and the noise.
+
+    Returns
+    -------
+    (E[δ2], E[δ1_0]), each (H,).
     """
     gen = generator(seed)
     w_rec, w_in = model.w_rec.detach(), model.w_in.detach()
@@ -132,7 +160,19 @@ class NoiseDrift(Result):
 
 
 def noise_drift(run_or_model: Any, *, n_points: int = 50, trials: int = 20, seed: int = 0) -> NoiseDrift:
-    """:func:`expected_second_order` at ``n_points`` states spread along a noisy orbit."""
+    """:func:`expected_second_order` at ``n_points`` states spread along a noisy orbit.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    n_points : orbit states.
+    trials : trials of :func:`expected_second_order` per state.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`NoiseDrift`: E[δ2] (n_points, H), its norm (n_points,) and the states' labels.
+    """
     model, _ = resolve(run_or_model)
     orbit = simulate(model, 100 + 20 * n_points, seed=stream(seed, "noise_drift", "orbit"))[0, 100::20]
     drifts = np.stack([expected_second_order(model, h, trials=trials,
@@ -194,7 +234,25 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
     (:func:`critical_pairs`) pooled over the Jacobians diag(relu′) diag(g_rec) W_rec in
     [switch − window, switch + window) (eigenvalues are the cost: 2 · window per switch).
     ``top_k`` partners per kick unit default to ⌊0.4 H⌋ (60 of 150, the paper's), ``control_k`` to
-    ⌊0.23 H⌋ (35 of 150)."""
+    ⌊0.23 H⌋ (35 of 150).
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    kicks : a :class:`KickNeurons` result (default: :func:`kick_neurons` with ``seed``).
+    gains : the values of μ.
+    steps : length of each noisy run.
+    window : half-width of the Jacobian window around each switch.
+    top_k, control_k : partners per kick unit, as above.
+    spectra : compute the critical pairs (the costly part).
+    max_switches : switches whose windows are pooled at most.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`GainSweep`: one row per (direction, manipulation, μ) with the switch rate and the
+    critical pairs' mean and sd.
+    """
     from ._neurons import kick_neurons, switch_events, switch_rates
 
     model, _ = resolve(run_or_model)

@@ -45,6 +45,13 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     Parameters
     ----------
     states : (n, H)
+    model : a :class:`~hmmrnn.NoiseRNN`.
+    n_samples : rollouts per state.
+    max_steps : longest rollout.
+    seed : seed of the rollouts' noise.
+    noise_scale : scale of the input noise.
+    block : steps per batch of the engine.
+    count_switch_step : also count the switching step's sign change.
 
     Returns
     -------
@@ -164,7 +171,24 @@ def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_sa
     residency time and sign changes of ``n_samples`` rollouts from each (:func:`rollout_residency`),
     the unstable-eigenvalue count of the input-free Jacobian at each, and the three groups with the
     paper's thresholds (transition RT < 2, kick zone 2 ≤ RT ≤ 8, cluster RT > 8 with readout
-    confidence > 0.8). ``count_switch_step``: see :func:`rollout_residency`."""
+    confidence > 0.8). ``count_switch_step``: see :func:`rollout_residency`.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    n_states : consecutive orbit states analysed.
+    warmup : noisy steps from h_0 = 0 before the first.
+    n_samples : rollouts per state.
+    max_steps : longest rollout.
+    transition_below, kick_up_to, cluster_confidence : the group thresholds above.
+    count_switch_step : also count the switching step's sign change (:func:`rollout_residency`).
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`Residency`: residency, sign changes, unstable counts, confidence and group (n_states,),
+    PC1–2 coordinates (n_states, 2) and the per-group summary.
+    """
     model, _ = resolve(run_or_model)
     states = simulate(model, warmup + n_states, seed=stream(seed, "residency", "orbit"))[0, warmup:]
     thresholds = {"transition_below": transition_below, "kick_up_to": kick_up_to,
@@ -219,7 +243,23 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
     (3 components) of their global coordinates, and the residency decomposition of those states
     (:func:`residency`'s rollouts, counts and groups). A residency rollout ends when the label leaves
     the state's own label, as in the global version. The reference computed every kept state; here at
-    most ``max_states`` per pair, evenly spaced in time (all when fewer)."""
+    most ``max_states`` per pair, evenly spaced in time (all when fewer).
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    steps : length of the noisy run.
+    min_run : shortest contiguous in-pair run kept.
+    max_states : states analysed per pair at most.
+    n_samples, max_steps, transition_below, kick_up_to, cluster_confidence, count_switch_step : as in
+        :func:`residency`.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`SubspaceResidency`: per output pair the kept times, their sub-PC1/PC3 coordinates
+    (n, 2) and the :func:`residency` numbers of those states.
+    """
     from ._geometry import contiguous_runs
 
     model, _ = resolve(run_or_model)

@@ -78,6 +78,23 @@ def transition_points(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     before it has mean first-switch time ≥ ``cluster_residency`` and not every rollout switching.
     Where either is missing (or there is no usable switch) a :class:`~hmmrnn.errors.NothingFound` says so; the
     reference re-drew the rollouts in an unbounded loop instead.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    steps : length of the recorded run.
+    warmup : noisy steps from a small random state before it.
+    skip_switches, min_time, to_label : which switches qualify.
+    tau : where the cluster point lies between the previous switch (0) and this one (1).
+    back, after : how far before and after the switch states are probed.
+    trials, horizon : rollouts per probed state and their longest length.
+    fast, cluster_residency : the thresholds above.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`TransitionPoints`: the switch, transition and cluster times, the probed times and their
+    mean first-switch times.
     """
     model, _ = resolve(run_or_model)
     h0 = 0.1 * (2 * torch.rand(1, model.hidden, generator=generator(stream(seed, "transition_points", "start"))) - 1)
@@ -153,6 +170,22 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
     with n the recorded noise — n_{idx+t} for t = 1.. is the noise that followed the state at idx (the
     reference replayed the row that had produced it) — and ξ fresh. Reports, over time, the trace of
     the across-trajectory covariance (ddof 1) and the mean distance to the across-trajectory mean.
+
+    Parameters
+    ----------
+    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    points : a :class:`TransitionPoints` result (default: :func:`transition_points` with ``seed``).
+    gammas : mixing weights γ of fresh noise.
+    horizon : steps per trajectory.
+    n_trajectories : trajectories per point and γ.
+    variance_preserving : use the unit-variance mixture.
+    shown : trajectories kept for the figure.
+    seed : seed of the analysis' random streams (the same seed gives the same result).
+
+    Returns
+    -------
+    :class:`NoiseSensitivity`: per point and γ the covariance trace and mean spread over time
+    (horizon + 1,).
     """
     model, _ = resolve(run_or_model)
     points = points if points is not None else transition_points(model, seed=seed)
