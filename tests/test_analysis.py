@@ -88,6 +88,10 @@ def test_a_diverging_orbit_is_a_clear_error():
     model = _network([[1.5, 0.0], [0.0, 0.5]])
     with pytest.raises(hmmrnn.HmmrnnError, match="noisy orbit diverges"):
         fixed_points(model, orbit_steps=2000, shown=100)
+    # every analysis that fits a PCA to its own orbit says the same (once failed inside scikit-learn)
+    from hmmrnn.analysis import kick_neurons
+    with pytest.raises(hmmrnn.HmmrnnError, match="noisy orbit diverges"):
+        kick_neurons(model, steps=2000)
 
 
 def test_line_attractor_is_reported_as_one_ray_and_the_origin_does_not_attract():

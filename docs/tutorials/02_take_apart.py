@@ -18,6 +18,10 @@
 # all at full size ([the method](../method.md), §5, says what each computes).
 
 # %%
+import io
+
+from IPython.display import Image
+
 import hmmrnn
 from hmmrnn import analysis
 from hmmrnn.zoo import ZOO_DIR
@@ -27,9 +31,12 @@ print(run)
 
 
 def show(name, result):
-    """Print an analysis' summary and draw its registered figure."""
+    """Print an analysis' summary and show its registered figure (hmmrnn's figures are plain
+    matplotlib Figures, drawn without touching the notebook's backend)."""
     print(result.summary())
-    return analysis.ANALYSES[name].figure(result)
+    buffer = io.BytesIO()
+    analysis.ANALYSES[name].figure(result).savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return Image(buffer.getvalue())
 
 
 # %% [markdown]
@@ -75,7 +82,7 @@ show("residency", zones)
 
 # %%
 kicks = analysis.kick_neurons(run, steps=20_000, seed=0)
-show("kick_neurons", kicks)
+show("kick_neurons", kicks) if any(d["units"] for d in kicks.directions) else print(kicks.summary())
 
 # %%
 try:
