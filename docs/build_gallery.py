@@ -19,6 +19,16 @@ from hmmrnn.runs import ANALYSIS_DIR, load_run, read_json
 DOCS = Path(__file__).parent
 
 
+def _found(result: dict) -> bool:
+    """Whether a stored result found its object (kick units with no units, an ablation with nothing to
+    silence, count as nothing)."""
+    if "nothing_found" in result:
+        return False
+    if result.get("analysis") == "kick_neurons" and not any(d["units"] for d in result["directions"]):
+        return False
+    return result.get("per_direction", [None]) != []
+
+
 def build(run_dirs: list[Path]) -> None:
     runs = {run_dir: load_run(run_dir) for run_dir in run_dirs}
     (DOCS / "gallery").mkdir(exist_ok=True)
@@ -31,7 +41,7 @@ def build(run_dirs: list[Path]) -> None:
              "[the method](method.md), §5.", ""]
     for name, entry in ANALYSES.items():
         found = [d for d in run_dirs if (d / ANALYSIS_DIR / f"{name}.json").exists()]
-        found = [d for d in found if "nothing_found" not in read_json(d / ANALYSIS_DIR / f"{name}.json")] or found
+        found = [d for d in found if _found(read_json(d / ANALYSIS_DIR / f"{name}.json"))] or found
         lines += [f"## {name}", "", entry.reading, ""]
         if not found:
             lines += ["(not run on these models)", ""]

@@ -146,6 +146,8 @@ def test_positions_see_a_transient_that_pooled_bigrams_miss():
     assert float(BigramPenalty(target, 3, 5.0, positions=2)(shifted)) == pytest.approx(5.0 * 2.0)
     assert float(BigramPenalty(target, 3, 5.0, positions=2)(target)) == 0.0
     assert len(BigramPenalty(target, 3, 1.0, positions=10).positions) == 3  # at most T − 1 positions
+    # each position weighed λ_p instead of λ / P: 7 per position, 2 positions with discrimination 2
+    assert float(BigramPenalty(target, 3, 5.0, positions=2, position_weight=7.0)(shifted)) == pytest.approx(7.0 * 2 * 2)
 
 
 def test_the_conditional_term_weighs_every_row_alike():

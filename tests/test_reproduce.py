@@ -82,7 +82,7 @@ def _results(**changes):
         "latent_geometry": {"explained_variance_ratio": [0.536, 0.267, 0.068]},
         "readout_alignment": {"nothing_found": "not run"}, "gain_sweep": {"nothing_found": "not run"}}
     results.update(changes)
-    return {"name": "m", "preset": "fully3", "results": results,
+    return {"name": "m", "preset": "fully3", "results": results, "stopped": None,
             "metrics": {"emulates": True, "verdict": "yes", "windows": {}}}
 
 
@@ -121,3 +121,24 @@ def test_quantity_rows_compare_with_the_stated_rules():
     assert rows["output-pair PC1 share (%)"][3] == "differs"  # pair 1-2: 65.0 against 85.6
     assert rows["converged switch rate (per step)"][3] == "agrees"  # 0.100 within 25 % of 0.107
     assert rows["max residency (steps)"][1:] == ["40.0", "31–56 (over all models)", "agrees"]
+
+
+def test_a_diverging_model_is_reported_and_the_others_still_analysed(small_run, tmp_path):
+    import shutil
+
+    import torch
+
+    from hmmrnn.reproduce import reproduce
+    from hmmrnn.runs import WEIGHTS_FILE, save_tensors, weights_of
+
+    unstable = shutil.copytree(small_run, tmp_path / "unstable", ignore=shutil.ignore_patterns("checkpoints"))
+    model = hmmrnn.load_run(unstable).model
+    with torch.no_grad():
+        model.w_rec *= 4.0 / torch.linalg.eigvals(model.w_rec).abs().max()
+    save_tensors(unstable / WEIGHTS_FILE, weights_of(model))
+    lines = []
+    page = reproduce([small_run, unstable], tmp_path / "rep", quick=True, progress=False, say=lines.append)
+    text = page.read_text()
+    assert "### unstable" in text and "The analyses stopped: the noisy orbit diverges" in text
+    assert "### small" in text and "| single fixed point | small |" in text
+    assert any("unstable: analyses stopped" in line for line in lines)

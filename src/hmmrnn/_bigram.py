@@ -86,7 +86,7 @@ def ngram_frequencies(onehot: torch.Tensor, order: int) -> torch.Tensor:
 class BigramPenalty:
     """λ Σ_{n=2..order} Σ_w (q_w − p_w)² / (q_w + p_w) against the n-gram frequencies p of a target
     set (``order`` = 2: bigrams only, the default recipe's penalty), plus, with ``positions`` P > 0,
-    λ (1/P) Σ_{t<P} Σ_ab (q_t,ab − p_t,ab)² / (q_t,ab + p_t,ab) on the bigrams at each of the first P
+    λ_p Σ_{t<P} Σ_ab (q_t,ab − p_t,ab)² / (q_t,ab + p_t,ab) (λ_p = λ / P unless given) on the bigrams at each of the first P
     steps (pairs (o_t, o_{t+1}) not pooled over time): the transient after h_0 = 0, which pooled
     frequencies dilute by the window length (measured on ``linear2``, BENCHMARKS.md), plus, with
     ``lags`` L ≥ 2, λ Σ_{k=2..L} Σ_ab (q_k,ab − p_k,ab)² / (q_k,ab + p_k,ab) on the pairs (o_t, o_{t+k}):
@@ -100,6 +100,7 @@ class BigramPenalty:
     weight : λ.
     order : the longest word length penalised (≥ 2).
     positions : P, the first steps whose bigrams are matched one position at a time (0: none).
+    position_weight : λ_p, the weight of each position's term in place of λ / P (None: λ / P).
     lags : L, the longest lag of the lagged pairs (0: none).
     conditional_weight : λ_c > 0 adds λ_c Σ_a Σ_b (q(b|a) − p(b|a))² / (q(b|a) + p(b|a)) on the output
         transition probabilities, the verdict's own statistic: in the joint frequencies a row of a rare
@@ -108,7 +109,8 @@ class BigramPenalty:
     """
 
     def __init__(self, targets: torch.Tensor, n_outputs: int, weight: float, order: int = 2,
-                 positions: int = 0, lags: int = 0, conditional_weight: float = 0.0) -> None:
+                 positions: int = 0, lags: int = 0, conditional_weight: float = 0.0,
+                 position_weight: float | None = None) -> None:
         self.n_outputs = n_outputs
         self.weight = weight
         self.conditional_weight = conditional_weight
@@ -116,6 +118,8 @@ class BigramPenalty:
         onehot = targets.reshape(targets.shape[0], -1, n_outputs)
         self.targets = [ngram_frequencies(onehot, n) for n in self.orders]
         self.positions = [bigram_frequencies(onehot[:, t: t + 2]) for t in range(min(positions, onehot.shape[1] - 1))]
+        self.position_weight = (position_weight if position_weight is not None else
+                                weight / max(len(self.positions), 1))
         self.lags = range(2, lags + 1)
         self.lagged = [lagged_pair_frequencies(onehot, k) for k in self.lags]
         self.conditional = _conditional(bigram_frequencies(onehot))
@@ -126,12 +130,13 @@ class BigramPenalty:
         total = outputs.new_zeros(())
         for n, target in zip(self.orders, self.targets):
             total = total + _discrimination(ngram_frequencies(onehot, n), target.to(outputs.dtype))
-        if self.positions:
-            total = total + sum(_discrimination(bigram_frequencies(onehot[:, t: t + 2]), target.to(outputs.dtype))
-                                for t, target in enumerate(self.positions)) / len(self.positions)
         for k, target in zip(self.lags, self.lagged):
             total = total + _discrimination(lagged_pair_frequencies(onehot, k), target.to(outputs.dtype))
         penalty = self.weight * total
+        if self.positions:
+            penalty = penalty + self.position_weight * sum(
+                _discrimination(bigram_frequencies(onehot[:, t: t + 2]), target.to(outputs.dtype))
+                for t, target in enumerate(self.positions))
         if self.conditional_weight > 0:
             q = _conditional(bigram_frequencies(onehot))
             penalty = penalty + self.conditional_weight * _discrimination(q, self.conditional.to(outputs.dtype))

@@ -107,6 +107,8 @@ class TrainConfig:
     ngram_order: int = _setting(2, "Longest n-gram the penalty matches (2 = bigrams).")
     transient_steps: int = _setting(0, "With the n-gram penalty: also match the bigrams at each of the first K "
                                     "steps of the windows from h0, one position at a time.")
+    transient_weight: float = _setting(0.0, "Weight of each of the first K positions' bigram term "
+                                       "(0: the n-gram weight divided by K).")
     pair_lags: int = _setting(0, "With the n-gram penalty: also match the frequencies of the pairs "
                               "(o_t, o_t+k) for k = 2..L, the symbol memory that adjacent words miss.")
     transition_weight: float = _setting(0.0, "Weight of a penalty on the output transition probabilities "
@@ -142,7 +144,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight", "growth_weight",
-                     "transition_weight",
+                     "transition_weight", "transient_weight",
                      "tau",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
             value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
@@ -164,6 +166,7 @@ class TrainConfig:
         _require(self.bigram_on in ("samples", "probabilities"),
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(self.transient_steps >= 0, f"transient_steps must be >= 0, got {self.transient_steps}")
+        _require(self.transient_weight >= 0, f"transient_weight must be >= 0, got {self.transient_weight}")
         _require(self.pair_lags == 0 or 2 <= self.pair_lags < self.seq_len,
                  f"pair_lags must be 0 or lie in [2, seq_len - 1], got {self.pair_lags}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")

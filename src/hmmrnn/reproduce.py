@@ -158,9 +158,14 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
                 _copy_entry(source, target)
             say(f"{source.name}: analysing a copy in {target}")
             settings = QUICK_SETTINGS if quick else None
-            analyze(target, only=list(FIGURE_SET), seed=seed, progress=progress, settings=settings,
-                    report=lambda *line, n=source.name: say(f"  {n}: {progress_line(*line)}"))
-            models.append(_model_numbers(target))
+            try:
+                analyze(target, only=list(FIGURE_SET), seed=seed, progress=progress, settings=settings,
+                        report=lambda *line, n=source.name: say(f"  {n}: {progress_line(*line)}"))
+                stopped = None
+            except HmmrnnError as exc:  # e.g. a diverging network: a finding about this model, not the end
+                stopped = str(exc)
+                say(f"  {source.name}: analyses stopped: {stopped}")
+            models.append(_model_numbers(target, stopped))
         page = _page(models, quick, time.perf_counter() - started, out)
         atomic_write_text(out / PAGE_MARKDOWN, page.markdown())
         atomic_write_text(out / PAGE_HTML, page.html(out))
@@ -171,17 +176,18 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
 # --------------------------------------------------------------------------- numbers of one model
 
 
-def _model_numbers(run_dir: Path) -> dict[str, Any]:
-    """Everything the page says about one analysed model, as plain numbers."""
+def _model_numbers(run_dir: Path, stopped: str | None = None) -> dict[str, Any]:
+    """Everything the page says about one analysed model, as plain numbers; ``stopped``: why its
+    analyses stopped early (those not run are marked with it)."""
     run = load_run(run_dir)
     results = {}
     for name in FIGURE_SET:
         path = run_dir / ANALYSIS_DIR / f"{name}.json"
-        results[name] = read_json(path) if path.exists() else {"nothing_found": "not run"}
+        results[name] = read_json(path) if path.exists() else {"nothing_found": stopped or "not run"}
     metrics = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).exists() else None
     return {"name": run_dir.name, "preset": run.config.preset, "epochs": len(run.history),
             "recipe": run.config.train.recipe, "path": run_dir, "results": results, "metrics": metrics,
-            "n_outputs": run.config.model.n_outputs}
+            "n_outputs": run.config.model.n_outputs, "stopped": stopped}
 
 
 def _found(result: dict[str, Any]) -> bool:
@@ -466,6 +472,8 @@ def _page(models: list[dict[str, Any]], quick: bool, seconds: float, root: Path)
                        f"{model['epochs']} epochs)")
         if model["preset"] not in PAPER:
             page.add("p", "No paper numbers for this HMM; our numbers only.")
+        if model["stopped"]:
+            page.add("p", f"The analyses stopped: {model['stopped']}.")
         page.add("table", (["quantity", "ours", "paper", "agreement"], _quantity_rows(model)))
         for name in ("latent_geometry", "residency", "gain_sweep", "training_evolution", "output_pairs"):
             figure = model["path"] / ANALYSIS_DIR / f"{name}.png"

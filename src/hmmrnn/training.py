@@ -354,7 +354,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
         if t.bigram_weight > 0 or t.transition_weight > 0:
             bigram = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order,
                                    positions=t.transient_steps if from_h0 else 0, lags=t.pair_lags,
-                                   conditional_weight=t.transition_weight)
+                                   conditional_weight=t.transition_weight,
+                                   position_weight=t.transient_weight or None)
             if t.bigram_on == "probabilities":
                 terms.append(lambda outputs, logits: bigram(torch.softmax(logits / t.tau, dim=-1)))
             else:
