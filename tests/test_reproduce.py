@@ -70,8 +70,11 @@ def _results(**changes):
             "transition": {"fraction": 0.1}, "kick zone": {"fraction": 0.3}, "cluster": {"fraction": 0.5}}},
         "kick_neurons": {"directions": [{"from": 0, "to": 2, "units": [1, 2, 3]},
                                         {"from": 2, "to": 0, "units": [4, 5, 6]}]},
-        "ablation": {"per_direction": [{"direction": "0->2", "ratio_kick": 0.3, "ratio_random": 0.95},
-                                       {"direction": "2->0", "ratio_kick": 0.4, "ratio_random": 1.02}]},
+        "ablation": {"per_direction": [
+            {"direction": "0->2", "ratio_kick": 0.3, "ratio_random": 0.95, "kick_ablated": 6.0, "random_mean": 19.0,
+             "random_std": 1.0},
+            {"direction": "2->0", "ratio_kick": 0.4, "ratio_random": 1.02, "kick_ablated": 8.0, "random_mean": 20.4,
+             "random_std": 2.0}]},
         "connectivity": {"block_means": {"pop1->group1": -0.05, "pop1->group2": 0.04, "pop2->group1": 0.03,
                                          "pop2->group2": -0.06}},
         "training_evolution": {"transition_rate": [0.7, 0.3, 0.1], "epochs": [10, 20, 30], "bifurcation_epoch": 20,
@@ -90,9 +93,14 @@ def test_claim_rules_on_hand_made_results():
     outcomes = _claim_outcomes(_results())
     assert {k: v[0] for k, v in outcomes.items()} == {claim: "reproduced" for claim in CLAIMS}
     # kick units without a causal effect and without push-pull: partly; no kick units at all: not
-    weak = _results(ablation={"per_direction": [{"direction": "0->2", "ratio_kick": 1.0, "ratio_random": 0.9}]},
+    weak = _results(ablation={"per_direction": [{"direction": "0->2", "ratio_kick": 1.0, "ratio_random": 0.9,
+                                                 "kick_ablated": 20.0, "random_mean": 18.0, "random_std": 1.0}]},
                     connectivity={"nothing_found": "no populations"})
     assert _claim_outcomes(weak)["kick neurons"][0] == "partly"
+    # a 1 % slow-down is not causal, even where random units speed the switches up (the zoo's linear2)
+    barely = _results(ablation={"per_direction": [{"direction": "2->0", "ratio_kick": 0.99, "ratio_random": 1.07,
+                                                   "kick_ablated": 34.2, "random_mean": 37.0, "random_std": 0.9}]})
+    assert _claim_outcomes(barely)["kick neurons"][0] == "partly"
     none = _results(kick_neurons={"directions": []}, ablation={"per_direction": []},
                     connectivity={"nothing_found": "no kick units"})
     assert _claim_outcomes(none)["kick neurons"][0] == "not"
@@ -142,3 +150,6 @@ def test_a_diverging_model_is_reported_and_the_others_still_analysed(small_run, 
     assert "### unstable" in text and "The analyses stopped: the noisy orbit diverges" in text
     assert "### small" in text and "| single fixed point | small |" in text
     assert any("unstable: analyses stopped" in line for line in lines)
+    # the page alone, rebuilt from the analyses on disk, says the same
+    again = reproduce([small_run, unstable], tmp_path / "rep", page_only=True, progress=False, say=lines.append)
+    assert again.read_text().split("\n", 3)[3] == text.split("\n", 3)[3]  # all but the timing line

@@ -393,6 +393,8 @@ def reproduce(
                                                                   "every zoo model."),
     out: Path = typer.Option(Path("reproduction"), help="Output folder (new, empty, or an earlier reproduction)."),
     quick: bool = typer.Option(False, "--quick", help="Small analysis settings: a smoke test, not precise numbers."),
+    page_only: bool = typer.Option(False, "--page-only", help="Rebuild the page from the analyses already in "
+                                                             "OUT/models, running none."),
     seed: int = typer.Option(0, help="Seed of every analysis."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     threads: Optional[int] = _threads_option(),
@@ -403,7 +405,8 @@ def reproduce(
     from .reproduce import reproduce as run_reproduce
 
     set_threads(threads)
-    run_reproduce(runs or None, out, quick=quick, seed=seed, progress=not quiet, say=typer.echo)
+    run_reproduce(runs or None, out, quick=quick, page_only=page_only, seed=seed, progress=not quiet,
+                  say=typer.echo)
 
 
 @app.command()

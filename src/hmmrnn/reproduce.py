@@ -29,13 +29,14 @@ import numpy as np
 from .analysis import ANALYSES, analyze, progress_line
 from .errors import HmmrnnError, RunDirError
 from .runs import (ANALYSIS_DIR, METRICS_FILE, atomic_write_bytes, atomic_write_text, load_run, prepare_run_dir,
-                   read_json, run_lock)
+                   read_json, run_lock, write_json)
 from .zoo import ZOO_DIR, _copy_entry, list_models
 
 __all__ = ["reproduce", "PAPER", "AGREEMENT", "CLAIMS", "QUICK_SETTINGS"]
 
 PAGE_MARKDOWN, PAGE_HTML, MODELS_DIR, FIGURES_DIR = "reproduction.md", "reproduction.html", "models", "figures"
 _MARKER = ".hmmrnn-reproduction"  # an output folder this command made, which it may write again
+_STOPPED_FILE = "reproduction.json"  # per model copy: why its analyses stopped early (null: they did not)
 
 #: The analyses a reproduction runs (the paper's figures), in the registry's order.
 FIGURE_SET = ("latent_geometry", "input_free", "fixed_points", "output_pairs", "readout_alignment", "residency",
@@ -105,9 +106,10 @@ CLAIMS = {
     "three zones": "The orbit splits into clusters, kick zones and transitions by residency time. Reproduced: "
                    "all three groups hold states; partly: two of them.",
     "kick neurons": "A few units trigger each switch direction and are causal, fed push-pull by two integrating "
-                    "populations. Reproduced: kick units for at least two directions, silencing them lowers "
-                    "their direction's switch rate more than silencing as many random units, and the "
-                    "populations excite one kick group while inhibiting the other; partly: some of these.",
+                    "populations. Reproduced: kick units for at least two directions; silencing them lowers "
+                    "their direction's switch rate by 10 % or more and below the rates with as many random "
+                    "units silenced (their mean minus two standard deviations); and the populations excite "
+                    "one kick group while inhibiting the other. Partly: some of these.",
     "bifurcation": "During training complex Jacobian eigenvalues appear near the unit circle and the switch rate "
                    "drops to its converged value. Reproduced: a bifurcation epoch is found and the converged "
                    "rate is at most half the first checkpoint's (the paper: from 0.6–0.8 to 0.05–0.11); partly: "
@@ -119,7 +121,8 @@ CLAIMS = {
 
 
 def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduction", *, quick: bool = False,
-              seed: int = 0, progress: bool = True, say: Callable[[str], None] = print) -> Path:
+              page_only: bool = False, seed: int = 0, progress: bool = True,
+              say: Callable[[str], None] = print) -> Path:
     """Run the paper's figure set on ``runs`` (default: every zoo model) and write the comparison page,
     ``out/reproduction.md`` with its figures in ``out/figures/`` and the same page with the figures
     embedded, ``out/reproduction.html``.
@@ -131,6 +134,11 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
     out : the output folder: new, empty, or written by an earlier ``reproduce``.
     quick : small analysis settings (:data:`QUICK_SETTINGS`), for a smoke test; the numbers are not
         precise.
+    page_only : rebuild the page from the analyses an earlier reproduction left in ``out/models``,
+        running none (after a change of the page or its rules).
+    seed : seed of every analysis.
+    progress : show a progress bar per model.
+    say : receives one line per step.
 
     Returns
     -------
@@ -153,6 +161,11 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
         models = []
         for source in sources:
             target = out / MODELS_DIR / source.name
+            if page_only:
+                if not (target / _STOPPED_FILE).is_file():
+                    raise RunDirError(f"no earlier analyses of {source.name} in {target}; run without --page-only")
+                models.append(_model_numbers(target, read_json(target / _STOPPED_FILE)["stopped"]))
+                continue
             with run_lock(target, create=True):
                 prepare_run_dir(target, force=True)
                 _copy_entry(source, target)
@@ -165,8 +178,9 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
             except HmmrnnError as exc:  # e.g. a diverging network: a finding about this model, not the end
                 stopped = str(exc)
                 say(f"  {source.name}: analyses stopped: {stopped}")
+            write_json(target / _STOPPED_FILE, {"stopped": stopped})
             models.append(_model_numbers(target, stopped))
-        page = _page(models, quick, time.perf_counter() - started, out)
+        page = _page(models, quick, None if page_only else time.perf_counter() - started, out)
         atomic_write_text(out / PAGE_MARKDOWN, page.markdown())
         atomic_write_text(out / PAGE_HTML, page.html(out))
         say(f"wrote {out / PAGE_MARKDOWN} and {out / PAGE_HTML} in {time.perf_counter() - started:.0f} s")
@@ -292,14 +306,16 @@ def _claim_outcomes(model: dict[str, Any]) -> dict[str, tuple[str, str]]:
         outcomes["emulation"] = ("not tested", "no metrics.json (never evaluated)")
     else:
         windows = metrics.get("windows", {})
-        failing = [w for w, v in windows.items() if not all(c.get("passed", False) for c in v.get("checks", []))]
         first = next(iter(windows), None)
+        failed = [c for c in metrics.get("checks", []) if c.get("status") == "fail"]
         gap = ", ".join(f"{w}: {v['log_likelihood']['gap']:+.4f}" for w, v in windows.items() if "log_likelihood" in v)
         text = f"verdict {metrics.get('verdict')}; log-likelihood gap per window {gap or '—'}"
+        if failed:
+            text += "; failing: " + ", ".join(f"{c['name']} ({c.get('window') or 'long run'})" for c in failed)
         if metrics.get("emulates"):
             outcomes["emulation"] = ("reproduced", text)
-        elif first is not None and first not in failing:
-            outcomes["emulation"] = ("partly", text + f"; failing windows: {', '.join(failing)}")
+        elif first is not None and not any(c.get("window") == first for c in failed):
+            outcomes["emulation"] = ("partly", text)
         else:
             outcomes["emulation"] = ("not", text)
 
@@ -331,7 +347,10 @@ def _claim_outcomes(model: dict[str, Any]) -> dict[str, tuple[str, str]]:
     parts.append(f"kick units for {len(directions)} direction(s)")
     passed += len(directions) >= 2
     if _found(ablation) and ablation["per_direction"]:
-        causal = [d["ratio_kick"] < d["ratio_random"] for d in ablation["per_direction"]]
+        # causal: silencing the kick units slows the switches by 10 % or more, and more than silencing
+        # random units does (below their mean by two standard deviations)
+        causal = [d["ratio_kick"] <= 0.9 and d["kick_ablated"] < d["random_mean"] - 2 * d["random_std"]
+                  for d in ablation["per_direction"]]
         parts.append("silencing: " + ", ".join(f"{d['direction']} ×{d['ratio_kick']:.2f} (random ×"
                                                f"{d['ratio_random']:.2f})" for d in ablation["per_direction"]))
         passed += all(causal)
@@ -443,12 +462,14 @@ class _Page:
                 f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
-def _page(models: list[dict[str, Any]], quick: bool, seconds: float, root: Path) -> _Page:
+def _page(models: list[dict[str, Any]], quick: bool, seconds: float | None, root: Path) -> _Page:
     page = _Page()
     page.add("h1", "Reproducing the paper with hmmrnn")
     page.add("p", "Generated by `hmmrnn reproduce`" + (" --quick (small analysis settings: the numbers are "
                                                       "not precise)" if quick else "") +
-             f" on {len(models)} model(s) in {seconds:.0f} s. Each model's analyses lie under "
+             f" on {len(models)} model(s)" + (f" in {seconds:.0f} s" if seconds is not None else
+                                              " (the page rebuilt from the analyses on disk)") +
+             ". Each model's analyses lie under "
              f"`{MODELS_DIR}/<model>/analysis/`. The paper's numbers were read from the authors' committed "
              "figures (docs/method.md §6).")
     page.add("h2", "When a number agrees")
@@ -475,7 +496,9 @@ def _page(models: list[dict[str, Any]], quick: bool, seconds: float, root: Path)
         if model["stopped"]:
             page.add("p", f"The analyses stopped: {model['stopped']}.")
         page.add("table", (["quantity", "ours", "paper", "agreement"], _quantity_rows(model)))
-        for name in ("latent_geometry", "residency", "gain_sweep", "training_evolution", "output_pairs"):
+        shown = ("latent_geometry", "residency", "gain_sweep", "training_evolution") + (
+            ("output_pairs",) if model["preset"] in ("fully3", "cyclic4") else ())
+        for name in shown:
             figure = model["path"] / ANALYSIS_DIR / f"{name}.png"
             if figure.exists():  # beside the page, so that the page and its figures can be kept without the models
                 copy = root / FIGURES_DIR / f"{model['name']}_{name}.png"
