@@ -54,7 +54,7 @@ def lagged_pair_frequencies(onehot: torch.Tensor, lag: int) -> torch.Tensor:
     Returns
     -------
     (K, K) with entry [a, b] = mean over sequences and t of onehot[:, t, a] · onehot[:, t + lag, b]
-    (lag 1: :func:`bigram_frequencies`).
+    (lag 1: ``bigram_frequencies``).
     """
     pairs = torch.einsum("bta,btc->ac", onehot[:, :-lag], onehot[:, lag:])
     return pairs / (onehot.shape[0] * (onehot.shape[1] - lag))

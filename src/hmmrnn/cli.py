@@ -38,7 +38,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 def _with_training_options(command: Callable) -> Callable:
-    """Give a command every training setting of :func:`hmmrnn.config.training_options` as an option
+    """Give a command every training setting of ``hmmrnn.config.training_options`` as an option
     (default None: the preset's and the recipe's value), collected into its ``settings`` argument
     (only those given). Help, flags, types and allowed values all come from the config fields."""
     from .config import training_options

@@ -1,6 +1,6 @@
 """Typed run configuration: the HMM, the model sizes and the training settings.
 
-A :class:`RunConfig` holds everything needed to rebuild the HMM and the model and to re-run the
+A ``RunConfig`` holds everything needed to rebuild the HMM and the model and to re-run the
 training; it is saved as ``config.json`` in the run directory. Presets are just named configs and
 every field can be overridden.
 """
@@ -23,7 +23,7 @@ __all__ = ["ModelConfig", "TrainConfig", "RunConfig", "make_config", "SETTINGS",
 
 def _setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
     """A config field with its one-line help and allowed values, from which the training options of
-    the ``train`` and ``sweep`` commands are derived (:func:`training_options`); ``cli=False`` keeps a
+    the ``train`` and ``sweep`` commands are derived (``training_options``); ``cli=False`` keeps a
     field off the command line (set by the command's own options or not at all)."""
     return field(default=default, metadata={"help": help, "choices": choices, "cli": cli})
 
@@ -35,7 +35,7 @@ def _require(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the :class:`~hmmrnn.rnn.NoiseRNN`: H hidden units, d noise inputs, K outputs."""
+    """Sizes of the ``NoiseRNN``: H hidden units, d noise inputs, K outputs."""
 
     hidden: int = 150
     noise_dim: int = 100
@@ -59,7 +59,7 @@ class TrainConfig:
     ``batch_size`` training sequences (fixed order), clips the global gradient norm to
     ``grad_clip`` and, every ``val_every`` epochs, computes the validation loss. Every
     ``checkpoint_every`` epochs (0 = never) the full training state is saved. Every ``eval_every``
-    epochs (0 = never) the verdict of :func:`hmmrnn.compare` is computed on ``eval_n`` fresh RNN
+    epochs (0 = never) the verdict of ``hmmrnn.compare`` is computed on ``eval_n`` fresh RNN
     sequences and recorded in the history (a "yes" counts once ``confirmations`` further independent
     samples say yes too); with ``early_stop`` training stops at the first epoch
     whose model emulates the HMM, and that model becomes ``model.safetensors``. With ``retries``
@@ -81,7 +81,7 @@ class TrainConfig:
     the long run and neither population can make up for the other's error.
 
     ``likelihood_weight`` λ > 0 adds λ W₂² between the per-step HMM log-likelihoods of the emitted
-    sequences and of the target sequences (:mod:`hmmrnn._likelihood`; per population, each under the
+    sequences and of the target sequences (``hmmrnn._likelihood``; per population, each under the
     HMM started as its targets are).
 
     ``growth_weight`` γ > 0 (with ``carry_states``) adds γ · max(0, ḡ), ḡ the mean over the carried
@@ -235,7 +235,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigError`."""
+        """Inverse of ``to_dict``; unknown or missing keys raise ``ConfigError``."""
         try:
             model = _dataclass_from(ModelConfig, renamed_keys(data["model"], OLD_MODEL_KEYS))
             train = _dataclass_from(TrainConfig, data["train"])
@@ -266,24 +266,24 @@ def _dataclass_from(cls: type, values: dict[str, Any]) -> Any:
 
 def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | None = None,
                 **settings: Any) -> RunConfig:
-    """Resolve a preset, a training recipe (:data:`hmmrnn.RECIPES`) and settings into a :class:`RunConfig`.
+    """Resolve a preset, a training recipe (``hmmrnn.RECIPES``) and settings into a ``RunConfig``.
 
     Settings come from the preset, then the recipe, then the non-None keyword ``settings``: any
-    :class:`ModelConfig` field but ``n_outputs`` (``hidden``, ``noise_dim``, ``initial_state``) or
-    :class:`TrainConfig` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
+    ``ModelConfig`` field but ``n_outputs`` (``hidden``, ``noise_dim``, ``initial_state``) or
+    ``TrainConfig`` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
     training settings default to those of ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any
     3-output HMM.
 
     Parameters
     ----------
-    preset : a key of :data:`hmmrnn.PRESETS`, or None.
-    recipe : a key of :data:`hmmrnn.RECIPES`.
-    hmm : an :class:`~hmmrnn.HMM` replacing the preset's.
-    **settings : model and training settings by field name (:data:`SETTINGS` lists them).
+    preset : a key of ``hmmrnn.PRESETS``, or None.
+    recipe : a key of ``hmmrnn.RECIPES``.
+    hmm : an ``HMM`` replacing the preset's.
+    **settings : model and training settings by field name (``SETTINGS`` lists them).
 
     Returns
     -------
-    The :class:`RunConfig`; an unknown or invalid setting raises :class:`~hmmrnn.ConfigError`.
+    The ``RunConfig``; an unknown or invalid setting raises ``ConfigError``.
     """
     if preset is None and hmm is None:
         raise ConfigError("give a preset or an HMM")
@@ -301,7 +301,7 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     return RunConfig(hmm, model, train, preset, versions())
 
 
-#: every keyword setting of :func:`make_config`, mapped to the config it belongs to
+#: every keyword setting of ``make_config``, mapped to the config it belongs to
 SETTINGS: dict[str, str] = {
     **{f.name: "model" for f in fields(ModelConfig) if f.name != "n_outputs"},
     **{f.name: "train" for f in fields(TrainConfig) if f.name != "recipe"},

@@ -20,7 +20,7 @@ def demo(out: str | Path = "runs/demo", *, model: str = "linear3", force: bool =
          zoo_dir: str | Path | None = None, eval_n: int = 5000, analysis_settings: dict | None = None,
          progress: bool = True, say: Callable[[str], None] = print) -> Path:
     """Copy zoo model ``model`` into ``out``, evaluate it (``eval_n`` sequences, its T), run every
-    analysis (``analysis_settings`` as in :func:`hmmrnn.analysis.analyze`) and write
+    analysis (``analysis_settings`` as in ``hmmrnn.analysis.analyze``) and write
     ``report.html``; returns the report's path. ``say`` receives one line per step."""
     with run_lock(out, create=True):  # one writer for the whole demo
         return _demo(out, model, force, zoo_dir, eval_n, analysis_settings, progress, say)

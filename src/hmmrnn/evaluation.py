@@ -1,6 +1,6 @@
 """Is the RNN statistically indistinguishable from its HMM, at every horizon? (docs/method.md, "The verdict")
 
-:func:`compare` judges any (N, T) set of symbol sequences against an HMM; :func:`evaluate` judges a
+``compare`` judges any (N, T) set of symbol sequences against an HMM; ``evaluate`` judges a
 trained network, on four kinds of evidence:
 
 1. **the training window**: N sequences of the run's T from h_0 = 0 (the paper's check), against
@@ -152,7 +152,7 @@ class Window:
 class Evaluation:
     """The judged windows, the boundedness check, and the verdict ``yes`` / ``no`` / ``inconclusive``.
 
-    ``metrics`` are those of the first window (the training window for :func:`evaluate`);
+    ``metrics`` are those of the first window (the training window for ``evaluate``);
     ``checks`` lists every check of every window.
     """
 
@@ -273,7 +273,7 @@ def _details(m: dict[str, Any]) -> str:
 
 def refit_hmm(obs: np.ndarray, n_states: int, n_outputs: int, *, restarts: int = 3, seed: int = 0,
               n_iter: int = 200, max_sequences: int = 2000) -> tuple[HMM, float]:
-    """Fit an ``n_states`` categorical HMM to symbol sequences by EM (:meth:`HMM.fit`).
+    """Fit an ``n_states`` categorical HMM to symbol sequences by EM (``HMM.fit``).
 
     At most ``max_sequences`` sequences are used (EM cost is linear in the data). Our batched EM
     reproduces hmmlearn's ``CategoricalHMM`` update to 1e-15 (tested) at a fraction of its time.
@@ -328,7 +328,7 @@ def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thres
     matching : compute the matched Euclidean distance (the slowest metric: O(N²)).
     refit : fit an M-state HMM to the candidate with EM and report its matrices.
     refit_restarts : EM restarts of the re-fit.
-    thresholds : tolerances and test level (default :class:`Thresholds`).
+    thresholds : tolerances and test level (default ``Thresholds``).
     stationary : compare with HMM windows started from the stationary distribution (windows of a
         long run) instead of the HMM's start distribution.
     z : critical value of every check; default from ``thresholds.alpha`` over this window's tests.
@@ -337,7 +337,7 @@ def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thres
 
     Returns
     -------
-    An :class:`Evaluation` with one window.
+    An ``Evaluation`` with one window.
     """
     thresholds = thresholds or Thresholds()
     candidate = np.asarray(candidate)
@@ -600,7 +600,7 @@ def _long_run_checks(norms: np.ndarray, horizons: Horizons, thresholds: Threshol
 
 
 class HMMCandidate:
-    """An HMM posing as a network for :func:`judge`: the exact emulator (or a perturbed one), used to
+    """An HMM posing as a network for ``judge``: the exact emulator (or a perturbed one), used to
     measure the verdict's size and power.
 
     ``sample`` draws sequences from the HMM's start distribution; ``long_run`` draws stationary
@@ -622,7 +622,7 @@ class HMMCandidate:
 def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
           thresholds: Thresholds | None = None, horizons: Horizons | None = None, semantics: str = "training",
           matching: bool = True, refit: bool = True) -> Evaluation:
-    """The full verdict on a :class:`~hmmrnn.rnn.NoiseRNN` (or anything with its ``sample`` and
+    """The full verdict on a ``NoiseRNN`` (or anything with its ``sample`` and
     ``long_run`` methods): the training window from h_0, the long run's boundedness, and
     stationary windows of ``seq_len`` and each of ``horizons.windows`` steps.
 
@@ -634,14 +634,14 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
     seq_len : T of the training window.
     seed : seeds the network's noise and the HMM reference samples of every window.
     semantics : of the training window: ``"training"`` (outputs from h_1..h_T) or ``"reference"``.
-    thresholds : tolerances and test level (default :class:`Thresholds`).
-    horizons : the long run and the stationary windows (default :class:`Horizons`).
+    thresholds : tolerances and test level (default ``Thresholds``).
+    horizons : the long run and the stationary windows (default ``Horizons``).
     matching : compute the matched Euclidean distance.
     refit : fit an HMM to the training window with EM.
 
     Returns
     -------
-    An :class:`Evaluation` with every window and the long run.
+    An ``Evaluation`` with every window and the long run.
     """
     thresholds = thresholds or Thresholds()
     horizons = horizons or Horizons()
@@ -676,16 +676,16 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
 def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int = 0,
              thresholds: Thresholds | None = None, horizons: Horizons | None = None, semantics: str = "training",
              matching: bool = True, refit: bool = True, save: bool = True, figures: bool = True) -> Evaluation:
-    """:func:`judge` a trained run's network against its HMM and store the result.
+    """``judge`` a trained run's network against its HMM and store the result.
 
     Parameters
     ----------
-    run : a :class:`~hmmrnn.runs.Run` or a run folder.
+    run : a ``Run`` or a run folder.
     n : sequences per horizon.
     seq_len : T of the training window (default: the run's training T).
     seed : seeds the RNN's noise and the HMM samples.
-    thresholds : tolerances and test level (default :class:`Thresholds`).
-    horizons : the long run and the stationary windows (default :class:`Horizons`).
+    thresholds : tolerances and test level (default ``Thresholds``).
+    horizons : the long run and the stationary windows (default ``Horizons``).
     semantics : ``"training"`` (outputs from h_1..h_T) or ``"reference"`` (the authors' generator).
     save, figures : write ``metrics.json`` and ``figures/evaluation_*`` into the run folder.
     matching : compute the matched Euclidean distance.
@@ -693,7 +693,7 @@ def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int =
 
     Returns
     -------
-    The :class:`Evaluation` (also in ``metrics.json`` with ``save``).
+    The ``Evaluation`` (also in ``metrics.json`` with ``save``).
     """
     from contextlib import nullcontext
 

@@ -353,7 +353,7 @@ class HMM:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "HMM":
-        """Read an HMM spec (see :meth:`from_dict`) from a ``.json`` or ``.toml`` file."""
+        """Read an HMM spec (see ``from_dict``) from a ``.json`` or ``.toml`` file."""
         path = Path(path)
         if not path.is_file():
             raise HMMSpecError(f"HMM file not found: {path}")
@@ -372,7 +372,7 @@ class HMM:
             raise HMMSpecError(f"{path}: {exc}") from None
 
     def to_dict(self) -> dict:
-        """JSON-ready mapping that :meth:`from_dict` turns back into an identical HMM."""
+        """JSON-ready mapping that ``from_dict`` turns back into an identical HMM."""
         return {
             "name": self.name,
             "start": self.start.tolist(),
@@ -452,7 +452,7 @@ class HMM:
         """Maximum-likelihood HMM for symbol sequences by Baum-Welch EM, best of seeded restarts.
 
         Each restart draws start, transition and emission rows from a flat Dirichlet and iterates
-        :func:`em_step` until the mean log-likelihood per symbol improves by less than ``tol``.
+        ``em_step`` until the mean log-likelihood per symbol improves by less than ``tol``.
         All sequences are processed at once (hmmlearn's ``CategoricalHMM.fit``, which this
         reproduces step for step, loops over sequences in Python: 2,000 sequences of 100 steps
         took it 23-140 s per fit on this machine).
@@ -504,7 +504,7 @@ class HMM:
     def with_stay_shift(self, shift: float) -> "HMM":
         """The same HMM with every stay probability A[i, i] moved by ``shift`` and the moves of each
         row rescaled to keep it stochastic (a perturbation used to measure the verdict's power).
-        A stay probability outside [0, 1] raises :class:`HMMSpecError`."""
+        A stay probability outside [0, 1] raises ``HMMSpecError``."""
         a = self.transition.copy()
         for i in range(len(a)):
             stay = a[i, i] + shift

@@ -61,11 +61,11 @@ def preset(name: str) -> Preset:
 
     Parameters
     ----------
-    name : a key of :data:`hmmrnn.PRESETS`.
+    name : a key of ``hmmrnn.PRESETS``.
 
     Returns
     -------
-    The :class:`Preset`.
+    The ``Preset``.
     """
     try:
         return PRESETS[name]

@@ -5,12 +5,12 @@ nothing is written into a user's run) the analyses behind the paper's figures ru
 written, ``OUT/reproduction.md`` and ``OUT/reproduction.html`` (figures embedded), with
 
 * per preset, each quantity the paper reports next to ours, and whether they agree under a rule
-  stated on the page before any number (:data:`AGREEMENT`);
+  stated on the page before any number (``AGREEMENT``);
 * per claim of the paper (docs/method.md §6), reproduced / partly / not / not tested, with the numbers
   that decide it;
 * what we measure beyond the paper: the verdict at every horizon and the log-likelihood gap.
 
-The paper's numbers (:data:`PAPER`) were read from the authors' committed figures and file names;
+The paper's numbers (``PAPER``) were read from the authors' committed figures and file names;
 the bifurcation epochs and converged switch rates come with the authors' own mapping of figure files
 to models, which is inferred from epoch ranges (docs/method.md §6 says which).
 """
@@ -132,7 +132,7 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
     runs : run folders; each is copied (weights, config, history, metrics, checkpoints) into
         ``out/models/<folder name>`` and analysed there, so nothing is written into it.
     out : the output folder: new, empty, or written by an earlier ``reproduce``.
-    quick : small analysis settings (:data:`QUICK_SETTINGS`), for a smoke test; the numbers are not
+    quick : small analysis settings (``QUICK_SETTINGS``), for a smoke test; the numbers are not
         precise.
     page_only : rebuild the page from the analyses an earlier reproduction left in ``out/models``,
         running none (after a change of the page or its rules).
@@ -297,7 +297,7 @@ def _quantity_rows(model: dict[str, Any]) -> list[list[str]]:
 
 
 def _claim_outcomes(model: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    """Per claim (:data:`CLAIMS`): (outcome, the numbers that decide it) on one model."""
+    """Per claim (``CLAIMS``): (outcome, the numbers that decide it) on one model."""
     r = model["results"]
     outcomes: dict[str, tuple[str, str]] = {}
 

@@ -5,7 +5,7 @@
     y_t = one_hot(argmax(z_t + g_t)),  g_t ~ Gumbel(0, 1)      (straight-through gradient)
 
 No biases anywhere, so the map is positively homogeneous: scaling the noise by c > 0 (with
-h_0 = 0) scales every hidden state and logit by c. The one-step map :meth:`NoiseRNN.step` is
+h_0 = 0) scales every hidden state and logit by c. The one-step map ``NoiseRNN.step`` is
 the core abstraction; rollouts and every later analysis build on it.
 """
 
@@ -119,7 +119,7 @@ class NoiseRNN(nn.Module):
     def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None, *, recurrent_gain: torch.Tensor | None = None,
                  input_gain: torch.Tensor | None = None) -> torch.Tensor:
         """∂F/∂h at (h, x): J = diag(relu'(pre)) diag(g_rec) W_rec, pre the argument of the relu in
-        :meth:`step` (gains as there), with relu'(0) = 0.
+        ``step`` (gains as there), with relu'(0) = 0.
 
         Parameters
         ----------
@@ -135,7 +135,7 @@ class NoiseRNN(nn.Module):
 
     def preactivation(self, h: torch.Tensor, x: torch.Tensor | None = None, *,
                       recurrent_gain: torch.Tensor | None = None, input_gain: torch.Tensor | None = None) -> torch.Tensor:
-        """g_rec ⊙ (W_rec h) + g_in ⊙ (W_in x), the argument of the relu in :meth:`step` (the drive
+        """g_rec ⊙ (W_rec h) + g_in ⊙ (W_in x), the argument of the relu in ``step`` (the drive
         that produces the next state; kick neurons are read from it). (..., H)."""
         recurrent = h @ self.w_rec.T
         if recurrent_gain is not None:
@@ -155,7 +155,7 @@ class NoiseRNN(nn.Module):
     def rollout(self, noise: torch.Tensor | None, h0: torch.Tensor | None = None, *,
                 generator: torch.Generator | None = None, steps: int | None = None,
                 recurrent_gain: torch.Tensor | None = None, input_gain: torch.Tensor | None = None) -> torch.Tensor:
-        """The one rollout engine: iterate :meth:`step` over time for a batch of chains.
+        """The one rollout engine: iterate ``step`` over time for a batch of chains.
 
         h_t = relu(g_rec ⊙ (W_rec h_{t−1}) + g_in ⊙ (W_in x_t)), t = 1..T. Training, generation, the
         verdict's long run and every analysis step the network through this method.
@@ -164,7 +164,7 @@ class NoiseRNN(nn.Module):
         ----------
         noise : (B, T, d) inputs x_1..x_T; None runs the input-free map h_t = relu(g_rec ⊙ W_rec h_{t−1})
             for ``steps`` steps (then ``h0`` is required).
-        h0 : (B, H) initial states; default :meth:`initial_hidden`.
+        h0 : (B, H) initial states; default ``initial_hidden``.
         recurrent_gain, input_gain : per-unit gains, broadcast against (B, H): (H,) for every chain,
             (B, H) for one gain vector per chain (a gain sweep as one batch); None means 1.
 
@@ -203,7 +203,7 @@ class NoiseRNN(nn.Module):
 
     def _rollout_columns(self, noise: torch.Tensor, h: torch.Tensor, input_gain: torch.Tensor | None = None, *,
                          time_major: bool = False) -> torch.Tensor:
-        """:meth:`rollout` without autograd, in column form: h' = relu([W_rec  g_in ⊙ W_in] [h; x]), one
+        """``rollout`` without autograd, in column form: h' = relu([W_rec  g_in ⊙ W_in] [h; x]), one
         matrix product per step on a stacked (H + d, B) buffer: the same numbers as the batch-major
         loop, 1.8× fewer seconds per flop on this CPU (BENCHMARKS.md, "RNN generation").
 
@@ -240,7 +240,7 @@ class NoiseRNN(nn.Module):
         Parameters
         ----------
         noise : (B, T, d)
-        h0 : (B, H) states the windows start from; default :meth:`initial_hidden`.
+        h0 : (B, H) states the windows start from; default ``initial_hidden``.
 
         Returns
         -------
@@ -257,7 +257,7 @@ class NoiseRNN(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, length: int, *, seed: int | None = None, semantics: Semantics = "training",
                readout: Readout = "sample", noise_scale: float = 1.0) -> np.ndarray:
-        """Output symbols only (no hidden states kept): :meth:`generate` for evaluation-sized N.
+        """Output symbols only (no hidden states kept): ``generate`` for evaluation-sized N.
 
         Returns
         -------
@@ -310,7 +310,7 @@ class NoiseRNN(nn.Module):
         """Follow ``chains`` independent noisy chains for ``length`` steps from h_0, keeping only the
         sampled symbols and the state norms (200 chains of 10,000 steps hold 24 MB, not 1.2 GB).
 
-        The chains advance ``block`` steps at a time through :meth:`rollout`; per block the
+        The chains advance ``block`` steps at a time through ``rollout``; per block the
         generator yields the noise (chains, block, d), then the Gumbel noise of the symbols.
 
         Returns
@@ -336,7 +336,7 @@ class NoiseRNN(nn.Module):
     def _generate_batch(self, batch: int, length: int, generator: torch.Generator, semantics: Semantics,
                         readout: Readout, keep_states: bool, noise_scale: float = 1.0, block: int = 100
                         ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """One batch of :meth:`generate`: the rollout engine ``block`` steps at a time in column form
+        """One batch of ``generate``: the rollout engine ``block`` steps at a time in column form
         (per block the noise (steps, d, batch) is drawn, then the Gumbel noise of its symbols
         (steps, K, batch)), so memory stays bounded for any length."""
         h = self.initial_hidden(batch, generator).T  # (H, batch)

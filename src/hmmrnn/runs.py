@@ -17,7 +17,7 @@
 
 Every file is written to a temporary sibling and renamed into place, so a killed process never
 leaves a half-written file. Weights are safetensors; nothing is ever unpickled. One process at a
-time writes a folder (:func:`run_lock`). The promises and how they are kept: docs/run-folders.md.
+time writes a folder (``run_lock``). The promises and how they are kept: docs/run-folders.md.
 """
 
 from __future__ import annotations
@@ -131,11 +131,11 @@ _held: dict[Path, list] = {}  # folder -> [fd, depth]: locks this process holds 
 @contextmanager
 def run_lock(folder: str | Path, *, create: bool = False) -> Iterator[Path]:
     """Hold the advisory write lock of ``folder`` for the ``with`` block (``create``: make the folder
-    if it is missing; otherwise a missing folder is a :class:`RunDirError`).
+    if it is missing; otherwise a missing folder is a ``RunDirError``).
 
     One process at a time may write a run (or sweep) folder: the lock is an exclusive ``flock`` on
     ``folder/.hmmrnn.lock``, which holds the owner's PID; a second writer gets a
-    :class:`RunDirError` naming it. The kernel drops the lock when its process ends, however it
+    ``RunDirError`` naming it. The kernel drops the lock when its process ends, however it
     ends (SIGKILL included), so a stale lock file never blocks anyone. Re-entrant within a process.
     A folder this call created is removed again if the block fails and leaves it empty.
     """
@@ -234,7 +234,7 @@ def tensor_section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, t
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file; a missing or corrupt file raises :class:`RunDirError`."""
+    """Read a safetensors file; a missing or corrupt file raises ``RunDirError``."""
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"missing file: {path}")
@@ -361,7 +361,7 @@ def memory_estimate(config: RunConfig, training: bool = True) -> int:
 
 
 def check_memory(config: RunConfig, training: bool = True) -> None:
-    """Refuse, before any allocation, a config whose :func:`memory_estimate` exceeds the memory
+    """Refuse, before any allocation, a config whose ``memory_estimate`` exceeds the memory
     available now."""
     need, have = memory_estimate(config, training), available_memory()
     if need > have:
@@ -414,8 +414,8 @@ class Run:
     Attributes
     ----------
     path : the folder.
-    config : the resolved :class:`RunConfig`.
-    model : :class:`NoiseRNN` with the loaded weights (best by validation unless asked otherwise).
+    config : the resolved ``RunConfig``.
+    model : ``NoiseRNN`` with the loaded weights (best by validation unless asked otherwise).
     history : rows of ``history.csv``.
     status : contents of ``status.json`` (empty if absent).
     weights_file : the safetensors file the model's weights came from.
@@ -459,7 +459,7 @@ def load_run(path: str | Path, weights: str = "best") -> Run:
 
     Returns
     -------
-    The :class:`Run`; a missing, corrupt or mismatched file raises :class:`~hmmrnn.RunDirError`.
+    The ``Run``; a missing, corrupt or mismatched file raises ``RunDirError``.
     """
     run_dir = Path(path)
     if not run_dir.is_dir():

@@ -9,7 +9,7 @@ Layout of a sweep folder::
         sweep_cell.json         the cell's record, written last: the cell is finished once it exists
         sweep_worker.json       which process and host ran (or runs) the cell
     sweep_summary.csv           one row per cell
-    figures/                    the paper's grid figures (:mod:`hmmrnn.plots.sweep`)
+    figures/                    the paper's grid figures (``hmmrnn.plots.sweep``)
 
 Re-running the same sweep skips finished cells, resumes unfinished ones from their last checkpoint
 and retries failed ones; a finished cell is never trained again or overwritten. A cell that fails
@@ -72,8 +72,8 @@ class SweepSpec:
     """The grid and how each cell is trained and evaluated.
 
     presets, hidden, noise_dim, seeds : the grid (their product, in that order).
-    recipe : training recipe of every cell (:data:`hmmrnn.RECIPES`).
-    overrides : further :func:`hmmrnn.make_config` keywords for every cell (``epochs``, ``lr``, ...).
+    recipe : training recipe of every cell (``hmmrnn.RECIPES``).
+    overrides : further ``hmmrnn.make_config`` keywords for every cell (``epochs``, ``lr``, ...).
     eval_n : sequences of the final evaluation; eval_seq_len : its T (None: the cell's training T;
         the paper's linear-chain grid used 100 for every model, docs/method.md §4.2).
     """
@@ -125,7 +125,7 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SweepSpec":
-        """Inverse of :meth:`to_dict`; every key and type is checked, with errors in the spec's terms."""
+        """Inverse of ``to_dict``; every key and type is checked, with errors in the spec's terms."""
         if not isinstance(data, dict):
             raise ConfigError(f"a sweep spec is a table/object of settings, got {type(data).__name__}")
         data = renamed_keys(data, _OLD_NAMES)  # specs of earlier versions
@@ -159,7 +159,7 @@ class SweepSpec:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SweepSpec":
-        """Read a JSON or TOML sweep spec: the :class:`SweepSpec` fields, with training overrides
+        """Read a JSON or TOML sweep spec: the ``SweepSpec`` fields, with training overrides
         under ``overrides`` (TOML: an ``[overrides]`` table)."""
         path = Path(path)
         try:

@@ -7,7 +7,7 @@ between the B RNN sequences, sampled from fresh noise, and B HMM sequences:
     S_ε(α, β) = OT_ε(α, β) − ½ OT_ε(α, α) − ½ OT_ε(β, β).
 
 The default recipe (``fast``) adds λ Σ_ab (q_ab − p_ab)² / (q_ab + p_ab) on pooled bigram
-frequencies (:mod:`hmmrnn._bigram`: the finite-batch divergence is minimised by suppressing rare
+frequencies (``hmmrnn._bigram``: the finite-batch divergence is minimised by suppressing rare
 symbols), computes the verdict every 10 epochs and stops at the first "emulates: yes"; the
 ``paper`` recipe is docs/method.md §3 unchanged.
 
@@ -63,7 +63,7 @@ def sinkhorn_divergence(blur: float = 0.2, n_outputs: int = 3, device: torch.dev
     """Debiased Sinkhorn divergence (p = 2, ε = blur²) between two batches of flattened one-hot
     sequences (B, T K) and (B', T K), uniform weights: the paper's loss.
 
-    On the CPU: :class:`~hmmrnn._sinkhorn.OneHotSinkhornDivergence`, GeomLoss's algorithm computed
+    On the CPU: ``OneHotSinkhornDivergence``, GeomLoss's algorithm computed
     for one-hot points (same value and gradient, about 9x faster per batch of 4096 on this 2-core
     machine; see BENCHMARKS.md). On a GPU: GeomLoss's ``SamplesLoss("sinkhorn", p=2, blur=blur)``
     with the dense backend, which GPUs run well; GeomLoss switches autograd on globally when it
@@ -93,20 +93,20 @@ def train(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | str | P
 
     Parameters
     ----------
-    preset : name from :data:`hmmrnn.PRESETS`; its training settings are the defaults.
+    preset : name from ``hmmrnn.PRESETS``; its training settings are the defaults.
     recipe : ``"fast"`` (default: bigram penalty, periodic verdict, early stop) or ``"paper"``
-        (docs/method.md §3 unchanged); see :data:`hmmrnn.RECIPES`.
-    hmm : an :class:`HMM` or a path to a JSON/TOML HMM file, replacing the preset's HMM.
+        (docs/method.md §3 unchanged); see ``hmmrnn.RECIPES``.
+    hmm : an ``HMM`` or a path to a JSON/TOML HMM file, replacing the preset's HMM.
     out : run folder (default ``runs/<preset>-h<H>-d<d>-s<seed>``).
     force : overwrite an existing run folder.
     progress : show a progress bar.
-    evaluate : run :func:`hmmrnn.evaluate` (N = 5000, the run's T) at the end, writing metrics.json.
-    **overrides : any keyword of :func:`hmmrnn.make_config` (``hidden, noise_dim, seed, epochs, lr,
+    evaluate : run ``hmmrnn.evaluate`` (N = 5000, the run's T) at the end, writing metrics.json.
+    **overrides : any keyword of ``hmmrnn.make_config`` (``hidden, noise_dim, seed, epochs, lr,
         val_every, eval_every, early_stop, bigram_weight, retries, ...``); they win over the recipe.
 
     Returns
     -------
-    The loaded :class:`~hmmrnn.Run`.
+    The loaded ``Run``.
     """
     if isinstance(hmm, (str, Path)):
         hmm = HMM.from_file(hmm)
@@ -123,19 +123,19 @@ def default_run_dir(config: RunConfig) -> Path:
 
 def train_config(config: RunConfig, out: str | Path, *, force: bool = False, progress: bool = True,
                  evaluate: bool = True) -> Run:
-    """Train from a resolved :class:`RunConfig` into a new run folder ``out``, holding its write lock.
+    """Train from a resolved ``RunConfig`` into a new run folder ``out``, holding its write lock.
 
     Parameters
     ----------
-    config : the settings (:func:`hmmrnn.make_config`).
+    config : the settings (``hmmrnn.make_config``).
     out : the new run folder.
     force : overwrite an existing run folder.
     progress : show a progress bar.
-    evaluate : as in :func:`train`.
+    evaluate : as in ``train``.
 
     Returns
     -------
-    The loaded :class:`~hmmrnn.Run`.
+    The loaded ``Run``.
     """
     device = _check_device(config.train.device)
     check_memory(config)
@@ -154,9 +154,9 @@ def _evaluated(run: Run, evaluate: bool) -> Run:
 
 def final_evaluation(run: Run, **options):
     """The evaluation after training (``train(evaluate=True)``, ``hmmrnn train``, sweep cells):
-    :func:`hmmrnn.evaluate` with N = the run's ``eval_n`` and a seed derived from the run's seed (its
+    ``hmmrnn.evaluate`` with N = the run's ``eval_n`` and a seed derived from the run's seed (its
     own stream, so that runs of different seeds are judged on independent HMM samples). ``options``
-    go to :func:`hmmrnn.evaluate` and win."""
+    go to ``hmmrnn.evaluate`` and win."""
     from .evaluation import evaluate as evaluate_run
 
     t = run.config.train
@@ -167,18 +167,18 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
     """Continue a run from its last checkpoint (or from the start if it has none).
 
     ``epochs`` may raise the total number of epochs of a finished or unfinished run; ``evaluate``
-    as in :func:`train` (a finished run that is not extended is returned as it is).
+    as in ``train`` (a finished run that is not extended is returned as it is).
 
     Parameters
     ----------
     run_dir : the run folder.
     epochs : new total number of epochs (default: the run's).
     progress : show a progress bar.
-    evaluate : as in :func:`train`.
+    evaluate : as in ``train``.
 
     Returns
     -------
-    The loaded :class:`~hmmrnn.Run`.
+    The loaded ``Run``.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -335,10 +335,10 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     """The training objective on one target set, as f(outputs, logits, target, fresh) with outputs and
     logits (B, T, K), target (B, T K) and fresh (B,) the batch's fresh slots: the divergence of the
     flattened outputs, plus the bigram penalty against the target set's pooled bigram frequencies
-    when ``bigram_weight`` > 0 (:mod:`hmmrnn._bigram`; for windows from h_0 also per position over
+    when ``bigram_weight`` > 0 (``hmmrnn._bigram``; for windows from h_0 also per position over
     the first ``transient_steps`` steps), on the straight-through samples or on
     softmax(logits) (``bigram_on``), plus the log-likelihood penalty when ``likelihood_weight`` > 0
-    (:mod:`hmmrnn._likelihood`, on the samples).
+    (``hmmrnn._likelihood``, on the samples).
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -396,10 +396,10 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
 
     ``pool`` (n, H), with ``carry_states``: the state each slot's window starts from. The fresh slots
     (``fresh_fraction``), a random fraction ``reset_fraction`` of the others and any slot whose state
-    is non-finite or has a norm above :data:`MAX_CARRIED_NORM` are first reset to h_0; afterwards
+    is non-finite or has a norm above ``MAX_CARRIED_NORM`` are first reset to h_0; afterwards
     each slot holds the last state of its window, where the next epoch continues.
 
-    A non-finite loss or weight raises :class:`_NonFinite` carrying the last finite weights.
+    A non-finite loss or weight raises ``_NonFinite`` carrying the last finite weights.
     """
     t = config.train
     fresh = _fresh_slots(targets.shape[0], t.fresh_fraction if pool is not None else 0.0).to(targets.device)
@@ -471,7 +471,7 @@ class _Stuck(Exception):
 
 def _fit_with_retries(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool,
                       config_saved: bool) -> Run:
-    """:func:`_fit`, restarting a stuck run with a new seed at most ``retries`` times.
+    """``_fit``, restarting a stuck run with a new seed at most ``retries`` times.
 
     Each abandoned attempt's files move to ``attempts/attempt_<k>/`` and its record (seed, epochs,
     best validation loss, last verdict, reason) is appended to ``attempts.json``; ``config.json``
@@ -596,7 +596,7 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
 
 
 def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
-    """The full verdict (:func:`hmmrnn.judge`: training window, long run, stationary windows) on
+    """The full verdict (``hmmrnn.judge``: training window, long run, stationary windows) on
     ``eval_n`` fresh sequences per horizon, without the EM re-fit, as history columns.
 
     The matched distances (O(N²) per window) are computed only when every other check passes: the

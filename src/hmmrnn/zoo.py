@@ -6,7 +6,7 @@ A zoo entry is a folder ``hmmrnn/zoo_models/<name>/`` with ``config.json``, ``mo
 ``metrics.json``, ``history.csv`` and ``status.json``, the files of the run it came from, and
 ``checkpoints/epoch_*.safetensors`` holding only the weights of each checkpoint (no optimizer or
 carried states: about 150 KB each instead of 12 MB), enough for the training-evolution analysis.
-:func:`get` copies one into a new run folder that every command reads.
+``get`` copies one into a new run folder that every command reads.
 """
 
 from __future__ import annotations

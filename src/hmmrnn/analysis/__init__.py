@@ -1,10 +1,10 @@
 """Reverse engineering of trained networks: each analysis is ``analysis(run_or_model, ..., seed=...) -> Result``.
 
 A Result is a dataclass of numbers and arrays with ``save(path)`` (JSON) and ``summary()`` (one
-line). :data:`ANALYSES` holds one registration per analysis (:func:`register`: its function, its
-figure, what it shows, what it builds on); :func:`analyze` runs a selection on a run folder and writes
+line). ``ANALYSES`` holds one registration per analysis (``register``: its function, its
+figure, what it shows, what it builds on); ``analyze`` runs a selection on a run folder and writes
 ``analysis/<name>.json`` and ``analysis/<name>.png|pdf``. A new analysis is one module plus one
-:func:`register` call. The method behind each: docs/method.md §5.
+``register`` call. The method behind each: docs/method.md §5.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Analysis:
     builds_on : keyword of ``compute`` → the earlier analysis whose result it takes (kick groups,
         transition points); an analysis whose input found nothing finds nothing either.
 
-    An analysis that finds nothing of its kind raises :class:`~hmmrnn.errors.NothingFound`; that is a
+    An analysis that finds nothing of its kind raises ``NothingFound``; that is a
     finding, stored and reported with its reason.
     """
 
@@ -76,12 +76,12 @@ ANALYSES: dict[str, Analysis] = {}
 
 def register(compute: Callable[..., Result], *, figure: Callable[[Result], Any], reading: str,
              builds_on: dict[str, str] | None = None, name: str | None = None) -> Analysis:
-    """Add an analysis to :data:`ANALYSES`, named ``name`` (default: the function's name), after those
+    """Add an analysis to ``ANALYSES``, named ``name`` (default: the function's name), after those
     registered before it, whose results it may take through ``builds_on``; returns its entry.
 
     Parameters
     ----------
-    compute : ``compute(run, *, seed, **settings) -> Result``; raises :class:`~hmmrnn.errors.NothingFound`
+    compute : ``compute(run, *, seed, **settings) -> Result``; raises ``NothingFound``
         when there is nothing of its kind.
     figure : ``figure(result) -> matplotlib Figure``.
     reading : one plain sentence on what the analysis shows (the report prints it).
@@ -90,7 +90,7 @@ def register(compute: Callable[..., Result], *, figure: Callable[[Result], Any],
 
     Returns
     -------
-    The :class:`Analysis` entry.
+    The ``Analysis`` entry.
     """
     entry = Analysis(name or compute.__name__, compute, figure, reading, dict(builds_on or {}))
     parameters = inspect.signature(compute).parameters
@@ -155,7 +155,7 @@ register(training_evolution, figure=plots.plot_training_evolution,
 
 def progress_line(name: str, result: Result | None, seconds: float, why_not: str | None) -> str:
     """The one line ``hmmrnn analyze`` and ``hmmrnn demo`` print per analysis (the arguments of
-    :func:`analyze`'s ``report`` callback): its summary, or why it found nothing.
+    ``analyze``'s ``report`` callback): its summary, or why it found nothing.
 
     Parameters
     ----------
@@ -182,7 +182,7 @@ def analyze(run_dir: str | Path, *, only: list[str] | None = None, seed: int = 0
     seed : seed of every analysis.
     figures : also save each figure (PNG and PDF).
     progress : show a progress bar.
-    only : names from :data:`ANALYSES` (default: all).
+    only : names from ``ANALYSES`` (default: all).
     settings : per analysis name, keyword arguments for it (e.g. ``{"residency": {"n_states": 1000}}``).
     report : called after each analysis with (name, result, seconds, why_not), e.g. to print its
         summary; for an analysis that found nothing to report (no usable transition), result is None

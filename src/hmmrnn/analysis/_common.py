@@ -20,7 +20,7 @@ from ..rnn import NoiseRNN
 class Result:
     """Base of every analysis result: a dataclass of numbers and arrays that saves to JSON.
 
-    Subclasses set ``name`` (the file stem under ``analysis/``) and implement :meth:`summary`, the
+    Subclasses set ``name`` (the file stem under ``analysis/``) and implement ``summary``, the
     one line that ``hmmrnn analyze`` prints.
     """
 
@@ -50,7 +50,7 @@ class Result:
 def resolve(run_or_model: Any) -> tuple[NoiseRNN, HMM | None]:
     """The model (on the CPU, float32, no gradients) and, for a run, its HMM.
 
-    Accepts a :class:`~hmmrnn.runs.Run`, a run folder or a :class:`NoiseRNN`.
+    Accepts a ``Run``, a run folder or a ``NoiseRNN``.
     """
     from ..runs import Run, load_run
 
@@ -108,7 +108,7 @@ class PCABasis:
 
 def fit_pca(states: np.ndarray, n_components: int) -> PCABasis:
     """scikit-learn PCA (centred, no whitening, docs/method.md §5) of (L, H) states. A state that is
-    not finite (a diverging network) is a one-line :class:`~hmmrnn.HmmrnnError` naming its step."""
+    not finite (a diverging network) is a one-line ``HmmrnnError`` naming its step."""
     from sklearn.decomposition import PCA
 
     bad = ~np.isfinite(states).all(axis=1)

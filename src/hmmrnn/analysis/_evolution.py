@@ -84,7 +84,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     Every epoch's network runs the same noise: ``warmup`` steps from the same small random state,
     then ``steps`` steps with argmax labels. Jacobians diag(1[W_rec h_t + W_in x_{t+1} > 0]) W_rec
     at every ``eigen_every``-th step give the fraction of states with some |λ| > 1 and with a
-    critical complex pair; E[δ2] (:func:`expected_second_order`) at the post-warm-up state. The
+    critical complex pair; E[δ2] (``expected_second_order``) at the post-warm-up state. The
     bifurcation epoch is the first checkpoint whose complex fraction exceeds the previous one's by
     more than ``jump``; the converged rate is the mean over the last 6 checkpoints. (The reference
     carried the state over from one epoch to the next; each epoch here starts from the same state,
@@ -92,18 +92,18 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
 
     Parameters
     ----------
-    run_or_path : a :class:`~hmmrnn.Run` or a run folder with checkpoints.
+    run_or_path : a ``Run`` or a run folder with checkpoints.
     steps : noisy steps per epoch.
     warmup : steps before them.
     eigen_every : take the Jacobian at every k-th step.
-    trials : trials of :func:`expected_second_order`.
+    trials : trials of ``expected_second_order``.
     jump : the complex-fraction jump that marks the bifurcation.
     shown : steps kept per epoch for the figure.
     seed : seed of the analysis' random streams (the same seed gives the same result).
 
     Returns
     -------
-    :class:`TrainingEvolution`: per checkpoint epoch the switch rate, mean dwell, unstable and
+    ``TrainingEvolution``: per checkpoint epoch the switch rate, mean dwell, unstable and
     complex fractions, E[δ2] (epochs, H); the bifurcation epoch and the converged rate.
     """
     from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights, tensor_section

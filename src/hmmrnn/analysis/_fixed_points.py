@@ -150,7 +150,7 @@ def fixed_points(run_or_model: Any, *, constant_input: np.ndarray | None = None,
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     constant_input : (d,) constant input x*; None (default) for the input-free map, which is also the map at
         the mean input E[x] = 0 of the trained networks.
     n_initial : starts, taken from the noisy orbit (``orbit_steps`` steps, seeded) unless
@@ -167,7 +167,7 @@ def fixed_points(run_or_model: Any, *, constant_input: np.ndarray | None = None,
 
     Returns
     -------
-    :class:`FixedPoints`. Points are de-duplicated (directions with cosine > 1 − 1e-4, or states
+    ``FixedPoints``. Points are de-duplicated (directions with cosine > 1 − 1e-4, or states
     within 1e-3 (1 + ‖h‖)); starts whose minimum is not slow are dropped as outliers and counted.
     """
     model, _ = resolve(run_or_model)
@@ -348,7 +348,7 @@ def jacobian_spectra(run_or_model: Any, *, n_states: int = 2000, burn_in: int = 
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     n_states : states at which the Jacobian is taken.
     burn_in : noisy steps before the first of them.
     pca_steps : length of the noisy run that gives the PCA basis of the figure.
@@ -356,7 +356,7 @@ def jacobian_spectra(run_or_model: Any, *, n_states: int = 2000, burn_in: int = 
 
     Returns
     -------
-    :class:`JacobianSpectra`: unstable counts, critical pairs and spectral radius per state
+    ``JacobianSpectra``: unstable counts, critical pairs and spectral radius per state
     (n_states,), the fractions over states, and a sample of eigenvalues.
     """
     model, _ = resolve(run_or_model)

@@ -61,7 +61,7 @@ def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     steps : length of the noisy run.
     n_components : principal components kept.
     shown : steps of the run kept for the figure.
@@ -69,7 +69,7 @@ def latent_geometry(run_or_model: Any, *, steps: int = 30_000, n_components: int
 
     Returns
     -------
-    :class:`LatentGeometry`: explained variance ratios (n_components,), the first ``shown`` steps on PC1–3
+    ``LatentGeometry``: explained variance ratios (n_components,), the first ``shown`` steps on PC1–3
     (shown, 3) with their labels, and how well the PC1–2 angle predicts the output.
     """
     model, _ = resolve(run_or_model)
@@ -160,7 +160,7 @@ def input_free(run_or_model: Any, *, n_initial: int = 100, steps: int = 500, sho
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     n_initial : starting states taken from a noisy run.
     steps : input-free steps from each.
     shown : trajectories kept for the figure.
@@ -170,7 +170,7 @@ def input_free(run_or_model: Any, *, n_initial: int = 100, steps: int = 500, sho
 
     Returns
     -------
-    :class:`InputFreeDynamics`: final norms (n_initial,), ``converged``, the end point (H,) and the
+    ``InputFreeDynamics``: final norms (n_initial,), ``converged``, the end point (H,) and the
     trajectories of the figure projected on PC1–2.
     """
     model, _ = resolve(run_or_model)
@@ -229,7 +229,7 @@ def variance_contours(run_or_model: Any, *, scales: tuple[float, ...] = (0.1, 1,
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     scales : noise scales s.
     steps : noisy steps per scale.
     pca_steps : length of the σ = 1 run that gives the PCA basis.
@@ -238,7 +238,7 @@ def variance_contours(run_or_model: Any, *, scales: tuple[float, ...] = (0.1, 1,
 
     Returns
     -------
-    :class:`VarianceContours`: per scale the cloud's mean and std (2,), a KDE grid and its level; the
+    ``VarianceContours``: per scale the cloud's mean and std (2,), a KDE grid and its level; the
     homogeneity error.
     """
     model, _ = resolve(run_or_model)
@@ -292,7 +292,7 @@ def output_pairs(run_or_model: Any, *, steps: int = 100_000, min_run: int = 200,
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     steps : length of the noisy run.
     min_run : shortest in-pair run the reference kept (reported, not required).
     shown : states per pair kept for the figure.
@@ -302,7 +302,7 @@ def output_pairs(run_or_model: Any, *, steps: int = 100_000, min_run: int = 200,
 
     Returns
     -------
-    :class:`OutputPairSubspaces`: the global explained variance (4,) and per pair its sub-PCA
+    ``OutputPairSubspaces``: the global explained variance (4,) and per pair its sub-PCA
     explained variance (3,), state count, longest run and grids.
     """
     model, _ = resolve(run_or_model)
@@ -384,13 +384,13 @@ def readout_alignment(run_or_model: Any, *, steps: int = 5000, seed: int = 0) ->
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     steps : length of the noisy run.
     seed : seed of the analysis' random streams (the same seed gives the same result).
 
     Returns
     -------
-    :class:`ReadoutAlignment`: per output the projection norm and angle (K,), and their mean.
+    ``ReadoutAlignment``: per output the projection norm and angle (K,), and their mean.
     """
     model, hmm = resolve(run_or_model)
     h0 = torch.randn(1, model.hidden, generator=generator(stream(seed, "readout_alignment", "start")))

@@ -48,7 +48,7 @@ def _orbit_with_preactivations(model, steps: int, seed: int, warmup: int = 100):
 
 
 def kick_scores(firing: np.ndarray, labels: np.ndarray, window: int):
-    """The kick-neuron criterion on a recorded orbit (see :func:`kick_neurons`).
+    """The kick-neuron criterion on a recorded orbit (see ``kick_neurons``).
 
     Parameters
     ----------
@@ -154,7 +154,7 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     steps : length of the noisy orbit.
     window : pre-activation steps before each switch.
     per_group : most units kept per direction.
@@ -165,7 +165,7 @@ def kick_neurons(run_or_model: Any, *, steps: int = 30_000, window: int = 5, per
 
     Returns
     -------
-    :class:`KickNeurons`: per direction its units, scores and firing fractions; every unit's score
+    ``KickNeurons``: per direction its units, scores and firing fractions; every unit's score
     (H,) per direction.
     """
     model, _ = resolve(run_or_model)
@@ -238,8 +238,8 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
-    kicks : a :class:`KickNeurons` result (default: :func:`kick_neurons` with ``seed``).
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
+    kicks : a ``KickNeurons`` result (default: ``kick_neurons`` with ``seed``).
     population_size : units in the two populations together.
     populations : ``"sign"`` or ``"paper"``, as above.
     activity_steps : length of the noisy run for the mean activities.
@@ -247,7 +247,7 @@ def connectivity(run_or_model: Any, *, kicks: KickNeurons | None = None, populat
 
     Returns
     -------
-    :class:`Connectivity`: the two kick groups and populations (unit lists), the mean weights of
+    ``Connectivity``: the two kick groups and populations (unit lists), the mean weights of
     the population→group blocks, the weight blocks and the mean activities (activity_steps,).
     """
     if populations not in ("sign", "paper"):
@@ -319,13 +319,13 @@ def switch_rates(labels: np.ndarray, n_labels: int) -> dict[str, float]:
 @torch.no_grad()
 def transition_rates(model, *, silenced: list[int] = (), chains: int = 64, steps: int = 2000, warmup: int = 100,
                      seed: int = 0) -> dict[str, float]:
-    """:func:`switch_rates` of the argmax labels of ``chains`` parallel noisy chains of ``steps`` steps
+    """``switch_rates`` of the argmax labels of ``chains`` parallel noisy chains of ``steps`` steps
     after ``warmup``, with the ``silenced`` units held at 0 (recurrent and input gain 0). The noise is
     the same for every choice of ``silenced``.
 
     Parameters
     ----------
-    model : a :class:`~hmmrnn.NoiseRNN`.
+    model : a ``NoiseRNN``.
     silenced : units held at 0.
     chains : parallel chains.
     steps : steps per chain after the warm-up.
@@ -342,7 +342,7 @@ def transition_rates(model, *, silenced: list[int] = (), chains: int = 64, steps
 @torch.no_grad()
 def _rates_when_silenced(model, groups: list[list[int]], *, chains: int, steps: int, warmup: int = 100,
                          seed: int = 0, block: int = 200) -> list[dict[str, float]]:
-    """:func:`transition_rates` for every group of silenced units at once: all groups × chains run as
+    """``transition_rates`` for every group of silenced units at once: all groups × chains run as
     one batch of the rollout engine (one gain vector per chain, the same noise for every group),
     ``block`` steps at a time, keeping only the labels."""
     gains = torch.ones(len(groups), model.hidden)
@@ -396,8 +396,8 @@ def ablation(run_or_model: Any, *, kicks: KickNeurons | None = None, n_random: i
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
-    kicks : a :class:`KickNeurons` result (default: :func:`kick_neurons` with ``seed``).
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
+    kicks : a ``KickNeurons`` result (default: ``kick_neurons`` with ``seed``).
     n_random : random groups per direction.
     chains : parallel noisy chains per condition.
     steps : steps per chain.
@@ -405,7 +405,7 @@ def ablation(run_or_model: Any, *, kicks: KickNeurons | None = None, n_random: i
 
     Returns
     -------
-    :class:`Ablation`: intact rates and, per direction, the rates with its kick group and with each
+    ``Ablation``: intact rates and, per direction, the rates with its kick group and with each
     random group silenced, and their ratios to the intact rate.
     """
     model, _ = resolve(run_or_model)

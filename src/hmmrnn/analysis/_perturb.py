@@ -51,13 +51,13 @@ class Resonance(Result):
 def stochastic_resonance(run_or_model: Any, *, scales: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0),
                          n: int = 2000, seq_len: int | None = None, seed: int = 0) -> Resonance:
     """Emulation quality versus test-time noise scale s (x_t ~ N(0, s² I)), using sampled outputs:
-    for each s, ``n`` sequences of the run's T are judged by :func:`hmmrnn.compare` (no EM re-fit)
+    for each s, ``n`` sequences of the run's T are judged by ``hmmrnn.compare`` (no EM re-fit)
     against the run's HMM, with the same HMM reference sets for every s. Also the mean number of
     output changes per step, sampled and argmax.
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     scales : test-time noise scales s.
     n : sequences judged per scale.
     seq_len : their length (default: the run's T).
@@ -65,7 +65,7 @@ def stochastic_resonance(run_or_model: Any, *, scales: tuple[float, ...] = (0.25
 
     Returns
     -------
-    :class:`Resonance`: per scale the verdict's numbers and the switch rates; the best scale.
+    ``Resonance``: per scale the verdict's numbers and the switch rates; the best scale.
     """
     from ..evaluation import compare
     from ..runs import Run, load_run
@@ -107,7 +107,7 @@ def expected_second_order(model, h0: torch.Tensor, *, trials: int = 20, t0: int 
 
     Parameters
     ----------
-    model : a :class:`~hmmrnn.NoiseRNN`.
+    model : a ``NoiseRNN``.
     h0 : (H,) the state to start from.
     trials : independent trials.
     t0 : noisy steps before the expansion point.
@@ -160,18 +160,18 @@ class NoiseDrift(Result):
 
 
 def noise_drift(run_or_model: Any, *, n_points: int = 50, trials: int = 20, seed: int = 0) -> NoiseDrift:
-    """:func:`expected_second_order` at ``n_points`` states spread along a noisy orbit.
+    """``expected_second_order`` at ``n_points`` states spread along a noisy orbit.
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     n_points : orbit states.
-    trials : trials of :func:`expected_second_order` per state.
+    trials : trials of ``expected_second_order`` per state.
     seed : seed of the analysis' random streams (the same seed gives the same result).
 
     Returns
     -------
-    :class:`NoiseDrift`: E[δ2] (n_points, H), its norm (n_points,) and the states' labels.
+    ``NoiseDrift``: E[δ2] (n_points, H), its norm (n_points,) and the states' labels.
     """
     model, _ = resolve(run_or_model)
     orbit = simulate(model, 100 + 20 * n_points, seed=stream(seed, "noise_drift", "orbit"))[0, 100::20]
@@ -197,7 +197,7 @@ class GainSweep(Result):
     """Transition rate and critical complex pairs around switches as per-unit gains change.
 
     rows : per (direction, manipulation, μ) {"direction", "manipulation", "gain", "units" (count),
-        "rate" (switches of that direction per 1000 steps with its source label, :func:`switch_rates`),
+        "rate" (switches of that direction per 1000 steps with its source label, ``switch_rates``),
         "critical_mean", "critical_std"}
     manipulations: "kick" (recurrent gain μ on the direction's kick units), "noise projection"
     (input gain μ on their top presynaptic partners), "control" (input gain μ on units that are no
@@ -231,15 +231,15 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
     and each manipulation and gain μ, one noisy run of ``steps`` steps (the same noise for every μ)
     with h ← relu(g_rec ⊙ W_rec h + g_in ⊙ W_in x); the rate of that direction's switches, and with
     ``spectra`` the mean ± sd over its first ``max_switches`` switches of the critical pairs
-    (:func:`critical_pairs`) pooled over the Jacobians diag(relu′) diag(g_rec) W_rec in
+    (``critical_pairs``) pooled over the Jacobians diag(relu′) diag(g_rec) W_rec in
     [switch − window, switch + window) (eigenvalues are the cost: 2 · window per switch).
     ``top_k`` partners per kick unit default to ⌊0.4 H⌋ (60 of 150, the paper's), ``control_k`` to
     ⌊0.23 H⌋ (35 of 150).
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
-    kicks : a :class:`KickNeurons` result (default: :func:`kick_neurons` with ``seed``).
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
+    kicks : a ``KickNeurons`` result (default: ``kick_neurons`` with ``seed``).
     gains : the values of μ.
     steps : length of each noisy run.
     window : half-width of the Jacobian window around each switch.
@@ -250,7 +250,7 @@ def gain_sweep(run_or_model: Any, *, kicks=None, gains: tuple[float, ...] = (0.0
 
     Returns
     -------
-    :class:`GainSweep`: one row per (direction, manipulation, μ) with the switch rate and the
+    ``GainSweep``: one row per (direction, manipulation, μ) with the switch rate and the
     critical pairs' mean and sd.
     """
     from ._neurons import kick_neurons, switch_events, switch_rates

@@ -15,7 +15,7 @@ from ._common import Result, argmax_labels, fit_pca, generator, resolve, simulat
 
 __all__ = ["Residency", "residency", "rollout_residency", "SubspaceResidency", "subspace_residency", "GROUPS"]
 
-#: Group names in the order of their codes in :attr:`Residency.groups` (−1: in no group).
+#: Group names in the order of their codes in ``Residency.groups`` (−1: in no group).
 GROUPS = ("transition", "kick zone", "cluster")
 
 
@@ -45,7 +45,7 @@ def rollout_residency(model, states: torch.Tensor, *, n_samples: int, max_steps:
     Parameters
     ----------
     states : (n, H)
-    model : a :class:`~hmmrnn.NoiseRNN`.
+    model : a ``NoiseRNN``.
     n_samples : rollouts per state.
     max_steps : longest rollout.
     seed : seed of the rollouts' noise.
@@ -168,25 +168,25 @@ def residency(run_or_model: Any, *, n_states: int = 5000, warmup: int = 20, n_sa
               transition_below: float = 2.0, kick_up_to: float = 8.0, cluster_confidence: float = 0.8,
               count_switch_step: bool = False, seed: int = 0) -> Residency:
     """docs/method.md §5.8: ``n_states`` consecutive noisy states after ``warmup`` steps from h_0 = 0, the
-    residency time and sign changes of ``n_samples`` rollouts from each (:func:`rollout_residency`),
+    residency time and sign changes of ``n_samples`` rollouts from each (``rollout_residency``),
     the unstable-eigenvalue count of the input-free Jacobian at each, and the three groups with the
     paper's thresholds (transition RT < 2, kick zone 2 ≤ RT ≤ 8, cluster RT > 8 with readout
-    confidence > 0.8). ``count_switch_step``: see :func:`rollout_residency`.
+    confidence > 0.8). ``count_switch_step``: see ``rollout_residency``.
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     n_states : consecutive orbit states analysed.
     warmup : noisy steps from h_0 = 0 before the first.
     n_samples : rollouts per state.
     max_steps : longest rollout.
     transition_below, kick_up_to, cluster_confidence : the group thresholds above.
-    count_switch_step : also count the switching step's sign change (:func:`rollout_residency`).
+    count_switch_step : also count the switching step's sign change (``rollout_residency``).
     seed : seed of the analysis' random streams (the same seed gives the same result).
 
     Returns
     -------
-    :class:`Residency`: residency, sign changes, unstable counts, confidence and group (n_states,),
+    ``Residency``: residency, sign changes, unstable counts, confidence and group (n_states,),
     PC1–2 coordinates (n_states, 2) and the per-group summary.
     """
     model, _ = resolve(run_or_model)
@@ -208,7 +208,7 @@ class SubspaceResidency(Result):
 
     pairs : per output pair {"pair", "n_states" (kept), "explained_variance_ratio" (sub-PCA, 3),
         "times" (n,) steps of the run, "pc" (n, 2) sub-PC1 and sub-PC3, "labels", "residency", "sign_changes", "unstable_counts",
-        "groups", "group_summary"} — arrays as in :class:`Residency`
+        "groups", "group_summary"} — arrays as in ``Residency``
     """
 
     name = "subspace_residency"
@@ -241,24 +241,24 @@ def subspace_residency(run_or_model: Any, *, steps: int = 50_000, min_run: int =
     ``steps`` steps from h_0 = 0, global PCA (4 components); for each output pair the states of the
     contiguous runs longer than ``min_run`` steps whose argmax labels stay in the pair, a second PCA
     (3 components) of their global coordinates, and the residency decomposition of those states
-    (:func:`residency`'s rollouts, counts and groups). A residency rollout ends when the label leaves
+    (``residency``'s rollouts, counts and groups). A residency rollout ends when the label leaves
     the state's own label, as in the global version. The reference computed every kept state; here at
     most ``max_states`` per pair, evenly spaced in time (all when fewer).
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     steps : length of the noisy run.
     min_run : shortest contiguous in-pair run kept.
     max_states : states analysed per pair at most.
     n_samples, max_steps, transition_below, kick_up_to, cluster_confidence, count_switch_step : as in
-        :func:`residency`.
+        ``residency``.
     seed : seed of the analysis' random streams (the same seed gives the same result).
 
     Returns
     -------
-    :class:`SubspaceResidency`: per output pair the kept times, their sub-PC1/PC3 coordinates
-    (n, 2) and the :func:`residency` numbers of those states.
+    ``SubspaceResidency``: per output pair the kept times, their sub-PC1/PC3 coordinates
+    (n, 2) and the ``residency`` numbers of those states.
     """
     from ._geometry import contiguous_runs
 

@@ -54,7 +54,7 @@ class TransitionPoints(Result):
 def candidate_switches(events: list[tuple[int, int, int]], skip_switches: int, min_time: int,
                        to_label: int | None = None) -> list[tuple[int, int, int, int]]:
     """The switches a transition search may use: (t, t_prev, from, to) for every switch (t, from, to) of
-    ``events`` (:func:`~hmmrnn.analysis.switch_events`) after the first ``skip_switches``, with t >
+    ``events`` (``switch_events``) after the first ``skip_switches``, with t >
     ``min_time`` (and into ``to_label`` if given); t_prev is the time of the switch before it, so the
     preceding dwell is t − t_prev. (Before 2026-12-02 one more switch was skipped than said here.)
     """
@@ -76,12 +76,12 @@ def transition_points(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
     The transition point is the earliest probed state before the switch from which every rollout
     switches within fewer than ``fast`` steps; the cluster condition asks that some probed state
     before it has mean first-switch time ≥ ``cluster_residency`` and not every rollout switching.
-    Where either is missing (or there is no usable switch) a :class:`~hmmrnn.errors.NothingFound` says so; the
+    Where either is missing (or there is no usable switch) a ``NothingFound`` says so; the
     reference re-drew the rollouts in an unbounded loop instead.
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
     steps : length of the recorded run.
     warmup : noisy steps from a small random state before it.
     skip_switches, min_time, to_label : which switches qualify.
@@ -93,7 +93,7 @@ def transition_points(run_or_model: Any, *, steps: int = 2000, warmup: int = 20,
 
     Returns
     -------
-    :class:`TransitionPoints`: the switch, transition and cluster times, the probed times and their
+    ``TransitionPoints``: the switch, transition and cluster times, the probed times and their
     mean first-switch times.
     """
     model, _ = resolve(run_or_model)
@@ -161,7 +161,7 @@ class NoiseSensitivity(Result):
 def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = None,
                       gammas: tuple[float, ...] = (0.0, 0.5, 1.0), horizon: int = 5, n_trajectories: int = 100,
                       variance_preserving: bool = False, shown: int = 30, seed: int = 0) -> NoiseSensitivity:
-    """docs/method.md §5.15: from the cluster and the transition point of :func:`transition_points`, run
+    """docs/method.md §5.15: from the cluster and the transition point of ``transition_points``, run
     ``n_trajectories`` trajectories of ``horizon`` steps with input
 
         x_t = (1 − γ) n_{idx+t} + γ ξ_t          (the reference's mixture, std √((1−γ)² + γ²)), or
@@ -173,8 +173,8 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
 
     Parameters
     ----------
-    run_or_model : a :class:`~hmmrnn.Run`, a run folder, or a :class:`~hmmrnn.NoiseRNN`.
-    points : a :class:`TransitionPoints` result (default: :func:`transition_points` with ``seed``).
+    run_or_model : a ``Run``, a run folder, or a ``NoiseRNN``.
+    points : a ``TransitionPoints`` result (default: ``transition_points`` with ``seed``).
     gammas : mixing weights γ of fresh noise.
     horizon : steps per trajectory.
     n_trajectories : trajectories per point and γ.
@@ -184,7 +184,7 @@ def noise_sensitivity(run_or_model: Any, *, points: TransitionPoints | None = No
 
     Returns
     -------
-    :class:`NoiseSensitivity`: per point and γ the covariance trace and mean spread over time
+    ``NoiseSensitivity``: per point and γ the covariance trace and mean spread over time
     (horizon + 1,).
     """
     model, _ = resolve(run_or_model)

@@ -1,4 +1,4 @@
-"""Figures of the state-space analyses (:mod:`hmmrnn.analysis`); each takes a Result and draws it."""
+"""Figures of the state-space analyses (``hmmrnn.analysis``); each takes a Result and draws it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figures of an :class:`~hmmrnn.evaluation.Evaluation`: HMM (green/grey) against the candidate (blue)."""
+"""Figures of an ``Evaluation``: HMM (green/grey) against the candidate (blue)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def plot_horizons(evaluation: dict) -> Figure:
     """The long-run verdict at a glance: the long run's median ‖h_t‖ (90 % quantile shaded) against the
     step, and for every window each check's |diff| as a fraction of its allowance (a bar above 1 fails).
 
-    ``evaluation`` is :meth:`~hmmrnn.evaluation.Evaluation.to_dict` (or metrics.json)."""
+    ``evaluation`` is ``to_dict`` (or metrics.json)."""
     windows = evaluation.get("windows") or {}
     long_run = evaluation.get("long_run")
     fig = Figure(figsize=(12, 3.8))
