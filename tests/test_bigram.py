@@ -78,7 +78,7 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
     none = torch.zeros(30, dtype=torch.bool)
     for where, expected in (("samples", penalty(outputs)), ("probabilities", penalty(torch.softmax(logits, -1)))):
         config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on=where, carry_states=False,
-                             transient_steps=0)  # the pooled term alone (positions: tested below)
+                             transient_steps=0, pair_lags=0, transition_weight=0.0)  # the pooled term alone
         value = _objective(divergence, targets, config)(outputs, logits, targets, none)
         assert value.item() == pytest.approx((base + expected).item(), rel=1e-6)
     paper = make_config("linear3", recipe="paper")
@@ -88,9 +88,13 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
                          fresh_fraction=0.5)
     fresh = torch.arange(30) % 2 == 1
     value = _objective(divergence, targets, config)(outputs, logits, targets, fresh)
-    # the fresh windows (from h0) also get the per-position term of the recipe's transient_steps
-    assert config.train.transient_steps == 10
-    parts = [divergence(outputs[m].flatten(1), targets[m]) + BigramPenalty(targets[m], 3, 100.0, positions=k)(outputs[m])
+    # the fresh windows (from h0) also get the per-position term of the recipe's transient_steps; both
+    # populations the recipe's lagged pairs and transition term
+    t = config.train
+    assert (t.transient_steps, t.transient_weight, t.pair_lags, t.transition_weight) == (10, 1000.0, 8, 1000.0)
+    parts = [divergence(outputs[m].flatten(1), targets[m])
+             + BigramPenalty(targets[m], 3, 100.0, positions=k, position_weight=1000.0, lags=8,
+                             conditional_weight=1000.0)(outputs[m])
              for m, k in ((fresh, 10), (~fresh, 0))]
     assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-6)
 
@@ -186,3 +190,10 @@ def test_lagged_pairs_see_which_side_a_run_began_that_bigrams_miss():
     assert float(BigramPenalty(crossing, 3, 5.0)(returning)) == 0.0
     assert float(BigramPenalty(crossing, 3, 5.0, lags=2)(returning)) == pytest.approx(5.0 * 2.0)
     assert float(BigramPenalty(crossing, 3, 5.0, lags=2)(crossing)) == 0.0
+
+
+def test_lags_beyond_the_window_are_left_out():
+    import torch.nn.functional as F
+
+    target = F.one_hot(torch.tensor([[0, 1, 2, 0]]), 3).float().flatten(1)
+    assert list(BigramPenalty(target, 3, 1.0, lags=8).lags) == [2, 3]

@@ -43,7 +43,7 @@ def test_objective_adds_the_likelihood_term_per_population():
     from hmmrnn.training import _objective
 
     config = make_config("cyclic4", seq_len=6, carry_states=True, fresh_fraction=0.5, bigram_weight=0.0,
-                         likelihood_weight=10.0)
+                         transition_weight=0.0, likelihood_weight=10.0)
     stationary, start = config.hmm.stationary(), config.hmm
     targets = _flat(stationary.sample(40, 6, seed=5)[0]).float()
     logits = torch.randn(40, 6, 3, generator=torch.Generator().manual_seed(6))

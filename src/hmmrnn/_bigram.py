@@ -101,7 +101,7 @@ class BigramPenalty:
     order : the longest word length penalised (≥ 2).
     positions : P, the first steps whose bigrams are matched one position at a time (0: none).
     position_weight : λ_p, the weight of each position's term in place of λ / P (None: λ / P).
-    lags : L, the longest lag of the lagged pairs (0: none).
+    lags : L, the longest lag of the lagged pairs (0: none; at most T − 1 are used).
     conditional_weight : λ_c > 0 adds λ_c Σ_a Σ_b (q(b|a) − p(b|a))² / (q(b|a) + p(b|a)) on the output
         transition probabilities, the verdict's own statistic: in the joint frequencies a row of a rare
         symbol weighs as little as the symbol is rare (``linear2``: P(1 → 1) 0.03–0.05 against the
@@ -120,7 +120,7 @@ class BigramPenalty:
         self.positions = [bigram_frequencies(onehot[:, t: t + 2]) for t in range(min(positions, onehot.shape[1] - 1))]
         self.position_weight = (position_weight if position_weight is not None else
                                 weight / max(len(self.positions), 1))
-        self.lags = range(2, lags + 1)
+        self.lags = range(2, min(lags, onehot.shape[1] - 1) + 1)  # at most T − 1 steps apart
         self.lagged = [lagged_pair_frequencies(onehot, k) for k in self.lags]
         self.conditional = _conditional(bigram_frequencies(onehot))
 

@@ -167,8 +167,7 @@ class TrainConfig:
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(self.transient_steps >= 0, f"transient_steps must be >= 0, got {self.transient_steps}")
         _require(self.transient_weight >= 0, f"transient_weight must be >= 0, got {self.transient_weight}")
-        _require(self.pair_lags == 0 or 2 <= self.pair_lags < self.seq_len,
-                 f"pair_lags must be 0 or lie in [2, seq_len - 1], got {self.pair_lags}")
+        _require(self.pair_lags == 0 or self.pair_lags >= 2, f"pair_lags must be 0 or >= 2, got {self.pair_lags}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
         _require(self.transition_weight >= 0, f"transition_weight must be >= 0, got {self.transition_weight}")
