@@ -91,10 +91,9 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
     # the fresh windows (from h0) also get the per-position term of the recipe's transient_steps; both
     # populations the recipe's lagged pairs and transition term
     t = config.train
-    assert (t.transient_steps, t.transient_weight, t.pair_lags, t.transition_weight) == (10, 1000.0, 8, 1000.0)
+    assert (t.transient_steps, t.transient_weight, t.pair_lags, t.transition_weight) == (10, 0.0, 8, 1000.0)
     parts = [divergence(outputs[m].flatten(1), targets[m])
-             + BigramPenalty(targets[m], 3, 100.0, positions=k, position_weight=1000.0, lags=8,
-                             conditional_weight=1000.0)(outputs[m])
+             + BigramPenalty(targets[m], 3, 100.0, positions=k, lags=8, conditional_weight=1000.0)(outputs[m])
              for m, k in ((fresh, 10), (~fresh, 0))]
     assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-6)
 

@@ -88,11 +88,10 @@ RECIPES: dict[str, Recipe] = {
         Recipe("fast", {"bigram_weight": 1000.0, "bigram_on": "probabilities", "val_every": 10, "eval_every": 10,
                         "early_stop": True, "confirmations": 3, "carry_states": True, "reset_fraction": 0.05,
                         "fresh_fraction": 0.25, "lr_half_life": 100.0, "growth_weight": 1000.0,
-                        "transient_steps": 10, "transient_weight": 1000.0, "pair_lags": 8,
-                        "transition_weight": 1000.0},
+                        "transient_steps": 10, "pair_lags": 8, "transition_weight": 1000.0},
                summary="the default: paper loss + bigram penalty (weight 1000, on the output probabilities, per "
-                       "position over the first 10 steps after h0 (weight 1000 each), and on the pairs 2 to 8 "
-                       "steps apart) + the same penalty on the output transition probabilities (weight 1000); "
+                       "position over the first 10 steps after h0, and on the pairs 2 to 8 steps apart) + the "
+                       "same penalty on the output transition probabilities (weight 1000); "
                        "windows carried from epoch to epoch "
                        "against stationary HMM windows (5 % of the slots restart from h0 at random each epoch), "
                        "with a penalty on the growth of |h| across them (weight 1000), and a quarter of the slots "
