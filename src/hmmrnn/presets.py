@@ -54,6 +54,7 @@ PRESETS: dict[str, Preset] = {
                summary="4-state ring (stay 0.95), cyclic emissions (visible 0-1-2-1-0)"),
     ]
 }
+"""The paper's HMMs with their training settings, by name (``hmmrnn presets`` prints them)."""
 
 
 def preset(name: str) -> Preset:

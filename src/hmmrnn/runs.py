@@ -61,6 +61,7 @@ LOCK_FILE = ".hmmrnn.lock"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
+"""The folder of a run that holds the analyses' JSON and figures."""
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "lr", "emulates", "transition_max_abs_diff",
                    "loglik_gap", "matched_distance", "growth", "long_loglik_gap")
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)\.safetensors$")

@@ -70,8 +70,8 @@ class Analysis:
     builds_on: dict[str, str] = field(default_factory=dict)
 
 
-#: Every analysis ``hmmrnn analyze`` knows, by name, in the order it runs them.
 ANALYSES: dict[str, Analysis] = {}
+"""Every analysis ``hmmrnn analyze`` knows, by name, in the order it runs them."""
 
 
 def register(compute: Callable[..., Result], *, figure: Callable[[Result], Any], reading: str,

@@ -17,6 +17,7 @@ __all__ = ["Residency", "residency", "rollout_residency", "SubspaceResidency", "
 
 #: Group names in the order of their codes in ``Residency.groups`` (−1: in no group).
 GROUPS = ("transition", "kick zone", "cluster")
+"""The residency groups, coded 0, 1, 2 in ``Residency.groups`` (−1: no group)."""
 
 
 @torch.no_grad()
