@@ -1,5 +1,6 @@
 """Check a built site: the API reference has an entry for every name in ``hmmrnn.__all__`` and
-``hmmrnn.analysis.__all__``, and each tutorial page shows executed output.
+``hmmrnn.analysis.__all__``, the command-line reference lists the commands' options, and each
+tutorial page shows executed output.
 
     mkdocs build --strict && python docs/check_site.py site
 """
@@ -18,6 +19,9 @@ def check(site: Path) -> list[str]:
     problems = [f"API reference lacks {module.__name__}.{name}"
                 for module in (hmmrnn, hmmrnn.analysis) for name in module.__all__
                 if name != "__version__" and f'id="{module.__name__}.{name}"' not in api]
+    cli = (site / "cli" / "index.html").read_text(encoding="utf-8")
+    problems += [f"command-line reference lacks {flag}" for flag in ("--preset", "--noise-dim", "--page-only")
+                 if flag not in cli]
     for page in sorted((site / "tutorials").glob("*/index.html")):
         if "jp-OutputArea-output" not in page.read_text(encoding="utf-8"):
             problems.append(f"tutorial {page.parent.name} shows no output (not executed?)")
