@@ -464,11 +464,3 @@ def main() -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def __getattr__(name: str):
-    """``click_command``: the click command behind the app, built on demand (the documentation's
-    command-line reference is generated from it with mkdocs-click)."""
-    if name == "click_command":
-        return typer.main.get_command(app)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
