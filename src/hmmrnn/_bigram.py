@@ -86,9 +86,10 @@ def ngram_frequencies(onehot: torch.Tensor, order: int) -> torch.Tensor:
 class BigramPenalty:
     """λ Σ_{n=2..order} Σ_w (q_w − p_w)² / (q_w + p_w) against the n-gram frequencies p of a target
     set (``order`` = 2: bigrams only, the default recipe's penalty), plus, with ``positions`` P > 0,
-    λ_p Σ_{t<P} Σ_ab (q_t,ab − p_t,ab)² / (q_t,ab + p_t,ab) (λ_p = λ / P unless given) on the bigrams at each of the first P
-    steps (pairs (o_t, o_{t+1}) not pooled over time): the transient after h_0 = 0, which pooled
-    frequencies dilute by the window length (measured on ``linear2``, BENCHMARKS.md), plus, with
+    λ_p Σ_{t<P} Σ_ab (q_t,ab − p_t,ab)² / (q_t,ab + p_t,ab) (λ_p = λ / P unless given) on the bigrams
+    at each of the first P steps (pairs (o_t, o_{t+1}) not pooled over time): the transient after
+    h_0 = 0, which pooled frequencies dilute by the window length (measured on ``linear2``,
+    BENCHMARKS.md), plus, with
     ``lags`` L ≥ 2, λ Σ_{k=2..L} Σ_ab (q_k,ab − p_k,ab)² / (q_k,ab + p_k,ab) on the pairs (o_t, o_{t+k}):
     whether the network remembers what came before a run of one symbol (``cyclic4``: on which side
     of the ring a run of 1s began), which words of adjacent symbols see only for runs of one step.

@@ -236,7 +236,7 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Inverse of ``to_dict``; unknown or missing keys raise ``ConfigError``."""
         try:
-            model = _dataclass_from(ModelConfig, renamed_keys(data["model"], OLD_MODEL_KEYS))
+            model = _dataclass_from(ModelConfig, renamed_keys(data["model"], OLD_NAMES))
             train = _dataclass_from(TrainConfig, data["train"])
             return cls(HMM.from_dict(data["hmm"]), model, train, data.get("preset"),
                        dict(data.get("versions", {})))
@@ -244,7 +244,8 @@ class RunConfig:
             raise ConfigError(f"config is missing the section {exc.args[0]!r}") from None
 
 
-OLD_MODEL_KEYS = {"outputs": "n_outputs", "input": "noise_dim"}  # the model section's names of earlier versions
+# Names of earlier versions, wherever they stand (config.json's model section, sweep specs, cell records)
+OLD_NAMES = {"outputs": "n_outputs", "input": "noise_dim"}
 
 
 def renamed_keys(values: dict[str, Any], old_to_new: dict[str, str]) -> dict[str, Any]:

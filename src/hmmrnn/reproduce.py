@@ -26,10 +26,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .analysis import ANALYSES, analyze, progress_line
+from .analysis import analyze, progress_line
 from .errors import HmmrnnError, RunDirError
-from .runs import (ANALYSIS_DIR, METRICS_FILE, atomic_write_bytes, atomic_write_text, load_run, prepare_run_dir,
-                   read_json, run_lock, write_json)
+from .runs import (ANALYSIS_DIR, CONFIG_FILE, LOCK_FILE, METRICS_FILE, atomic_write_bytes, atomic_write_text,
+                   load_run, prepare_run_dir, read_json, run_lock, write_json)
 from .zoo import ZOO_DIR, _copy_entry, list_models
 
 __all__ = ["reproduce", "PAPER", "AGREEMENT", "CLAIMS", "QUICK_SETTINGS"]
@@ -147,14 +147,14 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
     out = Path(out)
     sources = [Path(r) for r in runs] if runs else [ZOO_DIR / e["name"] for e in list_models()]
     for source in sources:
-        if not (source / "config.json").is_file():
+        if not (source / CONFIG_FILE).is_file():
             raise RunDirError(f"not a run folder (no config.json): {source}")
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise HmmrnnError(f"two runs share a folder name ({', '.join(sorted(names))}); give folders with distinct "
                           "names")
     with run_lock(out, create=True):
-        if any(p.name not in (".hmmrnn.lock", _MARKER) for p in out.iterdir()) and not (out / _MARKER).exists():
+        if any(p.name not in (LOCK_FILE, _MARKER) for p in out.iterdir()) and not (out / _MARKER).exists():
             raise RunDirError(f"output folder already exists and is not an earlier reproduction: {out}")
         (out / _MARKER).touch()
         started = time.perf_counter()
@@ -201,7 +201,7 @@ def _model_numbers(run_dir: Path, stopped: str | None = None) -> dict[str, Any]:
     metrics = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).exists() else None
     return {"name": run_dir.name, "preset": run.config.preset, "epochs": len(run.history),
             "recipe": run.config.train.recipe, "path": run_dir, "results": results, "metrics": metrics,
-            "n_outputs": run.config.model.n_outputs, "stopped": stopped}
+            "stopped": stopped}
 
 
 def _found(result: dict[str, Any]) -> bool:
@@ -475,12 +475,9 @@ def _page(models: list[dict[str, Any]], quick: bool, seconds: float | None, root
     page.add("h2", "When a number agrees")
     page.add("table", (["quantity", "rule"], [[k, v] for k, v in AGREEMENT.items()]))
     page.add("h2", "The paper's claims")
-    claim_rows = []
-    for claim, rule in CLAIMS.items():
-        for model in models:
-            outcome = _claim_outcomes(model).get(claim)
-            if outcome is not None:
-                claim_rows.append([claim, model["name"], outcome[0], outcome[1]])
+    outcomes = [_claim_outcomes(model) for model in models]
+    claim_rows = [[claim, model["name"], *found[claim]]
+                  for claim in CLAIMS for model, found in zip(models, outcomes) if claim in found]
     page.add("table", (["claim", "model", "outcome", "numbers"], claim_rows))
     page.add("table", (["claim", "what decides it"], [[k, v] for k, v in CLAIMS.items()]))
     trends = _trend_rows(models)
@@ -507,7 +504,7 @@ def _page(models: list[dict[str, Any]], quick: bool, seconds: float | None, root
                 page.add("figure", (copy, f"{model['name']}: {name}", root))
     page.add("h2", "Beyond the paper: every horizon")
     page.add("p", "The paper judged its networks on windows of the training length from h0 = 0. Our verdict "
-                  "also judges windows cut from late in long chains at T = 100 and 300 (docs/method.md §2.4); "
+                  "also judges windows cut from late in long chains at T = 100 and 300 (docs/method.md §4); "
                   "the log-likelihood gap (nats per step, HMM log-likelihood of HMM samples minus that of the "
                   "network's) is a check the paper's metrics do not make.")
     rows = []

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._textfiles import loads_settings
-from .config import SETTINGS, make_config, renamed_keys
+from .config import OLD_NAMES, SETTINGS, make_config, renamed_keys
 from .errors import ConfigError, HmmrnnError
 from .presets import PRESETS, RECIPES
 from ._threads import set_threads
@@ -50,7 +50,6 @@ SUMMARY_FILE = "sweep_summary.csv"
 
 #: make_config settings that a sweep sets per cell and therefore may not appear among its overrides
 _PER_CELL = ("hidden", "noise_dim", "seed")
-_OLD_NAMES = {"input": "noise_dim"}  # sweep specs and cell records of earlier versions
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ class SweepSpec:
         """Inverse of ``to_dict``; every key and type is checked, with errors in the spec's terms."""
         if not isinstance(data, dict):
             raise ConfigError(f"a sweep spec is a table/object of settings, got {type(data).__name__}")
-        data = renamed_keys(data, _OLD_NAMES)  # specs of earlier versions
+        data = renamed_keys(data, OLD_NAMES)  # specs of earlier versions
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -321,7 +320,7 @@ def _finished(out: Path, cell: Cell) -> bool:
 def _record(out: Path, cell: Cell) -> dict[str, Any]:
     path = out / CELLS_DIR / cell.name / CELL_FILE
     if path.exists():
-        return renamed_keys(read_json(path), _OLD_NAMES)
+        return renamed_keys(read_json(path), OLD_NAMES)
     return {"cell": cell.name, **asdict(cell), "status": "not run"}
 
 

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .config import OLD_MODEL_KEYS, renamed_keys
+from .config import OLD_NAMES, renamed_keys
 from .errors import RunDirError
 from .runs import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, STATUS_FILE, WEIGHTS_FILE, Run, atomic_write_bytes,
                    checkpoint_paths, load_run, load_tensors, prepare_run_dir, read_json, run_lock, save_tensors,
@@ -41,7 +41,7 @@ def list_models(zoo_dir: str | Path | None = None) -> list[dict[str, Any]]:
         config, metrics = read_json(folder / CONFIG_FILE), read_json(folder / METRICS_FILE)
         status = read_json(folder / STATUS_FILE)
         entries.append({"name": folder.name, "preset": config.get("preset"), "hidden": config["model"]["hidden"],
-                        "noise_dim": renamed_keys(config["model"], OLD_MODEL_KEYS)["noise_dim"], "seed": config["train"]["seed"],
+                        "noise_dim": renamed_keys(config["model"], OLD_NAMES)["noise_dim"], "seed": config["train"]["seed"],
                         "recipe": config["train"].get("recipe"), "emulates": metrics.get("emulates"),
                         "epochs": status.get("epoch"), "seq_len": config["train"]["seq_len"]})
     return entries

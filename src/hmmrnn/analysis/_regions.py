@@ -15,7 +15,6 @@ from ._common import Result, argmax_labels, fit_pca, generator, resolve, simulat
 
 __all__ = ["Residency", "residency", "rollout_residency", "SubspaceResidency", "subspace_residency", "GROUPS"]
 
-#: Group names in the order of their codes in ``Residency.groups`` (−1: in no group).
 GROUPS = ("transition", "kick zone", "cluster")
 """The residency groups, coded 0, 1, 2 in ``Residency.groups`` (−1: no group)."""
 
