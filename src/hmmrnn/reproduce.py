@@ -512,7 +512,9 @@ def _page(models: list[dict[str, Any]], quick: bool, seconds: float | None, root
         windows = (model["metrics"] or {}).get("windows", {})
         for window, values in windows.items():
             checks = values.get("checks", [])
-            rows.append([model["name"], window, "pass" if checks and all(c.get("passed") for c in checks) else "fail",
+            statuses = {c.get("status") for c in checks}
+            rows.append([model["name"], window, "fail" if "fail" in statuses else "undecided" if "undecided" in
+                         statuses else "pass" if checks else "—",
                          f"{values.get('log_likelihood', {}).get('gap', float('nan')):+.4f}",
                          _number(values.get("matched_distance", {}).get("candidate", {}).get("mean"))])
     page.add("table", (["model", "window", "checks", "log-likelihood gap", "matched distance"], rows))
