@@ -145,6 +145,27 @@ def test_random_initial_state_and_bad_arguments():
         model.generate(2, 3, semantics="paper")
 
 
+def test_learned_initial_state_starts_every_chain_and_receives_gradient():
+    """initial_state="learned": a parameter h0 (H,), zero at initialisation, that every chain starts
+    from: with zero noise h_1 = relu(W_rec h0), and the loss of the first output reaches h0."""
+    model = NoiseRNN(8, 3, 3, initial_state="learned", seed=0)
+    assert model.weight_names == ("w_in", "w_rec", "w_out", "h0")
+    assert torch.equal(model.h0.detach(), torch.zeros(8))
+    with torch.no_grad():
+        model.h0.copy_(torch.linspace(-1, 2, 8))
+    start = model.initial_hidden(4)
+    assert start.shape == (4, 8) and torch.equal(start[3], model.h0.detach())
+    hidden = model.rollout(torch.zeros(4, 2, 3))
+    expected = torch.relu(model.w_rec @ model.h0)
+    torch.testing.assert_close(hidden[:, 0], expected.expand(4, 8).detach())
+    torch.testing.assert_close(hidden[:, 1], torch.relu(model.w_rec @ expected).expand(4, 8).detach())
+    _, _, logits = model(torch.randn(4, 5, 3, generator=torch.Generator().manual_seed(0)))
+    logits[:, 0, 0].sum().backward()
+    assert model.h0.grad is not None and model.h0.grad.abs().sum() > 0
+    # the zero and random starts have no h0 parameter
+    assert NoiseRNN(8, 3, 3).weight_names == ("w_in", "w_rec", "w_out")
+
+
 def test_rollout_is_step_iterated_with_gains_per_chain_and_without_input():
     """The one engine: with per-chain gains (B, H) or none, with noise or input-free, rollout equals
     NoiseRNN.step applied step by step."""

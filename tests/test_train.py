@@ -326,6 +326,29 @@ def test_carried_windows_are_checkpointed_and_resume_exactly(tmp_path, fresh_fra
     assert plain.history[-1]["train_loss"] != full.history[-1]["train_loss"]
 
 
+def test_a_learned_initial_state_is_trained_saved_checkpointed_and_resumed(tmp_path):
+    """With initial_state="learned" the windows restarted from h0 start from the trained parameter:
+    it leaves zero, is stored in model.safetensors and in every checkpoint, and a resumed run equals
+    an uninterrupted one. A weights file without it is refused naming h0."""
+    from hmmrnn.runs import model_from_weights
+
+    kwargs = dict(seed=1, progress=False, checkpoint_every=2, carry_states=True, reset_fraction=0.5,
+                  fresh_fraction=0.25, initial_state="learned", **TINY)
+    full = hmmrnn.train("linear2", out=tmp_path / "full", epochs=4, **kwargs)
+    final, _ = load_tensors(full.path / "final.safetensors")
+    assert final["h0"].shape == (16,) and final["h0"].abs().sum() > 0
+    assert "model.h0" in load_tensors(checkpoint_paths(full.path)[-1][1])[0]
+    loaded = load_run(full.path, weights="final")
+    assert torch.equal(loaded.model.h0.detach(), final["h0"])
+    part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=2, **kwargs)
+    resumed = hmmrnn.resume(part.path, epochs=4, progress=False, evaluate=False)
+    assert torch.equal(load_tensors(resumed.path / "final.safetensors")[0]["h0"], final["h0"])
+    _assert_same_weights(_weights(full.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
+    without = {k: v for k, v in final.items() if k != "h0"}
+    with pytest.raises(RunDirError, match=r"missing \['h0'\]"):
+        model_from_weights(full.config.model, without, "final.safetensors")
+
+
 def test_a_diverging_carried_chain_restarts_instead_of_ending_training(tmp_path):
     """A network whose carried states blow up (W_rec = 2 I doubles them every step) keeps training:
     slots that are non-finite or above MAX_CARRIED_NORM restart from h0 before their next window."""

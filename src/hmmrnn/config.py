@@ -40,14 +40,16 @@ class ModelConfig:
     hidden: int = 150
     noise_dim: int = 100
     n_outputs: int = 3
-    initial_state: str = _setting("zero", "h0 of every chain: zeros or N(0, I).", choices=("zero", "random"))
+    initial_state: str = _setting(
+        "zero", "h0 of every chain: zeros (the paper), N(0, I), or one trained state.",
+        choices=("zero", "random", "learned"))
 
     def __post_init__(self) -> None:
         _require(self.hidden >= 1, f"hidden size must be >= 1, got {self.hidden}")
         _require(self.noise_dim >= 1, f"noise dimension must be >= 1, got {self.noise_dim}")
         _require(self.n_outputs >= 2, f"n_outputs must be >= 2, got {self.n_outputs}")
-        _require(self.initial_state in ("zero", "random"),
-                 f"initial_state must be 'zero' or 'random', got {self.initial_state!r}")
+        _require(self.initial_state in ("zero", "random", "learned"),
+                 f"initial_state must be 'zero', 'random' or 'learned', got {self.initial_state!r}")
 
 
 @dataclass(frozen=True)

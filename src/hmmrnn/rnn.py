@@ -20,10 +20,11 @@ from torch import nn
 
 __all__ = ["NoiseRNN", "gumbel_emit", "WEIGHT_NAMES"]
 
-#: Names of the three weight matrices, as stored in ``model.safetensors``.
+#: Names of the three weight matrices, as stored in ``model.safetensors`` (a model with
+#: ``initial_state="learned"`` also stores its initial state ``h0``).
 WEIGHT_NAMES = ("w_in", "w_rec", "w_out")
 
-InitialState = Literal["zero", "random"]
+InitialState = Literal["zero", "random", "learned"]
 Semantics = Literal["training", "reference"]
 Readout = Literal["sample", "argmax"]
 
@@ -62,7 +63,8 @@ class NoiseRNN(nn.Module):
     hidden : H, number of recurrent units.
     noise_dim : d, dimension of the noise input.
     n_outputs : K, number of output symbols.
-    initial_state : ``"zero"`` (the paper) or ``"random"`` (h_0 ~ N(0, I) per sequence).
+    initial_state : ``"zero"`` (the paper), ``"random"`` (h_0 ~ N(0, I) per sequence) or
+        ``"learned"`` (one trained h_0 shared by every sequence, starting at 0; docs/method.md §3).
     seed : seed of the initialisation, PyTorch's default distribution U(-1/sqrt(H), 1/sqrt(H))
         for all three matrices.
 
@@ -71,6 +73,7 @@ class NoiseRNN(nn.Module):
     w_in : (H, d)   input weights
     w_rec : (H, H)  recurrent weights
     w_out : (K, H)  readout weights
+    h0 : (H,)       the learned initial state (only with ``initial_state="learned"``)
     """
 
     def __init__(self, hidden: int, noise_dim: int, n_outputs: int = 3, *,
@@ -78,8 +81,8 @@ class NoiseRNN(nn.Module):
         super().__init__()
         if hidden < 1 or noise_dim < 1 or n_outputs < 2:
             raise ValueError(f"need hidden >= 1, noise_dim >= 1, n_outputs >= 2; got {hidden}, {noise_dim}, {n_outputs}")
-        if initial_state not in ("zero", "random"):
-            raise ValueError(f"initial_state must be 'zero' or 'random', got {initial_state!r}")
+        if initial_state not in ("zero", "random", "learned"):
+            raise ValueError(f"initial_state must be 'zero', 'random' or 'learned', got {initial_state!r}")
         self.hidden, self.noise_dim, self.n_outputs = hidden, noise_dim, n_outputs
         self.initial_state = initial_state
         gen = torch.Generator()
@@ -93,6 +96,13 @@ class NoiseRNN(nn.Module):
         self.w_in = uniform(hidden, noise_dim)
         self.w_rec = uniform(hidden, hidden)
         self.w_out = uniform(n_outputs, hidden)
+        if initial_state == "learned":
+            self.h0 = nn.Parameter(torch.zeros(hidden))
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        """Names of this model's stored tensors: ``WEIGHT_NAMES``, plus ``"h0"`` when learned."""
+        return WEIGHT_NAMES + (("h0",) if self.initial_state == "learned" else ())
 
     def extra_repr(self) -> str:
         return f"hidden={self.hidden}, noise_dim={self.noise_dim}, n_outputs={self.n_outputs}, initial_state={self.initial_state!r}"
@@ -146,8 +156,11 @@ class NoiseRNN(nn.Module):
         return recurrent + (drive if input_gain is None else drive * input_gain)
 
     def initial_hidden(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """h_0 for ``batch`` sequences: zeros, or N(0, I) when ``initial_state == "random"``. (batch, H)."""
+        """h_0 for ``batch`` sequences: zeros, N(0, I) when ``initial_state == "random"``, or copies of
+        the parameter ``h0`` (differentiable) when ``"learned"``. (batch, H)."""
         like = {"dtype": self.w_rec.dtype, "device": self.w_rec.device}
+        if self.initial_state == "learned":
+            return self.h0.expand(batch, self.hidden).clone()
         if self.initial_state == "random":
             return torch.randn(batch, self.hidden, generator=generator, **like)
         return torch.zeros(batch, self.hidden, **like)

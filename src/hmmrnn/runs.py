@@ -44,7 +44,7 @@ from ._memory import available_memory, gigabytes
 from .config import ModelConfig, RunConfig, renamed_keys
 from .errors import ConfigError, HmmrnnError, RunDirError
 from .hmm import HMM
-from .rnn import WEIGHT_NAMES, NoiseRNN
+from .rnn import NoiseRNN
 
 __all__ = ["Run", "load_run", "run_lock", "CONFIG_FILE", "WEIGHTS_FILE", "FINAL_WEIGHTS_FILE", "HISTORY_FILE",
            "STATUS_FILE", "CHECKPOINT_DIR"]
@@ -249,14 +249,16 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def weights_of(model: NoiseRNN) -> dict[str, torch.Tensor]:
-    """The model's three matrices by name (detached copies on the CPU)."""
-    return {name: getattr(model, name).detach().to("cpu").clone() for name in WEIGHT_NAMES}
+    """The model's three matrices (and its learned h_0, if any) by name (detached copies on the CPU)."""
+    return {name: getattr(model, name).detach().to("cpu").clone() for name in model.weight_names}
 
 
 def check_weights(weights: dict[str, torch.Tensor], model: ModelConfig, source: str) -> None:
     """Names, shapes and finiteness of ``weights`` against ``model``; errors name the mismatch."""
     expected = {"w_in": (model.hidden, model.noise_dim), "w_rec": (model.hidden, model.hidden),
                 "w_out": (model.n_outputs, model.hidden)}
+    if model.initial_state == "learned":
+        expected["h0"] = (model.hidden,)
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:
@@ -273,7 +275,7 @@ def model_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor], so
     model = NoiseRNN(config.hidden, config.noise_dim, config.n_outputs, initial_state=config.initial_state,
                      seed=None)
     with torch.no_grad():
-        for name in WEIGHT_NAMES:
+        for name in model.weight_names:
             getattr(model, name).copy_(weights[name].to(torch.float32))
     return model
 

@@ -419,6 +419,10 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
                             device=target.device)
         h0 = None if pool is None else pool[start: start + t.batch_size].clone()
         with torch.set_grad_enabled(optimizer is not None):
+            if h0 is not None and model.initial_state == "learned":
+                # the restarted windows start from the trained h_0 itself, so its gradient reaches it
+                rows = restarted[start: start + t.batch_size]
+                h0 = torch.where(rows[:, None], model.initial_hidden(len(rows)), h0)
             outputs, hidden, logits = model(noise, generator, t.tau, h0)
             loss = loss_fn(outputs, logits, target, fresh[start: start + t.batch_size])
             if h0 is not None and t.growth_weight > 0:
