@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,50 @@ def test_a_diverging_model_is_reported_and_the_others_still_analysed(small_run, 
     # the page alone, rebuilt from the analyses on disk, says the same
     again = reproduce([small_run, unstable], tmp_path / "rep", page_only=True, progress=False, say=lines.append)
     assert again.read_text().split("\n", 3)[3] == text.split("\n", 3)[3]  # all but the timing line
+    # with a sweep folder the page gains the grid table, its trends and its figures
+    grid = _write_grid(tmp_path / "grid", {("linear2", 50, 1): 0.5, ("linear2", 50, 10): 0.02})
+    with_grid = reproduce([small_run, unstable], tmp_path / "rep", page_only=True, grid=grid, progress=False,
+                          say=lines.append).read_text()
+    assert "## The linear-chain grid" in with_grid and "| linear2 | 50 | 10 | 0 | done | yes | 40 | 2.020 |" in with_grid
+    assert "| d = 1 worst | linear2 H=50: yes | reproduced |" in with_grid
+    assert (tmp_path / "rep" / "figures" / "grid_distance_linear2.png").is_file()
+    with pytest.raises(hmmrnn.RunDirError, match="not a finished sweep"):
+        reproduce([small_run], tmp_path / "rep", page_only=True, grid=tmp_path, progress=False)
+
+
+def _write_grid(folder: Path, excess: dict[tuple[str, int, int], float]) -> Path:
+    """A sweep folder holding only a summary (baseline 2.0, distance 2.0 + excess per cell) and a figure."""
+    import csv
+
+    from hmmrnn.sweep import _SUMMARY_COLUMNS, SUMMARY_FILE
+
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "distance_linear2.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with (folder / SUMMARY_FILE).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=_SUMMARY_COLUMNS)
+        writer.writeheader()
+        for (preset, hidden, d), extra in excess.items():
+            writer.writerow({"cell": f"{preset}-h{hidden}-d{d}-s0", "preset": preset, "hidden": hidden, "noise_dim": d,
+                             "seed": 0, "status": "done", "verdict": "yes", "epochs": 40, "n": 5000, "seq_len": 100,
+                             "matched_distance": 2.0 + extra, "baseline_distance": 2.0,
+                             "transition_max_abs_diff": 0.01, "loglik_gap": 0.001})
+    return folder
+
+
+def test_grid_trends_follow_their_stated_rules(tmp_path):
+    from hmmrnn.reproduce import _grid_trends, _read_grid
+
+    excess = {("linear2", 50, 1): 0.5, ("linear2", 150, 1): 0.3, ("linear2", 50, 10): 0.02,
+              ("linear2", 150, 10): -0.01, ("linear3", 50, 1): 0.05, ("linear3", 50, 10): 0.2}
+    rows = _read_grid(_write_grid(tmp_path / "grid", excess))
+    assert len(rows) == 6 and rows[0]["matched_distance"] == pytest.approx(2.5)
+    trends = {row[0]: row[1:] for row in _grid_trends(rows)}
+    # d = 1 is the worst for linear2 at both H, not for linear3 (0.05 < 0.2)
+    assert trends["d = 1 worst"] == ["linear2 H=50: yes, linear2 H=150: yes, linear3 H=50: no", "partly"]
+    # d >= 10: 2 of 3 cells within 0.1 of the baseline
+    assert trends["d ≥ 10 at the baseline"][0].startswith("2 of 3 cells") and trends["d ≥ 10 at the baseline"][1] == "partly"
+    # across H only linear2 d=10 has two cells: spread 0.03
+    assert trends["H matters little"] == ["linear2 d=10: 0.030", "reproduced"]
+    only_good = {k: v for k, v in excess.items() if k[0] == "linear2"}
+    good = {row[0]: row[-1] for row in _grid_trends(_read_grid(_write_grid(tmp_path / "good", only_good)))}
+    assert set(good.values()) == {"reproduced"}

@@ -395,6 +395,8 @@ def reproduce(
     quick: bool = typer.Option(False, "--quick", help="Small analysis settings: a smoke test, not precise numbers."),
     page_only: bool = typer.Option(False, "--page-only", help="Rebuild the page from the analyses already in "
                                                              "OUT/models, running none."),
+    grid: Optional[Path] = typer.Option(None, help="A finished `hmmrnn sweep` folder over the linear-chain grid: "
+                                                   "adds the grid table, its trends and figures to the page."),
     seed: int = typer.Option(0, help="Seed of every analysis."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     threads: Optional[int] = _threads_option(),
@@ -405,7 +407,7 @@ def reproduce(
     from .reproduce import reproduce as run_reproduce
 
     set_threads(threads)
-    run_reproduce(runs or None, out, quick=quick, page_only=page_only, seed=seed, progress=not quiet,
+    run_reproduce(runs or None, out, quick=quick, page_only=page_only, grid=grid, seed=seed, progress=not quiet,
                   say=typer.echo)
 
 

@@ -18,6 +18,7 @@ to models, which is inferred from epoch ranges (docs/method.md §6 says which).
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from .runs import (ANALYSIS_DIR, CONFIG_FILE, LOCK_FILE, METRICS_FILE, atomic_wr
                    load_run, prepare_run_dir, read_json, run_lock, write_json)
 from .zoo import ZOO_DIR, _copy_entry, list_models
 
-__all__ = ["reproduce", "PAPER", "AGREEMENT", "CLAIMS", "QUICK_SETTINGS"]
+__all__ = ["reproduce", "PAPER", "AGREEMENT", "CLAIMS", "GRID_TRENDS", "QUICK_SETTINGS"]
 
 PAGE_MARKDOWN, PAGE_HTML, MODELS_DIR, FIGURES_DIR = "reproduction.md", "reproduction.html", "models", "figures"
 _MARKER = ".hmmrnn-reproduction"  # an output folder this command made, which it may write again
@@ -120,8 +121,21 @@ CLAIMS = {
 }
 
 
+#: The paper's trends over its linear-chain grid (M = 2–5 × H × d, judged at T = 100), each with the rule that
+#: decides it on a sweep's summary; fixed before the grid was run. 0.1 is the verdict's resolution of the
+#: matched distance (docs/method.md §4).
+GRID_TRENDS = {
+    "d = 1 worst": "For every M and H, the matched distance at d = 1 is the largest of the noise dimensions "
+                   "run. Reproduced: for every (M, H); partly: for some.",
+    "d ≥ 10 at the baseline": "For d ≥ 10 the matched distance is at or below the HMM-vs-HMM baseline: "
+                              "distance − baseline ≤ 0.1. Reproduced: every such cell; partly: at least half.",
+    "H matters little": "For each M and d ≥ 10, the cells' distance − baseline differ by at most 0.1 across H. "
+                        "Reproduced: every (M, d); partly: at least half.",
+}
+
+
 def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduction", *, quick: bool = False,
-              page_only: bool = False, seed: int = 0, progress: bool = True,
+              page_only: bool = False, grid: str | Path | None = None, seed: int = 0, progress: bool = True,
               say: Callable[[str], None] = print) -> Path:
     """Run the paper's figure set on ``runs`` (default: every zoo model) and write the comparison page,
     ``out/reproduction.md`` with its figures in ``out/figures/`` and the same page with the figures
@@ -136,6 +150,8 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
         precise.
     page_only : rebuild the page from the analyses an earlier reproduction left in ``out/models``,
         running none (after a change of the page or its rules).
+    grid : a sweep folder (``hmmrnn sweep``) over the paper's linear-chain grid: its summary becomes
+        the page's grid table, its figures are copied beside the page and ``GRID_TRENDS`` are judged.
     seed : seed of every analysis.
     progress : show a progress bar per model.
     say : receives one line per step.
@@ -149,6 +165,7 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
     for source in sources:
         if not (source / CONFIG_FILE).is_file():
             raise RunDirError(f"not a run folder (no config.json): {source}")
+    grid_rows = _read_grid(Path(grid)) if grid is not None else None
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise HmmrnnError(f"two runs share a folder name ({', '.join(sorted(names))}); give folders with distinct "
@@ -181,6 +198,8 @@ def reproduce(runs: list[str | Path] | None = None, out: str | Path = "reproduct
             write_json(target / _STOPPED_FILE, {"stopped": stopped})
             models.append(_model_numbers(target, stopped))
         page = _page(models, quick, None if page_only else time.perf_counter() - started, out)
+        if grid_rows is not None:
+            _grid_section(page, Path(grid), grid_rows, out)
         atomic_write_text(out / PAGE_MARKDOWN, page.markdown())
         atomic_write_text(out / PAGE_HTML, page.html(out))
         say(f"wrote {out / PAGE_MARKDOWN} and {out / PAGE_HTML} in {time.perf_counter() - started:.0f} s")
@@ -405,6 +424,97 @@ def _trend_rows(models: list[dict[str, Any]]) -> list[list[str]]:
                                                                  for m, p in zip(chain, projections)),
                      "0.51, 0.32, 0.265, 0.27", "reproduced" if falling else "not"])
     return rows
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def _read_grid(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The finished cells of a sweep's ``sweep_summary.csv`` (numbers parsed; empty fields None)."""
+    from .sweep import SUMMARY_FILE
+
+    path = sweep_dir / SUMMARY_FILE
+    if not path.is_file():
+        raise RunDirError(f"not a finished sweep (no {SUMMARY_FILE}): {sweep_dir}")
+    rows = []
+    with path.open(newline="") as handle:
+        for raw in csv.DictReader(handle):
+            row: dict[str, Any] = dict(raw)
+            for key in ("hidden", "noise_dim", "seed", "epochs"):
+                row[key] = int(raw[key]) if raw.get(key) else None
+            for key in ("matched_distance", "matched_distance_std", "baseline_distance", "transition_max_abs_diff",
+                        "loglik_gap", "train_seconds"):
+                row[key] = float(raw[key]) if raw.get(key) else None
+            rows.append(row)
+    return rows
+
+
+def _grid_trends(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """[trend, the numbers, outcome] rows for ``GRID_TRENDS`` over the cells with a matched distance
+    (the mean over seeds per (preset, H, d))."""
+    cells: dict[tuple[str, int, int], list[float]] = {}
+    for r in rows:
+        if r["matched_distance"] is not None and r["baseline_distance"] is not None:
+            cells.setdefault((r["preset"], r["hidden"], r["noise_dim"]), []).append(
+                r["matched_distance"] - r["baseline_distance"])
+    excess = {key: float(np.mean(values)) for key, values in cells.items()}
+
+    def outcome(passed: list[bool], half_is_partly: bool) -> str:
+        if not passed:
+            return "not tested"
+        if all(passed):
+            return "reproduced"
+        return "partly" if (sum(passed) >= len(passed) / 2 if half_is_partly else any(passed)) else "not"
+
+    trends = []
+    worst = {}
+    for preset, hidden in sorted({(p, h) for p, h, _ in excess}):
+        by_d = {d: v for (p, h, d), v in excess.items() if (p, h) == (preset, hidden)}
+        if 1 in by_d and len(by_d) > 1:
+            worst[(preset, hidden)] = max(by_d, key=by_d.get) == 1
+    trends.append(["d = 1 worst", ", ".join(f"{p} H={h}: {'yes' if w else 'no'}" for (p, h), w in worst.items())
+                   or "—", outcome(list(worst.values()), False)])
+    wide = {key: v for key, v in excess.items() if key[2] >= 10}
+    trends.append(["d ≥ 10 at the baseline", f"{sum(v <= 0.1 for v in wide.values())} of {len(wide)} cells; "
+                   f"distance − baseline {min(wide.values(), default=float('nan')):+.3f} to "
+                   f"{max(wide.values(), default=float('nan')):+.3f}", outcome([v <= 0.1 for v in wide.values()], True)])
+    spreads = {}
+    for preset, d in sorted({(p, d) for p, _, d in wide}):
+        values = [v for (p, _, dd), v in wide.items() if (p, dd) == (preset, d)]
+        if len(values) > 1:
+            spreads[(preset, d)] = max(values) - min(values)
+    trends.append(["H matters little", ", ".join(f"{p} d={d}: {s:.3f}" for (p, d), s in spreads.items()) or "—",
+                   outcome([s <= 0.1 for s in spreads.values()], True)])
+    return trends
+
+
+def _grid_section(page: "_Page", sweep_dir: Path, rows: list[dict[str, Any]], root: Path) -> None:
+    """The grid table (one row per cell), the trends and the sweep's figures, appended to ``page``."""
+    page.add("h2", "The linear-chain grid")
+    n = {r["n"] for r in rows if r.get("n")}
+    lengths = {r["seq_len"] for r in rows if r.get("seq_len")}
+    page.add("p", f"{len(rows)} cells of `hmmrnn sweep` ({sweep_dir.name}), evaluated on N = "
+                  f"{', '.join(sorted(n)) or '—'} sequences of T = {', '.join(sorted(lengths)) or '—'}. The paper "
+                  "ran M = 2–5 × H ∈ {50, 150, 200} × d ∈ {1, 10, 100, 200} × 3 seeds (docs/sweeps.md gives the "
+                  "command for the whole grid). Matched distances are means over the candidate's sequences; "
+                  "'baseline' is HMM samples against HMM samples.")
+    page.add("table", (["trend", "the numbers", "outcome"], _grid_trends(rows)))
+    page.add("table", (["trend", "what decides it"], [[k, v] for k, v in GRID_TRENDS.items()]))
+    table = []
+    for r in sorted(rows, key=lambda r: (r["preset"], r["hidden"] or 0, r["noise_dim"] or 0, r["seed"] or 0)):
+        distance, baseline = r["matched_distance"], r["baseline_distance"]
+        table.append([r["preset"], r["hidden"], r["noise_dim"], r["seed"], r["status"], r.get("verdict") or "—",
+                      r["epochs"], _number(distance), _number(baseline),
+                      "—" if distance is None or baseline is None else f"{distance - baseline:+.3f}",
+                      _number(r["transition_max_abs_diff"]),
+                      "—" if r["loglik_gap"] is None else f"{r['loglik_gap']:+.4f}"])
+    page.add("table", (["preset", "H", "d", "seed", "status", "verdict", "epochs", "matched distance", "baseline",
+                        "distance − baseline", "transition max |Δ|", "log-likelihood gap"], table))
+    for figure in sorted((sweep_dir / "figures").glob("*.png")):
+        copy = root / FIGURES_DIR / f"grid_{figure.name}"
+        copy.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(copy, figure.read_bytes())
+        page.add("figure", (copy, f"grid: {figure.stem}", root))
 
 
 # --------------------------------------------------------------------------- the page
