@@ -388,3 +388,29 @@ def test_growth_rate_is_the_mean_log_growth_per_step_of_the_carried_chains():
     dead = hidden.clone()
     dead[0, -1] = 0.0  # a chain that dies counts as a (large, finite) shrinkage
     assert np.isfinite(float(_growth_rate(h0, dead, carried))) and float(_growth_rate(h0, dead, carried)) < 0
+
+
+def test_init_weights_starts_from_another_runs_weights(tmp_path):
+    """--init-weights: the new run's first weights are the file's (a weights file or a checkpoint's
+    model section); a learned h0 the file lacks starts at 0; other sizes are refused naming the shape."""
+    from hmmrnn.training import _TrainingState
+
+    source = hmmrnn.train("linear2", out=tmp_path / "source", epochs=2, seed=3, progress=False, checkpoint_every=1,
+                          **TINY)
+    for path, prefix in ((source.path / "final.safetensors", ""), (checkpoint_paths(source.path)[0][1], "model.")):
+        config = hmmrnn.make_config("linear2", recipe="paper", hidden=16, noise_dim=4, seed=0,
+                                    initial_state="learned", init_weights=str(path))
+        state = _TrainingState.fresh(config, torch.device("cpu"))
+        expected = _weights(path, prefix)
+        _assert_same_weights({k: getattr(state.model, k).detach() for k in expected}, expected)
+        assert torch.equal(state.model.h0.detach(), torch.zeros(16))
+    run = hmmrnn.train("linear2", out=tmp_path / "tuned", epochs=1, seed=0, progress=False, checkpoint_every=0,
+                       init_weights=str(source.path / "final.safetensors"), **TINY)
+    assert json.loads((run.path / "config.json").read_text())["train"]["init_weights"].endswith("final.safetensors")
+    wider = hmmrnn.make_config("linear2", recipe="paper", hidden=20, noise_dim=4,
+                               init_weights=str(source.path / "final.safetensors"))
+    with pytest.raises(RunDirError, match=r"w_in has shape \(16, 4\), config expects \(20, 4\)"):
+        _TrainingState.fresh(wider, torch.device("cpu"))
+    missing = hmmrnn.make_config("linear2", init_weights=str(tmp_path / "nowhere.safetensors"))
+    with pytest.raises(RunDirError, match="--init-weights: no such file"):
+        _TrainingState.fresh(missing, torch.device("cpu"))

@@ -119,6 +119,9 @@ class TrainConfig:
                                         "log-likelihoods.")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
                                     "|h| across the carried windows.")
+    init_weights: str = _setting("", "Start from the weights in this safetensors file (a run's model.safetensors or "
+                                 "one of its checkpoints; the sizes must match) instead of a fresh initialisation; "
+                                 "a learned h0 the file lacks starts at 0.")
     tau: float = _setting(1.0, "Temperature of the Gumbel-softmax readout.")
     val_every: int = _setting(1, "Validate every K epochs.")
     checkpoint_every: int = _setting(10, "Save the full training state every K epochs; 0 disables.")

@@ -250,7 +250,10 @@ class _TrainingState:
     def fresh(cls, config: RunConfig, device: torch.device) -> "_TrainingState":
         m = config.model
         model = NoiseRNN(m.hidden, m.noise_dim, m.n_outputs, initial_state=m.initial_state,
-                         seed=_derived_seed(config.train.seed, "init")).to(device)
+                         seed=_derived_seed(config.train.seed, "init"))
+        if config.train.init_weights:
+            model = _initial_weights(config, model)
+        model = model.to(device)
         return cls(model, cls._optimizer(model, config), cls._generator(config, device))
 
     @classmethod
@@ -290,6 +293,22 @@ class _TrainingState:
         save_tensors(path, tensors, {"epoch": str(self.epoch), "best_val": repr(self.best_val),
                                      "best_epoch": str(self.best_epoch),
                                      "param_groups": json.dumps(optim["param_groups"])})
+
+
+def _initial_weights(config: RunConfig, model: NoiseRNN) -> NoiseRNN:
+    """The model with the weights of ``config.train.init_weights`` (a weights file, or a checkpoint's
+    ``model.`` section); a learned h_0 the file lacks keeps its initial 0. Names, shapes and
+    finiteness are checked; a mismatch raises ``RunDirError`` naming it."""
+    path = Path(config.train.init_weights)
+    if not path.is_file():
+        raise RunDirError(f"--init-weights: no such file: {path}")
+    tensors, _ = load_tensors(path)
+    weights = tensor_section(tensors, "model") or tensors
+    if model.initial_state == "learned" and "h0" not in weights:
+        weights = {**weights, "h0": model.h0.detach().clone()}
+    elif model.initial_state != "learned":
+        weights = {k: v for k, v in weights.items() if k != "h0"}  # a learned start is dropped, not used
+    return model_from_weights(config.model, weights, str(path))
 
 
 def _derived_seed(seed: int, purpose: str) -> int:
