@@ -166,6 +166,32 @@ def test_learned_initial_state_starts_every_chain_and_receives_gradient():
     assert NoiseRNN(8, 3, 3).weight_names == ("w_in", "w_rec", "w_out")
 
 
+def test_stationary_initial_state_is_the_state_after_burn_in():
+    """initial_state="stationary": h_0 is the state after ``burn_in`` noisy steps from 0 with the
+    generator's noise (oracle: the same rollout by hand), so the first outputs already have the long
+    run's frequencies, unlike those from h_0 = 0."""
+    model = NoiseRNN(12, 3, 3, initial_state="stationary", burn_in=7, seed=1)
+    start = model.initial_hidden(5, torch.Generator().manual_seed(4))
+    noise = torch.randn(5, 7, 3, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        by_hand = NoiseRNN(12, 3, 3, seed=1).rollout(noise, torch.zeros(5, 12))[:, -1]
+    torch.testing.assert_close(start, by_hand)
+    assert not start.requires_grad
+    with torch.no_grad():  # a contracting network with a long memory: the start matters
+        model.w_rec.copy_(0.9 * torch.eye(12))
+        model.w_out.copy_(torch.tensor([[1.0] * 6 + [0.0] * 6, [0.0] * 6 + [1.0] * 6, [0.0] * 12]) * 3)
+    symbols, _ = model.long_run(4000, 60, seed=0)
+    late = np.bincount(symbols[:, -20:].ravel(), minlength=3) / symbols[:, -20:].size
+    first = np.bincount(symbols[:, 0], minlength=3) / len(symbols)
+    np.testing.assert_allclose(first, late, atol=0.03)
+    zero = NoiseRNN(12, 3, 3, seed=1)
+    zero.load_state_dict(model.state_dict())
+    zero_first = np.bincount(zero.long_run(4000, 1, seed=0)[0][:, 0], minlength=3) / 4000
+    assert np.abs(zero_first - late).max() > 0.05  # from h_0 = 0 the first output is far flatter
+    with pytest.raises(ValueError, match="burn_in"):
+        NoiseRNN(4, 2, 3, initial_state="stationary", burn_in=0)
+
+
 def test_rollout_is_step_iterated_with_gains_per_chain_and_without_input():
     """The one engine: with per-chain gains (B, H) or none, with noise or input-free, rollout equals
     NoiseRNN.step applied step by step."""

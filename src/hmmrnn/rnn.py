@@ -24,7 +24,7 @@ __all__ = ["NoiseRNN", "gumbel_emit", "WEIGHT_NAMES"]
 #: ``initial_state="learned"`` also stores its initial state ``h0``).
 WEIGHT_NAMES = ("w_in", "w_rec", "w_out")
 
-InitialState = Literal["zero", "random", "learned"]
+InitialState = Literal["zero", "random", "learned", "stationary"]
 Semantics = Literal["training", "reference"]
 Readout = Literal["sample", "argmax"]
 
@@ -64,7 +64,10 @@ class NoiseRNN(nn.Module):
     noise_dim : d, dimension of the noise input.
     n_outputs : K, number of output symbols.
     initial_state : ``"zero"`` (the paper), ``"random"`` (h_0 ~ N(0, I) per sequence) or
-        ``"learned"`` (one trained h_0 shared by every sequence, starting at 0; docs/method.md §3).
+        ``"learned"`` (one trained h_0 shared by every sequence, starting at 0) or ``"stationary"``
+        (each chain's h_0 is its state after ``burn_in`` noisy steps from 0: a draw from the
+        network's own stationary distribution, for HMMs that start from theirs; docs/method.md §3.2).
+    burn_in : the noisy steps before the first output with ``initial_state="stationary"``.
     seed : seed of the initialisation, PyTorch's default distribution U(-1/sqrt(H), 1/sqrt(H))
         for all three matrices.
 
@@ -77,14 +80,16 @@ class NoiseRNN(nn.Module):
     """
 
     def __init__(self, hidden: int, noise_dim: int, n_outputs: int = 3, *,
-                 initial_state: InitialState = "zero", seed: int | None = 0) -> None:
+                 initial_state: InitialState = "zero", burn_in: int = 100, seed: int | None = 0) -> None:
         super().__init__()
         if hidden < 1 or noise_dim < 1 or n_outputs < 2:
             raise ValueError(f"need hidden >= 1, noise_dim >= 1, n_outputs >= 2; got {hidden}, {noise_dim}, {n_outputs}")
-        if initial_state not in ("zero", "random", "learned"):
-            raise ValueError(f"initial_state must be 'zero', 'random' or 'learned', got {initial_state!r}")
+        if initial_state not in ("zero", "random", "learned", "stationary"):
+            raise ValueError(f"initial_state must be 'zero', 'random', 'learned' or 'stationary', got {initial_state!r}")
+        if burn_in < 1:
+            raise ValueError(f"burn_in must be >= 1, got {burn_in}")
         self.hidden, self.noise_dim, self.n_outputs = hidden, noise_dim, n_outputs
-        self.initial_state = initial_state
+        self.initial_state, self.burn_in = initial_state, burn_in
         gen = torch.Generator()
         if seed is not None:
             gen.manual_seed(seed)
@@ -105,7 +110,9 @@ class NoiseRNN(nn.Module):
         return WEIGHT_NAMES + (("h0",) if self.initial_state == "learned" else ())
 
     def extra_repr(self) -> str:
-        return f"hidden={self.hidden}, noise_dim={self.noise_dim}, n_outputs={self.n_outputs}, initial_state={self.initial_state!r}"
+        burn_in = f", burn_in={self.burn_in}" if self.initial_state == "stationary" else ""
+        return (f"hidden={self.hidden}, noise_dim={self.noise_dim}, n_outputs={self.n_outputs}, "
+                f"initial_state={self.initial_state!r}{burn_in}")
 
     # ------------------------------------------------------------------ the one-step map
 
@@ -156,11 +163,16 @@ class NoiseRNN(nn.Module):
         return recurrent + (drive if input_gain is None else drive * input_gain)
 
     def initial_hidden(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """h_0 for ``batch`` sequences: zeros, N(0, I) when ``initial_state == "random"``, or copies of
-        the parameter ``h0`` (differentiable) when ``"learned"``. (batch, H)."""
+        """h_0 for ``batch`` sequences: zeros, N(0, I) when ``initial_state == "random"``, copies of
+        the parameter ``h0`` (differentiable) when ``"learned"``, or with ``"stationary"`` the states
+        after ``burn_in`` steps from 0 driven by noise from ``generator`` (no gradient). (batch, H)."""
         like = {"dtype": self.w_rec.dtype, "device": self.w_rec.device}
         if self.initial_state == "learned":
             return self.h0.expand(batch, self.hidden).clone()
+        if self.initial_state == "stationary":
+            with torch.no_grad():
+                noise = torch.randn(batch, self.burn_in, self.noise_dim, generator=generator, **like)
+                return self.rollout(noise, torch.zeros(batch, self.hidden, **like))[:, -1]
         if self.initial_state == "random":
             return torch.randn(batch, self.hidden, generator=generator, **like)
         return torch.zeros(batch, self.hidden, **like)

@@ -273,7 +273,7 @@ def check_weights(weights: dict[str, torch.Tensor], model: ModelConfig, source: 
 def model_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor], source: str) -> NoiseRNN:
     check_weights(weights, config, source)
     model = NoiseRNN(config.hidden, config.noise_dim, config.n_outputs, initial_state=config.initial_state,
-                     seed=None)
+                     burn_in=config.burn_in, seed=None)
     with torch.no_grad():
         for name in model.weight_names:
             getattr(model, name).copy_(weights[name].to(torch.float32))

@@ -249,7 +249,7 @@ class _TrainingState:
     @classmethod
     def fresh(cls, config: RunConfig, device: torch.device) -> "_TrainingState":
         m = config.model
-        model = NoiseRNN(m.hidden, m.noise_dim, m.n_outputs, initial_state=m.initial_state,
+        model = NoiseRNN(m.hidden, m.noise_dim, m.n_outputs, initial_state=m.initial_state, burn_in=m.burn_in,
                          seed=_derived_seed(config.train.seed, "init"))
         if config.train.init_weights:
             model = _initial_weights(config, model)
