@@ -36,3 +36,16 @@ def test_initial_states_and_burn_in_are_checked():
         make_config("linear2", initial_state="ones")
     with pytest.raises(ConfigError, match="burn_in must be >= 1, got 0"):
         make_config("linear2", burn_in=0)
+
+
+def test_the_fast_recipe_starts_stationary_only_where_the_hmm_does():
+    from hmmrnn import HMM
+
+    assert make_config("cyclic4").model.initial_state == "stationary"  # every preset starts from pi
+    assert make_config("cyclic4", recipe="paper").model.initial_state == "zero"
+    assert make_config("cyclic4", initial_state="learned").model.initial_state == "learned"  # the user's wins
+    preset_hmm = make_config("linear2").hmm
+    first_state = HMM(start=[1.0, 0.0], transition=preset_hmm.transition, emission=preset_hmm.emission)
+    assert make_config("linear2", hmm=first_state).model.initial_state == "zero"
+    shown = {o.name: o.default_text for o in training_options()}
+    assert shown["initial_state"] == "fast: stationary, paper: zero"

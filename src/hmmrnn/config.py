@@ -12,6 +12,8 @@ import platform
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
+
 from .errors import ConfigError
 from .hmm import HMM
 from .presets import Preset
@@ -280,7 +282,8 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     ``ModelConfig`` field but ``n_outputs`` (``hidden``, ``noise_dim``, ``initial_state``) or
     ``TrainConfig`` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
     training settings default to those of ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any
-    3-output HMM.
+    3-output HMM. The ``fast`` recipe's stationary start (``initial_state="stationary"``) becomes
+    h0 = 0 for an HMM whose start distribution is not its stationary one.
 
     Parameters
     ----------
@@ -300,13 +303,22 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     base = get_preset(preset if preset is not None else "linear3")
     hmm = hmm if hmm is not None else base.hmm
     given = {k: v for k, v in settings.items() if v is not None}
+    recipe_settings = dict(get_recipe(recipe).settings)
+    if recipe_settings.get("initial_state") == "stationary" and not _starts_stationary(hmm):
+        recipe_settings["initial_state"] = "zero"  # a stationary start would miss this HMM's start distribution
     model = ModelConfig(hidden=base.hidden, noise_dim=base.noise_dim, n_outputs=hmm.n_outputs)
+    model = replace(model, **{k: v for k, v in recipe_settings.items() if SETTINGS[k] == "model"})
     model = replace(model, **{k: v for k, v in given.items() if SETTINGS[k] == "model"})
     train = TrainConfig(seq_len=base.seq_len, num_seq=base.num_seq, epochs=base.epochs,
                         batch_size=base.batch_size, lr=base.lr, grad_clip=base.grad_clip, recipe=recipe)
-    train = replace(train, **get_recipe(recipe).settings)
+    train = replace(train, **{k: v for k, v in recipe_settings.items() if SETTINGS[k] == "train"})
     train = replace(train, **{k: v for k, v in given.items() if SETTINGS[k] == "train"})
     return RunConfig(hmm, model, train, preset, versions())
+
+
+def _starts_stationary(hmm: HMM) -> bool:
+    """Whether the HMM's start distribution is its stationary distribution π (to 1e-6)."""
+    return bool(np.allclose(hmm.start, hmm.stationary_distribution(), atol=1e-6))
 
 
 #: every keyword setting of ``make_config``, mapped to the config it belongs to
