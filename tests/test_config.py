@@ -29,6 +29,12 @@ def test_option_defaults_say_where_a_value_comes_from():
 
 
 def test_initial_states_and_burn_in_are_checked():
+    from typing import get_args
+
+    from hmmrnn.config import INITIAL_STATES
+    from hmmrnn.rnn import InitialState
+
+    assert get_args(InitialState) == INITIAL_STATES  # the model's type and the config's choices agree
     for start in ("zero", "random", "learned", "stationary"):
         assert make_config("linear2", initial_state=start).model.initial_state == start
     assert make_config("linear2", initial_state="stationary", burn_in=30).model.burn_in == 30

@@ -35,6 +35,10 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+#: Where a chain starts (``NoiseRNN``'s ``initial_state``, whose type lists the same names).
+INITIAL_STATES = ("zero", "random", "learned", "stationary")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Sizes of the ``NoiseRNN``: H hidden units, d noise inputs, K outputs."""
@@ -44,15 +48,14 @@ class ModelConfig:
     n_outputs: int = 3
     initial_state: str = _setting(
         "zero", "h0 of every chain: zeros (the paper), N(0, I), one trained state, or the state after "
-        "--burn-in noisy steps from 0 (the network's own stationary distribution).",
-        choices=("zero", "random", "learned", "stationary"))
+        "--burn-in noisy steps from 0 (the network's own stationary distribution).", choices=INITIAL_STATES)
     burn_in: int = _setting(100, "With --initial-state stationary: noisy steps from 0 before the first output.")
 
     def __post_init__(self) -> None:
         _require(self.hidden >= 1, f"hidden size must be >= 1, got {self.hidden}")
         _require(self.noise_dim >= 1, f"noise dimension must be >= 1, got {self.noise_dim}")
         _require(self.n_outputs >= 2, f"n_outputs must be >= 2, got {self.n_outputs}")
-        _require(self.initial_state in ("zero", "random", "learned", "stationary"),
+        _require(self.initial_state in INITIAL_STATES,
                  f"initial_state must be 'zero', 'random', 'learned' or 'stationary', got {self.initial_state!r}")
         _require(self.burn_in >= 1, f"burn_in must be >= 1, got {self.burn_in}")
 

@@ -442,8 +442,7 @@ def _read_grid(sweep_dir: Path) -> list[dict[str, Any]]:
             row: dict[str, Any] = dict(raw)
             for key in ("hidden", "noise_dim", "seed", "epochs"):
                 row[key] = int(raw[key]) if raw.get(key) else None
-            for key in ("matched_distance", "matched_distance_std", "baseline_distance", "transition_max_abs_diff",
-                        "loglik_gap", "train_seconds"):
+            for key in ("matched_distance", "baseline_distance", "transition_max_abs_diff", "loglik_gap"):
                 row[key] = float(raw[key]) if raw.get(key) else None
             rows.append(row)
     return rows
@@ -511,10 +510,16 @@ def _grid_section(page: "_Page", sweep_dir: Path, rows: list[dict[str, Any]], ro
     page.add("table", (["preset", "H", "d", "seed", "status", "verdict", "epochs", "matched distance", "baseline",
                         "distance − baseline", "transition max |Δ|", "log-likelihood gap"], table))
     for figure in sorted((sweep_dir / "figures").glob("*.png")):
-        copy = root / FIGURES_DIR / f"grid_{figure.name}"
-        copy.parent.mkdir(exist_ok=True)
-        atomic_write_bytes(copy, figure.read_bytes())
-        page.add("figure", (copy, f"grid: {figure.stem}", root))
+        _add_figure(page, figure, f"grid_{figure.name}", f"grid: {figure.stem}", root)
+
+
+def _add_figure(page: "_Page", figure: Path, name: str, caption: str, root: Path) -> None:
+    """Copy ``figure`` to ``root/figures/name`` (beside the page, so that the page and its figures can
+    be kept without the models or the sweep) and add it to ``page``."""
+    copy = root / FIGURES_DIR / name
+    copy.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(copy, figure.read_bytes())
+    page.add("figure", (copy, caption, root))
 
 
 # --------------------------------------------------------------------------- the page
@@ -607,11 +612,8 @@ def _page(models: list[dict[str, Any]], quick: bool, seconds: float | None, root
             ("output_pairs",) if model["preset"] in ("fully3", "cyclic4") else ())
         for name in shown:
             figure = model["path"] / ANALYSIS_DIR / f"{name}.png"
-            if figure.exists():  # beside the page, so that the page and its figures can be kept without the models
-                copy = root / FIGURES_DIR / f"{model['name']}_{name}.png"
-                copy.parent.mkdir(exist_ok=True)
-                atomic_write_bytes(copy, figure.read_bytes())
-                page.add("figure", (copy, f"{model['name']}: {name}", root))
+            if figure.exists():
+                _add_figure(page, figure, f"{model['name']}_{name}.png", f"{model['name']}: {name}", root)
     page.add("h2", "Beyond the paper: every horizon")
     page.add("p", "The paper judged its networks on windows of the training length from h0 = 0. Our verdict "
                   "also judges windows cut from late in long chains at T = 100 and 300 (docs/method.md §4); "

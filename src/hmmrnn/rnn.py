@@ -12,7 +12,7 @@ the core abstraction; rollouts and every later analysis build on it.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class NoiseRNN(nn.Module):
         super().__init__()
         if hidden < 1 or noise_dim < 1 or n_outputs < 2:
             raise ValueError(f"need hidden >= 1, noise_dim >= 1, n_outputs >= 2; got {hidden}, {noise_dim}, {n_outputs}")
-        if initial_state not in ("zero", "random", "learned", "stationary"):
+        if initial_state not in get_args(InitialState):
             raise ValueError(f"initial_state must be 'zero', 'random', 'learned' or 'stationary', got {initial_state!r}")
         if burn_in < 1:
             raise ValueError(f"burn_in must be >= 1, got {burn_in}")
