@@ -70,8 +70,8 @@ class TrainConfig:
     ``grad_clip`` and, every ``val_every`` epochs, computes the validation loss. Every
     ``checkpoint_every`` epochs (0 = never) the full training state is saved. Every ``eval_every``
     epochs (0 = never) the verdict of ``hmmrnn.compare`` is computed on ``eval_n`` fresh RNN
-    sequences and recorded in the history (a "yes" counts once ``confirmations`` further independent
-    samples say yes too); with ``early_stop`` training stops at the first epoch
+    sequences and recorded in the history (a "yes" counts once the verdict on one further independent
+    sample of ``confirmations`` × ``eval_n`` sequences says yes too); with ``early_stop`` training stops at the first epoch
     whose model emulates the HMM, and that model becomes ``model.safetensors``. With ``retries``
     (needs ``eval_every``), a run that is stuck — no emulation and a best validation loss that
     improved by less than ``stuck_tolerance`` (relative) over the last ``stuck_patience`` epochs —
@@ -136,8 +136,8 @@ class TrainConfig:
     eval_every: int = _setting(0, "Compute the verdict on fresh samples every K epochs and record it in "
                                "history.csv; 0 disables.")
     eval_n: int = _setting(5000, "Sequences generated for each verdict (periodic and final).")
-    confirmations: int = _setting(1, "Further independent samples that must also say yes before a periodic "
-                                  "'yes' counts.")
+    confirmations: int = _setting(1, "A periodic 'yes' counts once the verdict on one further independent sample "
+                                  "of K times --eval-n sequences says yes too (0: no confirmation).")
     early_stop: bool = _setting(False, "Stop at the first confirmed periodic 'emulates: yes' (needs --eval-every).")
     retries: int = _setting(0, "Restart a stuck run (no emulation, validation loss flat for --stuck-patience "
                             "epochs) with a new seed, at most N times; needs --eval-every.")

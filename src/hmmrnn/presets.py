@@ -102,7 +102,7 @@ RECIPES: dict[str, Recipe] = {
                        "own stationary distribution) when the HMM starts from its stationary distribution, as every "
                        "preset does (else from h0 = 0); "
                        "validation and the verdict at every horizon every 10 epochs, stop at the first "
-                       "'emulates: yes' confirmed on three further independent samples"),
+                       "'emulates: yes' that a further, independent sample three times as large confirms"),
         Recipe("paper", {}, summary="docs/method.md §3 unchanged: Sinkhorn divergence only, validation every epoch, "
                                     "all epochs, best validation loss kept"),
     ]

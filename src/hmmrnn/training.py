@@ -623,26 +623,29 @@ def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
     ``eval_n`` fresh sequences per horizon, without the EM re-fit, as history columns.
 
     The matched distances (O(N²) per window) are computed only when every other check passes: the
-    verdict is the same, and most epochs before emulation fail a cheap check. A "yes" is confirmed
-    on ``confirmations`` further independent sets of RNN and HMM sequences and recorded as
-    ``emulates = 1`` only if every one also says yes: near the limits one verdict is a coin flip
-    (measured: a linear4 model confirmed once at epoch 110 then failed at N = 5000 for 5 of 5 seeds,
-    BENCHMARKS.md). Seeds derive from (run seed,
-    purpose, epoch); training's own generator is untouched, so judging does not change the
-    training trajectory.
+    verdict is the same, and most epochs before emulation fail a cheap check. A "yes" is recorded as
+    ``emulates = 1`` only if the verdict on one further, independent and larger sample of
+    ``confirmations`` × ``eval_n`` sequences per horizon (without the matched distance) says yes
+    too. A network whose error sits just above a check's tolerance passes one sample of N by luck
+    now and then, and a run judged every 10 epochs offers many tries: stopping at the first of them
+    that also passes a few more samples of N picked such networks (linear4 and linear5, BENCHMARKS.md:
+    two of eight re-checks yes). The larger sample shrinks the sampling allowance towards the
+    tolerance itself, so it rejects them, while a network inside the tolerance passes it as surely
+    as the first. Seeds derive from (run seed, purpose, epoch); training's own generator is
+    untouched, so judging does not change the training trajectory.
     """
     from .evaluation import judge
 
     t = config.train
 
-    def verdict(purpose: str, repeat: int = 0):
-        seed = _derived_seed(t.seed, purpose) + epoch + 1_000_003 * repeat
-        options = dict(n=t.eval_n, seq_len=t.seq_len, seed=seed, refit=False)
+    def verdict(purpose: str, n: int, matching: bool):
+        options = dict(n=n, seq_len=t.seq_len, seed=_derived_seed(t.seed, purpose) + epoch, refit=False)
         quick = judge(model, config.hmm, matching=False, **options)
-        return judge(model, config.hmm, **options) if quick.emulates else quick
+        return judge(model, config.hmm, **options) if quick.emulates and matching else quick
 
-    result = verdict("eval")
-    emulates = result.emulates and all(verdict("confirm", k).emulates for k in range(t.confirmations))
+    result = verdict("eval", t.eval_n, matching=True)
+    emulates = result.emulates and (t.confirmations == 0
+                                    or verdict("confirm", t.confirmations * t.eval_n, matching=False).emulates)
     m = result.metrics
     distance = m["matched_distance"]["candidate"]["mean"] if "matched_distance" in m else None
     longest = result.windows[-1].metrics if len(result.windows) > 1 else None
