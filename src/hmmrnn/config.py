@@ -71,9 +71,9 @@ class TrainConfig:
     ``checkpoint_every`` epochs (0 = never) the full training state is saved. Every ``eval_every``
     epochs (0 = never) the verdict of ``hmmrnn.compare`` is computed on ``eval_n`` fresh RNN
     sequences and recorded in the history (a "yes" counts once the verdict on one further independent
-    sample of ``confirmations`` × ``eval_n`` sequences says yes too); with ``early_stop`` training stops at the first epoch
-    whose model emulates the HMM, and that model becomes ``model.safetensors``. With ``retries``
-    (needs ``eval_every``), a run that is stuck — no emulation and a best validation loss that
+    sample of ``confirmations`` × ``eval_n`` sequences says yes too); with ``early_stop`` training
+    stops at the first epoch whose model emulates the HMM, and that model becomes
+    ``model.safetensors``. With ``retries`` (needs ``eval_every``), a run that is stuck — no emulation and a best validation loss that
     improved by less than ``stuck_tolerance`` (relative) over the last ``stuck_patience`` epochs —
     is archived under ``attempts/`` and restarted with seed + 1000·k, at most ``retries`` times.
 

@@ -629,10 +629,11 @@ def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
     too. A network whose error sits just above a check's tolerance passes one sample of N by luck
     now and then, and a run judged every 10 epochs offers many tries: stopping at the first of them
     that also passes a few more samples of N picked such networks (a linear4 network that then failed
-    five re-checks of five, a linear5 one that failed six of eight; BENCHMARKS.md). The larger sample shrinks the sampling allowance towards the
-    tolerance itself, so it rejects them, while a network inside the tolerance passes it as surely
-    as the first. Seeds derive from (run seed, purpose, epoch); training's own generator is
-    untouched, so judging does not change the training trajectory.
+    five re-checks of five, a linear5 one that failed six of eight; BENCHMARKS.md). The larger
+    sample shrinks the sampling allowance towards the tolerance itself, so it rejects them, while a
+    network inside the tolerance passes it as surely as the first. Seeds derive from (run seed,
+    purpose, epoch); training's own generator is untouched, so judging does not change the training
+    trajectory.
     """
     from .evaluation import judge
 
