@@ -75,7 +75,8 @@ class TrainConfig:
     stops at the first epoch whose model emulates the HMM, and that model becomes
     ``model.safetensors``. With ``retries`` (needs ``eval_every``), a run that is stuck — no
     emulation and a best validation loss that improved by less than ``stuck_tolerance`` (relative)
-    over the last ``stuck_patience`` epochs — is archived under ``attempts/`` and restarted with seed + 1000·k, at most ``retries`` times.
+    over the last ``stuck_patience`` epochs — is archived under ``attempts/`` and restarted with
+    seed + 1000·k, at most ``retries`` times.
 
     With ``carry_states`` every training (and validation) sequence slot keeps its hidden state from
     one epoch to the next: each epoch's window of ``seq_len`` steps starts where the slot's previous
