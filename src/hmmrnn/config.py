@@ -95,6 +95,10 @@ class TrainConfig:
     sequences and of the target sequences (``hmmrnn._likelihood``; per population, each under the
     HMM started as its targets are).
 
+    ``calibration_weight`` λ > 0 adds λ Σ_jk (O_jk − E_jk)² / (N (O_jk + E_jk)): per cell j of the
+    HMM's belief simplex, the network's expected counts of each symbol k against the HMM filter's
+    prediction for the same steps (``hmmrnn._calibration``; per population, like the likelihood).
+
     ``growth_weight`` γ > 0 (with ``carry_states``) adds γ · max(0, ḡ), ḡ the mean over the carried
     windows (those not restarted from h_0) of the growth rate per step (log|h_T| − log|h_0|) / T:
     zero in expectation for a stationary network, positive where chains run away. Truncated
@@ -126,6 +130,8 @@ class TrainConfig:
                                         "P(o_t | o_t-1), each row weighted alike (rare symbols included).")
     likelihood_weight: float = _setting(0.0, "Weight of the penalty on the distribution of per-step HMM "
                                         "log-likelihoods.")
+    calibration_weight: float = _setting(0.0, "Weight of the penalty on the calibration of the output probabilities "
+                                         "against the HMM filter's prediction, per belief cell.")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
                                     "|h| across the carried windows.")
     init_weights: str = _setting("", "Start from the weights in this safetensors file (a run's model.safetensors or "
@@ -157,7 +163,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight", "growth_weight",
+        for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight", "calibration_weight",
+                     "growth_weight",
                      "transition_weight", "transient_weight",
                      "tau",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
@@ -184,6 +191,7 @@ class TrainConfig:
         _require(self.pair_lags == 0 or self.pair_lags >= 2, f"pair_lags must be 0 or >= 2, got {self.pair_lags}")
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
+        _require(self.calibration_weight >= 0, f"calibration_weight must be >= 0, got {self.calibration_weight}")
         _require(self.transition_weight >= 0, f"transition_weight must be >= 0, got {self.transition_weight}")
         _require(self.growth_weight >= 0, f"growth_weight must be >= 0, got {self.growth_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from .config import RunConfig, make_config
 from .errors import ConfigError, Interrupted, RunDirError, TrainingDivergedError
 from ._bigram import BigramPenalty
+from ._calibration import CalibrationPenalty
 from ._likelihood import LikelihoodPenalty
 from ._seeds import stream
 from ._sinkhorn import OneHotSinkhornDivergence
@@ -357,7 +358,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     when ``bigram_weight`` > 0 (``hmmrnn._bigram``; for windows from h_0 also per position over
     the first ``transient_steps`` steps), on the straight-through samples or on
     softmax(logits) (``bigram_on``), plus the log-likelihood penalty when ``likelihood_weight`` > 0
-    (``hmmrnn._likelihood``, on the samples).
+    (``hmmrnn._likelihood``, on the samples), plus the calibration penalty when ``calibration_weight``
+    > 0 (``hmmrnn._calibration``, on softmax(logits) in the cells of the samples' beliefs).
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -382,6 +384,9 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
         if t.likelihood_weight > 0:
             likelihood = LikelihoodPenalty(hmm, targets[rows], t.likelihood_weight)
             terms.append(lambda outputs, logits: likelihood(outputs.flatten(1)))
+        if t.calibration_weight > 0:
+            calibration = CalibrationPenalty(hmm, targets[rows], t.calibration_weight, seed=t.seed)
+            terms.append(lambda outputs, logits: calibration(outputs, torch.softmax(logits, dim=-1)))
 
         def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             total = divergence(outputs.flatten(1), target)
