@@ -38,7 +38,7 @@ def test_initial_states_and_burn_in_are_checked():
     for start in ("zero", "random", "learned", "stationary"):
         assert make_config("linear2", initial_state=start).model.initial_state == start
     assert make_config("linear2", initial_state="stationary", burn_in=30).model.burn_in == 30
-    with pytest.raises(ConfigError, match="initial_state must be 'zero', 'random', 'learned' or 'stationary'"):
+    with pytest.raises(ConfigError, match="initial_state must be one of zero, random, learned, stationary"):
         make_config("linear2", initial_state="ones")
     with pytest.raises(ConfigError, match="burn_in must be >= 1, got 0"):
         make_config("linear2", burn_in=0)

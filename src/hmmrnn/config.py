@@ -56,7 +56,7 @@ class ModelConfig:
         _require(self.noise_dim >= 1, f"noise dimension must be >= 1, got {self.noise_dim}")
         _require(self.n_outputs >= 2, f"n_outputs must be >= 2, got {self.n_outputs}")
         _require(self.initial_state in INITIAL_STATES,
-                 f"initial_state must be 'zero', 'random', 'learned' or 'stationary', got {self.initial_state!r}")
+                 f"initial_state must be one of {', '.join(INITIAL_STATES)}, got {self.initial_state!r}")
         _require(self.burn_in >= 1, f"burn_in must be >= 1, got {self.burn_in}")
 
 

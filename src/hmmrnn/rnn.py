@@ -85,7 +85,7 @@ class NoiseRNN(nn.Module):
         if hidden < 1 or noise_dim < 1 or n_outputs < 2:
             raise ValueError(f"need hidden >= 1, noise_dim >= 1, n_outputs >= 2; got {hidden}, {noise_dim}, {n_outputs}")
         if initial_state not in get_args(InitialState):
-            raise ValueError(f"initial_state must be 'zero', 'random', 'learned' or 'stationary', got {initial_state!r}")
+            raise ValueError(f"initial_state must be one of {', '.join(get_args(InitialState))}, got {initial_state!r}")
         if burn_in < 1:
             raise ValueError(f"burn_in must be >= 1, got {burn_in}")
         self.hidden, self.noise_dim, self.n_outputs = hidden, noise_dim, n_outputs
