@@ -1,6 +1,6 @@
 """An optional loss term: the network's next-symbol probabilities, calibrated against the HMM's filter.
 
-Why it exists (docs/method.md §3.3): the networks that fail the verdict (``fully3``, ``cyclic4``)
+Why it exists (docs/method.md §3.1): the networks that fail the verdict (``fully3``, ``cyclic4``)
 fail it on the log-likelihood gap with pooled frequencies and transitions close to the HMM's; the
 error lies in *which contexts* the next symbol is mispredicted, which no pooled statistic sees.
 
@@ -27,7 +27,7 @@ HMM's prediction for the same steps; with N the number of steps,
 the bigram penalty's triangular discrimination (``hmmrnn._bigram``) applied to counts. The errors
 that decide the log-likelihood gap sit in rare cells, and this weighting already lets them dominate:
 measured on a ``fully3`` network (gap 0.037 nats/step, BENCHMARKS.md "Session 10"), the cells right
-after a single changed symbol hold about 1 % of the steps each and are off by 0.07–0.10 in
+after a single changed symbol hold about 1 % of the steps each and are off by 0.07–0.11 in
 probability, and they make 94 % of the term. Beliefs are computed from the samples without gradient
 (they only say which cell a step falls in); the gradient reaches the logits through p_t. The target
 set is used only to place the cells: the HMM's own predictions carry no sampling noise.
