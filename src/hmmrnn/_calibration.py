@@ -39,33 +39,15 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
+from ._likelihood import prior_beliefs
 from .hmm import HMM
 
-__all__ = ["CalibrationPenalty", "prior_beliefs"]
+__all__ = ["CalibrationPenalty"]
 
 #: Cells of the belief simplex (k-means centroids).
 CELLS = 32
 #: Target beliefs the centroids are fitted on (a fixed, evenly spaced subsample).
 FIT_POINTS = 20_000
-
-
-def prior_beliefs(onehot: torch.Tensor, start: torch.Tensor, transition: torch.Tensor,
-                  emission: torch.Tensor) -> torch.Tensor:
-    """The HMM's prior belief before each symbol: onehot (B, T, K) → (B, T, S).
-
-    β_1 = start, β_{t+1} = normalise(β_t ∘ (E x_t)) A, E = emission (S, K), A = transition (S, S).
-    A symbol the HMM cannot emit from any state the belief allows (all products 0) leaves the belief
-    at the prior propagated by A, so a network's impossible symbols do not produce NaNs."""
-    likelihood = onehot @ emission.T  # (B, T, S): P(x_t | state)
-    belief = start.expand(onehot.shape[0], -1)
-    beliefs = []
-    for t in range(onehot.shape[1]):
-        beliefs.append(belief)
-        posterior = belief * likelihood[:, t]
-        total = posterior.sum(dim=1, keepdim=True)
-        posterior = torch.where(total > 0, posterior / total.clamp_min(1e-30), belief)
-        belief = posterior @ transition
-    return torch.stack(beliefs, dim=1)
 
 
 class CalibrationPenalty:
@@ -96,7 +78,7 @@ class CalibrationPenalty:
     def beliefs(self, onehot: torch.Tensor) -> torch.Tensor:
         """Prior beliefs (B, T, S) of the symbols onehot (B, T, K), without gradient."""
         with torch.no_grad():
-            return prior_beliefs(onehot.detach(), self.start, self.transition, self.emission)
+            return prior_beliefs(onehot.detach() @ self.emission.T, self.start, self.transition)
 
     def counts(self, samples: torch.Tensor, probabilities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(O, E), each (C, K): the network's expected symbol counts and the HMM's predicted counts per

@@ -29,7 +29,26 @@ import torch
 
 from .hmm import HMM
 
-__all__ = ["LikelihoodPenalty"]
+__all__ = ["LikelihoodPenalty", "prior_beliefs"]
+
+
+def prior_beliefs(emitted: torch.Tensor, start: torch.Tensor, transition: torch.Tensor) -> torch.Tensor:
+    """The HMM's forward filter: its prior belief over states before each symbol, (B, T, S).
+
+    emitted (B, T, S) holds P(x_t | state) = E x_t for one-hot symbols x_t and emission matrix E;
+    start (S,), transition A (S, S). β_1 = start, β_{t+1} = normalise(β_t ∘ e_t) A, and the scaled
+    forward algorithm's normaliser is c_t = β_t · e_t, so log P(x) = Σ_t log c_t. A symbol no state
+    the belief allows can emit (all products 0) leaves the belief at the prior propagated by A, so
+    impossible symbols do not produce NaNs. Differentiable in ``emitted``."""
+    belief = start.expand(emitted.shape[0], -1)
+    beliefs = []
+    for t in range(emitted.shape[1]):
+        beliefs.append(belief)
+        posterior = belief * emitted[:, t]
+        total = posterior.sum(dim=1, keepdim=True)
+        posterior = torch.where(total > 0, posterior / total.clamp_min(1e-30), belief)
+        belief = posterior @ transition
+    return torch.stack(beliefs, dim=1)
 
 
 class LikelihoodPenalty:
@@ -56,20 +75,12 @@ class LikelihoodPenalty:
     def per_step(self, outputs: torch.Tensor) -> torch.Tensor:
         """ℓ of each sequence: outputs (B, T K) flattened one-hot → (B,) log P(x) / T.
 
-        α̂_1 ∝ π ∘ e_1, α̂_t ∝ (α̂_{t−1} A) ∘ e_t with e_t = B x_t (S,), each normalised by its sum c_t;
-        log P(x) = Σ_t log c_t."""
+        log P(x) = Σ_t log c_t with c_t = β_t · e_t, β_t the filter's prior belief (``prior_beliefs``)
+        and e_t = E x_t (S,)."""
         onehot = outputs.reshape(outputs.shape[0], -1, self.n_outputs)
         emitted = onehot @ self.emission.T  # (B, T, S): P(x_t | state)
-        alpha = self.start * emitted[:, 0]
-        scale = alpha.sum(dim=1)
-        total = torch.log(scale)
-        alpha = alpha / scale[:, None]
-        for t in range(1, onehot.shape[1]):
-            alpha = (alpha @ self.transition) * emitted[:, t]
-            scale = alpha.sum(dim=1)
-            total = total + torch.log(scale)
-            alpha = alpha / scale[:, None]
-        return total / onehot.shape[1]
+        scales = (prior_beliefs(emitted, self.start, self.transition) * emitted).sum(dim=2)  # (B, T): c_t
+        return torch.log(scales).mean(dim=1)
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
         """Penalty of a batch of flattened model outputs (B, T K); a scalar tensor."""
