@@ -1,4 +1,5 @@
-"""The optional calibration penalty: beliefs by brute force, the exact zero, and what it tells apart."""
+"""The optional calibration penalty: beliefs by brute force, the exact zero, and what it tells apart;
+both whole-sequence terms (likelihood, calibration) in the objective."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from hmmrnn import preset
-from hmmrnn._calibration import CalibrationPenalty, prior_beliefs
+from hmmrnn import make_config, preset
+from hmmrnn._calibration import CalibrationPenalty
+from hmmrnn._likelihood import LikelihoodPenalty, prior_beliefs
 from hmmrnn.hmm import HMM
+from hmmrnn.rnn import gumbel_emit
+from hmmrnn.training import _objective
 
 
 def _onehot(symbols: np.ndarray, k: int = 3) -> torch.Tensor:
@@ -20,7 +24,8 @@ def _onehot(symbols: np.ndarray, k: int = 3) -> torch.Tensor:
 def test_prior_beliefs_are_the_posteriors_over_hidden_paths_by_brute_force():
     hmm = HMM(transition=[[0.7, 0.3], [0.2, 0.8]], emission=[[0.6, 0.3, 0.1], [0.1, 0.2, 0.7]], start=[0.4, 0.6])
     symbols = np.array([[0, 2, 2, 1], [1, 0, 0, 2]])
-    beliefs = prior_beliefs(_onehot(symbols), *(torch.tensor(m) for m in (hmm.start, hmm.transition, hmm.emission)))
+    beliefs = prior_beliefs(_onehot(symbols) @ torch.tensor(hmm.emission).T, torch.tensor(hmm.start),
+                             torch.tensor(hmm.transition))
     for row, seq in enumerate(symbols):
         for t in range(len(seq)):
             joint = np.zeros(2)  # P(x_<t, s_t = j) summed over every hidden path
@@ -62,13 +67,17 @@ def test_it_tells_an_hmm_with_other_stays_from_the_hmm_and_its_gradient_reaches_
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
-def test_objective_adds_the_calibration_term_per_population():
-    from hmmrnn import make_config
-    from hmmrnn.rnn import gumbel_emit
-    from hmmrnn.training import _objective
-
+@pytest.mark.parametrize("setting, term", [
+    ("likelihood_weight", lambda hmm, targets, outputs, logits: LikelihoodPenalty(hmm, targets, 10.0)(outputs.flatten(1))),
+    ("calibration_weight", lambda hmm, targets, outputs, logits: CalibrationPenalty(hmm, targets, 10.0, seed=0)(
+        outputs, torch.softmax(logits, -1))),
+])
+def test_objective_adds_each_whole_sequence_term_per_population(setting, term):
+    """The likelihood and the calibration terms: fresh windows under the HMM's start, carried ones
+    under its stationary version, each population with its own targets."""
+    weights = {"likelihood_weight": 0.0, "calibration_weight": 0.0, setting: 10.0}
     config = make_config("cyclic4", seq_len=6, carry_states=True, fresh_fraction=0.5, bigram_weight=0.0,
-                         transition_weight=0.0, likelihood_weight=0.0, calibration_weight=10.0)
+                         transition_weight=0.0, **weights)
     stationary, start = config.hmm.stationary(), config.hmm
     targets = _onehot(stationary.sample(40, 6, seed=5)[0]).float().flatten(1)
     logits = torch.randn(40, 6, 3, generator=torch.Generator().manual_seed(6))
@@ -79,7 +88,6 @@ def test_objective_adds_the_calibration_term_per_population():
         return (x - y).abs().sum()
 
     value = _objective(divergence, targets, config)(outputs, logits, targets, fresh)
-    parts = [divergence(outputs[m].flatten(1), targets[m])
-             + CalibrationPenalty(hmm, targets[m], 10.0, seed=config.train.seed)(outputs[m], torch.softmax(logits[m], -1))
+    parts = [divergence(outputs[m].flatten(1), targets[m]) + term(hmm, targets[m], outputs[m], logits[m])
              for m, hmm in ((fresh, start), (~fresh, stationary))]
     assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hmmrnn import make_config, preset
+from hmmrnn import preset
 from hmmrnn._likelihood import LikelihoodPenalty
 from hmmrnn.rnn import gumbel_emit
 
@@ -37,23 +37,3 @@ def test_penalty_is_the_squared_w2_to_the_target_quantiles_and_reaches_the_logit
     logits = torch.randn(64, 20, 3, dtype=torch.float64, requires_grad=True)
     penalty(gumbel_emit(logits, generator=torch.Generator().manual_seed(0)).flatten(1)).backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
-
-
-def test_objective_adds_the_likelihood_term_per_population():
-    from hmmrnn.training import _objective
-
-    config = make_config("cyclic4", seq_len=6, carry_states=True, fresh_fraction=0.5, bigram_weight=0.0,
-                         transition_weight=0.0, likelihood_weight=10.0)
-    stationary, start = config.hmm.stationary(), config.hmm
-    targets = _flat(stationary.sample(40, 6, seed=5)[0]).float()
-    logits = torch.randn(40, 6, 3, generator=torch.Generator().manual_seed(6))
-    outputs = gumbel_emit(logits, generator=torch.Generator().manual_seed(7))
-    fresh = torch.arange(40) % 2 == 1
-
-    def divergence(x, y):
-        return (x - y).abs().sum()
-
-    value = _objective(divergence, targets, config)(outputs, logits, targets, fresh)
-    parts = [divergence(outputs[m].flatten(1), targets[m]) + LikelihoodPenalty(hmm, targets[m], 10.0)(outputs[m].flatten(1))
-             for m, hmm in ((fresh, start), (~fresh, stationary))]
-    assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-5)
