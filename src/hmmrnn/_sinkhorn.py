@@ -98,12 +98,15 @@ class OneHotSinkhornDivergence:
     blur : ε = blur² (the paper: 0.2).
     scaling : ε-scaling factor of GeomLoss (default 0.5).
 
+    cache_targets : keep the target–target problem of each target batch (training reuses a few target
+        batches every epoch); off where the "targets" are fresh samples every call.
+
     Call with ``x``: (B, T K) model outputs whose values are one-hot (straight-through samples) and
     ``y``: (B', T K) one-hot targets. Returns a scalar tensor; its gradient flows to ``x`` only.
     """
 
-    def __init__(self, n_outputs: int, blur: float = 0.2, scaling: float = 0.5) -> None:
-        self.n_outputs, self.blur, self.scaling = n_outputs, blur, scaling
+    def __init__(self, n_outputs: int, blur: float = 0.2, scaling: float = 0.5, cache_targets: bool = True) -> None:
+        self.n_outputs, self.blur, self.scaling, self.cache_targets = n_outputs, blur, scaling, cache_targets
         self._target_cache: dict[tuple, tuple] = {}
 
     def _symbols(self, onehot: torch.Tensor) -> np.ndarray:
@@ -111,16 +114,19 @@ class OneHotSinkhornDivergence:
 
     def _target_term(self, y: torch.Tensor, y_symbols: np.ndarray, schedule: list[float]) -> np.ndarray:
         """The y–y potential after the last extrapolation, solved once per target batch and schedule."""
-        key = (y.data_ptr(), tuple(y.shape), y._version, tuple(schedule))
-        if key not in self._target_cache:
-            if len(self._target_cache) >= 64:  # training uses one entry per target batch
+        key = (y.data_ptr(), tuple(y.shape), tuple(y.stride()), y._version, tuple(schedule))
+        if key in self._target_cache:
+            return self._target_cache[key]
+        length = y_symbols.shape[1]
+        counts = mismatch_counts(y_symbols, y_symbols, self.n_outputs)
+        potential = _self_transport(counts, schedule, length)
+        h = np.log(1.0 / counts.shape[0]) + potential / schedule[-1]
+        term = _softmin(schedule[-1], counts, h, length)[0]
+        if self.cache_targets:
+            if len(self._target_cache) >= 64:  # training uses a few entries per target batch
                 self._target_cache.pop(next(iter(self._target_cache)))
-            length = y_symbols.shape[1]
-            counts = mismatch_counts(y_symbols, y_symbols, self.n_outputs)
-            potential = _self_transport(counts, schedule, length)
-            h = np.log(1.0 / counts.shape[0]) + potential / schedule[-1]
-            self._target_cache[key] = _softmin(schedule[-1], counts, h, length)[0]
-        return self._target_cache[key]
+            self._target_cache[key] = term
+        return term
 
     @keeps_torch_threads
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -171,3 +177,56 @@ class _WithGradient(torch.autograd.Function):
     def backward(ctx, grad_output: torch.Tensor):
         (grad,) = ctx.saved_tensors
         return grad_output * grad, None, None
+
+
+class SplitBatchDivergence:
+    """The divergence between a model batch and a target batch, estimated without the finite-batch
+    preference for less diverse output (docs/method.md §3.1).
+
+    With x split into halves x₁, x₂ and y into y₁, y₂ (alternate rows),
+
+        L(x, y) = ½ [S(x₁, y₁) + S(x₂, y₂)] − ½ S(x₁, x₂) − ½ S(y₁, y₂).
+
+    Every term compares two independent samples of the same size, so when the model emits the target
+    distribution E[L] = 0 exactly, whatever the batch size. The plain estimate S(x, y) is not
+    centred that way: on finite batches it is lower for a model whose output is less diverse than
+    the target's (measured on ``fully3``, B = 4096, T = 30: the HMM's own windows 1.758, the same
+    windows with half the emission noise 1.616, ``benchmarks/sinkhorn_noise_bias.py``), so training
+    on it sheds noise symbols and makes sequences too predictable. The term −½ S(x₁, x₂), the
+    divergence between two independent halves of the model's own batch, rewards diversity by exactly
+    the amount the first term's bias penalises it in the limit ε → ∞, where S is an MMD and L its
+    unbiased estimate; at ε = 0.04 its value was measured (BENCHMARKS.md, "Session 11"). The gradient
+    of S(x₁, x₂) reaches both halves: S(x₁, x₂ held fixed) gives ∂₁S, S(x₂, x₁ held fixed) gives
+    ∂₂S (S is symmetric), and the second one's value is subtracted again, so the term is ½ S(x₁, x₂)
+    with gradient ½ (∂₁S + ∂₂S).
+
+    Parameters
+    ----------
+    divergence : S with the target side cached (training's target batches).
+    between_samples : S for two model halves (no target cache: fresh samples every call).
+
+    Call with x (B, T K) and y (B', T K), B, B' >= 4; smaller batches fall back to S(x, y).
+    """
+
+    def __init__(self, divergence, between_samples) -> None:
+        self.divergence, self.between_samples = divergence, between_samples
+        self._target_terms: dict[tuple, float] = {}
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] < 4 or y.shape[0] < 4:
+            return self.divergence(x, y)
+        x1, x2, y1, y2 = x[0::2], x[1::2], y[0::2], y[1::2]
+        cross = 0.5 * (self.divergence(x1, y1) + self.divergence(x2, y2))
+        forward, backward = self.between_samples(x1, x2.detach()), self.between_samples(x2, x1.detach())
+        within = 0.5 * (forward + backward - backward.detach())  # value ½ S(x₁, x₂), gradient ½ (∂₁S + ∂₂S)
+        return cross - within - 0.5 * self._target_term(y1, y2)
+
+    def _target_term(self, y1: torch.Tensor, y2: torch.Tensor) -> float:
+        """S(y₁, y₂), a constant of each target batch: computed once per batch."""
+        key = (y1.data_ptr(), tuple(y1.shape), y1._version)
+        if key not in self._target_terms:
+            if len(self._target_terms) >= 64:
+                self._target_terms.pop(next(iter(self._target_terms)))
+            with torch.no_grad():
+                self._target_terms[key] = float(self.divergence(y1, y2))
+        return self._target_terms[key]

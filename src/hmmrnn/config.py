@@ -91,6 +91,10 @@ class TrainConfig:
     (objective f · L_fresh + (1 − f) · L_carried), so the transient after h_0 is trained as much as
     the long run and neither population can make up for the other's error.
 
+    ``divergence_estimator = "split"`` replaces the batch's divergence S(x, y) by
+    ½ [S(x₁, y₁) + S(x₂, y₂)] − ½ S(x₁, x₂) − ½ S(y₁, y₂) over halves of the batch (zero in expectation
+    for a model that emits the targets' distribution; ``hmmrnn._sinkhorn.SplitBatchDivergence``).
+
     ``likelihood_weight`` λ > 0 adds λ W₂² between the per-step HMM log-likelihoods of the emitted
     sequences and of the target sequences (``hmmrnn._likelihood``; per population, each under the
     HMM started as its targets are).
@@ -98,6 +102,10 @@ class TrainConfig:
     ``calibration_weight`` λ > 0 adds λ Σ_jk (O_jk − E_jk)² / (N (O_jk + E_jk)): per cell j of the
     HMM's belief simplex, the network's expected counts of each symbol k against the HMM filter's
     prediction for the same steps (``hmmrnn._calibration``; per population, like the likelihood).
+
+    ``emission_weight`` λ > 0 adds λ · mean_t min_z ‖p_t − E_z‖²: each step's output probabilities
+    p_t = softmax(W_out h_t) held to the nearest row of the HMM's emission matrix E
+    (``hmmrnn._emission``; per population).
 
     ``growth_weight`` γ > 0 (with ``carry_states``) adds γ · max(0, ḡ), ḡ the mean over the carried
     windows (those not restarted from h_0) of the growth rate per step (log|h_T| − log|h_0|) / T:
@@ -116,6 +124,10 @@ class TrainConfig:
     betas: tuple[float, float] = _setting((0.9, 0.9), "Adam's (beta1, beta2).", cli=False)
     grad_clip: float = _setting(0.9, "Global gradient-norm clip.")
     blur: float = _setting(0.2, "Blur (entropic scale) of the Sinkhorn divergence.")
+    divergence_estimator: str = _setting("batch", "batch: the Sinkhorn divergence of the whole batch (the paper); "
+                                         "split: its halves against each other, less the divergence between the "
+                                         "model's own halves (no finite-batch preference for less diverse output).",
+                                         choices=("batch", "split"))
     bigram_weight: float = _setting(0.0, "Weight of the n-gram frequency penalty; 0 = the paper's loss.")
     bigram_on: str = _setting("samples", "What the n-gram penalty counts: the straight-through samples or "
                               "softmax of the logits (their exact expectation).", choices=("samples", "probabilities"))
@@ -132,6 +144,8 @@ class TrainConfig:
                                         "log-likelihoods.")
     calibration_weight: float = _setting(0.0, "Weight of the penalty on the calibration of the output probabilities "
                                          "against the HMM filter's prediction, per belief cell.")
+    emission_weight: float = _setting(0.0, "Weight of the penalty on the distance of each step's output "
+                                      "probabilities to the nearest emission row of the HMM.")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
                                     "|h| across the carried windows.")
     init_weights: str = _setting("", "Start from the weights in this safetensors file (a run's model.safetensors or "
@@ -164,7 +178,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight",
-                     "calibration_weight", "growth_weight", "transition_weight", "transient_weight", "tau",
+                     "calibration_weight", "emission_weight", "growth_weight", "transition_weight", "transient_weight", "tau",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
             value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
             _require(isinstance(value, (int, float)) and math.isfinite(value), f"{name} must be a finite number, "
@@ -182,6 +196,8 @@ class TrainConfig:
         _require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
         _require(self.blur > 0, f"blur must be > 0, got {self.blur}")
         _require(self.bigram_weight >= 0, f"bigram_weight must be >= 0, got {self.bigram_weight}")
+        _require(self.divergence_estimator in ("batch", "split"),
+                 f"divergence_estimator must be 'batch' or 'split', got {self.divergence_estimator!r}")
         _require(self.bigram_on in ("samples", "probabilities"),
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(self.transient_steps >= 0, f"transient_steps must be >= 0, got {self.transient_steps}")
@@ -190,6 +206,7 @@ class TrainConfig:
         _require(2 <= self.ngram_order <= 6, f"ngram_order must lie in [2, 6], got {self.ngram_order}")
         _require(self.likelihood_weight >= 0, f"likelihood_weight must be >= 0, got {self.likelihood_weight}")
         _require(self.calibration_weight >= 0, f"calibration_weight must be >= 0, got {self.calibration_weight}")
+        _require(self.emission_weight >= 0, f"emission_weight must be >= 0, got {self.emission_weight}")
         _require(self.transition_weight >= 0, f"transition_weight must be >= 0, got {self.transition_weight}")
         _require(self.growth_weight >= 0, f"growth_weight must be >= 0, got {self.growth_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")

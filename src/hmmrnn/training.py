@@ -40,9 +40,10 @@ from .config import RunConfig, make_config
 from .errors import ConfigError, Interrupted, RunDirError, TrainingDivergedError
 from ._bigram import BigramPenalty
 from ._calibration import CalibrationPenalty
+from ._emission import EmissionRowPenalty
 from ._likelihood import LikelihoodPenalty
 from ._seeds import stream
-from ._sinkhorn import OneHotSinkhornDivergence
+from ._sinkhorn import OneHotSinkhornDivergence, SplitBatchDivergence
 from .hmm import HMM
 from .rnn import NoiseRNN
 from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
@@ -60,7 +61,8 @@ MAX_CARRIED_NORM = 1e6
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def sinkhorn_divergence(blur: float = 0.2, n_outputs: int = 3, device: torch.device | str = "cpu") -> LossFn:
+def sinkhorn_divergence(blur: float = 0.2, n_outputs: int = 3, device: torch.device | str = "cpu",
+                        cache_targets: bool = True) -> LossFn:
     """Debiased Sinkhorn divergence (p = 2, ε = blur²) between two batches of flattened one-hot
     sequences (B, T K) and (B', T K), uniform weights: the paper's loss.
 
@@ -71,7 +73,7 @@ def sinkhorn_divergence(blur: float = 0.2, n_outputs: int = 3, device: torch.dev
     returns, so the wrapper restores the caller's grad mode.
     """
     if torch.device(device).type == "cpu":
-        return OneHotSinkhornDivergence(n_outputs, blur)
+        return OneHotSinkhornDivergence(n_outputs, blur, cache_targets=cache_targets)
     loss = SamplesLoss("sinkhorn", p=2, blur=blur, backend="tensorized")
 
     def divergence(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -359,7 +361,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     the first ``transient_steps`` steps), on the straight-through samples or on
     softmax(logits) (``bigram_on``), plus the log-likelihood penalty when ``likelihood_weight`` > 0
     (``hmmrnn._likelihood``, on the samples), plus the calibration penalty when ``calibration_weight``
-    > 0 (``hmmrnn._calibration``, on softmax(logits) in the cells of the samples' beliefs).
+    > 0 (``hmmrnn._calibration``, on softmax(logits) in the cells of the samples' beliefs), plus the
+    emission-row penalty when ``emission_weight`` > 0 (``hmmrnn._emission``, on softmax(logits)).
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -387,6 +390,9 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
         if t.calibration_weight > 0:
             calibration = CalibrationPenalty(hmm, targets[rows], t.calibration_weight, seed=t.seed)
             terms.append(lambda outputs, logits: calibration(outputs, torch.softmax(logits, dim=-1)))
+        if t.emission_weight > 0:
+            rows_penalty = EmissionRowPenalty(hmm.emission, t.emission_weight)
+            terms.append(lambda outputs, logits: rows_penalty(torch.softmax(logits, dim=-1)))
 
         def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             total = divergence(outputs.flatten(1), target)
@@ -544,6 +550,9 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
     device = next(state.model.parameters()).device
     train_targets, val_targets = _targets(config, device)
     divergence = sinkhorn_divergence(t.blur, config.hmm.n_outputs, device)
+    if t.divergence_estimator == "split":
+        divergence = SplitBatchDivergence(divergence, sinkhorn_divergence(t.blur, config.hmm.n_outputs, device,
+                                                                          cache_targets=False))
     train_loss_fn = _objective(divergence, train_targets, config)
     val_loss_fn = _objective(divergence, val_targets, config)
     if t.carry_states and not state.pools:
