@@ -118,3 +118,16 @@ def test_split_estimator_is_centred_and_does_not_reward_less_noise():
     assert m < -3 * se
     (m, se) = mean_se(split_gap)
     assert m > 3 * se
+
+
+def test_identical_point_clouds_have_zero_divergence():
+    """Two halves of a model batch that emits one sequence only (the bounding box has diameter 0):
+    the divergence is 0 and the split estimator is finite."""
+    constant = torch.nn.functional.one_hot(torch.zeros(40, 8, dtype=torch.long), 3).float().reshape(40, -1)
+    assert OneHotSinkhornDivergence(3)(constant[:20], constant[20:]).item() == pytest.approx(0.0, abs=1e-6)
+    _, y = _batches("fully3", 40, 40, 8, 6)
+    split = SplitBatchDivergence(OneHotSinkhornDivergence(3), OneHotSinkhornDivergence(3, cache_targets=False))
+    x = constant.clone().requires_grad_(True)
+    value = split(x, y)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all()

@@ -56,7 +56,10 @@ def _plan_rows(counts: np.ndarray, log_kernel: np.ndarray, potential: np.ndarray
 
 def _epsilon_schedule(diameter: float, blur: float, scaling: float) -> list[float]:
     """GeomLoss's schedule for p = 2: diameter², then exp(e) for e from 2 log diameter down to
-    2 log blur in steps of 2 log scaling, then blur²."""
+    2 log blur in steps of 2 log scaling, then blur². A diameter below the blur (two clouds of one
+    and the same point, e.g. the two halves of a model batch that emits one sequence only) counts
+    as the blur: the schedule is then blur² alone."""
+    diameter = max(diameter, blur)
     steps = np.arange(2 * np.log(diameter), 2 * np.log(blur), 2 * np.log(scaling))
     return [diameter**2] + [float(np.exp(e)) for e in steps] + [blur**2]
 
