@@ -72,8 +72,7 @@ def test_it_tells_an_hmm_with_other_stays_from_the_hmm_and_its_gradient_reaches_
     ("likelihood_weight", lambda hmm, targets, outputs, logits: LikelihoodPenalty(hmm, targets, 10.0)(outputs.flatten(1))),
     ("calibration_weight", lambda hmm, targets, outputs, logits: CalibrationPenalty(hmm, targets, 10.0, seed=0)(
         outputs, torch.softmax(logits, -1))),
-    ("emission_weight", lambda hmm, targets, outputs, logits: EmissionRowPenalty(hmm.emission, 10.0)(
-        torch.softmax(logits, -1))),
+    ("emission_weight", lambda hmm, targets, outputs, logits: EmissionRowPenalty(hmm.emission, 10.0)(logits)),
 ])
 def test_objective_adds_each_whole_sequence_term_per_population(setting, term):
     """The likelihood, the calibration and the emission-row terms: fresh windows under the HMM's start, carried ones

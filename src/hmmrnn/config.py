@@ -103,7 +103,7 @@ class TrainConfig:
     HMM's belief simplex, the network's expected counts of each symbol k against the HMM filter's
     prediction for the same steps (``hmmrnn._calibration``; per population, like the likelihood).
 
-    ``emission_weight`` λ > 0 adds λ · mean_t min_z ‖p_t − E_z‖²: each step's output probabilities
+    ``emission_weight`` λ > 0 adds λ · mean_t min_z KL(E_z ‖ p_t): each step's output probabilities
     p_t = softmax(W_out h_t) held to the nearest row of the HMM's emission matrix E
     (``hmmrnn._emission``; per population).
 

@@ -362,7 +362,7 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     softmax(logits) (``bigram_on``), plus the log-likelihood penalty when ``likelihood_weight`` > 0
     (``hmmrnn._likelihood``, on the samples), plus the calibration penalty when ``calibration_weight``
     > 0 (``hmmrnn._calibration``, on softmax(logits) in the cells of the samples' beliefs), plus the
-    emission-row penalty when ``emission_weight`` > 0 (``hmmrnn._emission``, on softmax(logits)).
+    emission-row penalty when ``emission_weight`` > 0 (``hmmrnn._emission``, on the logits).
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -392,7 +392,7 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
             terms.append(lambda outputs, logits: calibration(outputs, torch.softmax(logits, dim=-1)))
         if t.emission_weight > 0:
             rows_penalty = EmissionRowPenalty(hmm.emission, t.emission_weight)
-            terms.append(lambda outputs, logits: rows_penalty(torch.softmax(logits, dim=-1)))
+            terms.append(lambda outputs, logits: rows_penalty(logits))
 
         def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             total = divergence(outputs.flatten(1), target)
