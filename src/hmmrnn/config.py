@@ -35,6 +35,9 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+#: How the Sinkhorn divergence of a batch is estimated (``hmmrnn._sinkhorn.SplitBatchDivergence``).
+DIVERGENCE_ESTIMATORS = ("batch", "split")
+
 #: Where a chain starts (``NoiseRNN``'s ``initial_state``, whose type lists the same names).
 INITIAL_STATES = ("zero", "random", "learned", "stationary")
 
@@ -127,7 +130,7 @@ class TrainConfig:
     divergence_estimator: str = _setting("batch", "batch: the Sinkhorn divergence of the whole batch (the paper); "
                                          "split: its halves against each other, less the divergence between the "
                                          "model's own halves (no finite-batch preference for less diverse output).",
-                                         choices=("batch", "split"))
+                                         choices=DIVERGENCE_ESTIMATORS)
     bigram_weight: float = _setting(0.0, "Weight of the n-gram frequency penalty; 0 = the paper's loss.")
     bigram_on: str = _setting("samples", "What the n-gram penalty counts: the straight-through samples or "
                               "softmax of the logits (their exact expectation).", choices=("samples", "probabilities"))
@@ -144,8 +147,8 @@ class TrainConfig:
                                         "log-likelihoods.")
     calibration_weight: float = _setting(0.0, "Weight of the penalty on the calibration of the output probabilities "
                                          "against the HMM filter's prediction, per belief cell.")
-    emission_weight: float = _setting(0.0, "Weight of the penalty on the distance of each step's output "
-                                      "probabilities to the nearest emission row of the HMM.")
+    emission_weight: float = _setting(0.0, "Weight of the penalty on the KL divergence of each step's output "
+                                      "probabilities from the nearest emission row of the HMM.")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
                                     "|h| across the carried windows.")
     init_weights: str = _setting("", "Start from the weights in this safetensors file (a run's model.safetensors or "
@@ -196,8 +199,8 @@ class TrainConfig:
         _require(self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}")
         _require(self.blur > 0, f"blur must be > 0, got {self.blur}")
         _require(self.bigram_weight >= 0, f"bigram_weight must be >= 0, got {self.bigram_weight}")
-        _require(self.divergence_estimator in ("batch", "split"),
-                 f"divergence_estimator must be 'batch' or 'split', got {self.divergence_estimator!r}")
+        _require(self.divergence_estimator in DIVERGENCE_ESTIMATORS, f"divergence_estimator must be one of "
+                 f"{', '.join(DIVERGENCE_ESTIMATORS)}, got {self.divergence_estimator!r}")
         _require(self.bigram_on in ("samples", "probabilities"),
                  f"bigram_on must be 'samples' or 'probabilities', got {self.bigram_on!r}")
         _require(self.transient_steps >= 0, f"transient_steps must be >= 0, got {self.transient_steps}")
