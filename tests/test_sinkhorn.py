@@ -44,6 +44,21 @@ def test_value_and_gradient_equal_geomloss(name, n_model, n_target, length, seed
     assert ((xa.grad - xb.grad).norm() / xa.grad.norm()).item() < 1e-4
 
 
+def test_gradients_to_both_arguments_equal_geomloss():
+    """Two model batches compared with each other (the split estimator's halves): one solve gives both
+    sides' gradients, each equal to GeomLoss's autograd through both arguments."""
+    x, y = _batches("fully3", 140, 110, 15, 7)
+    xa, ya = x.detach().clone().requires_grad_(True), y.detach().clone().requires_grad_(True)
+    xb, yb = x.detach().clone().requires_grad_(True), y.detach().clone().requires_grad_(True)
+    reference = _geomloss(xa, ya)
+    reference.backward()
+    ours = OneHotSinkhornDivergence(3, blur=0.2, cache_targets=False)(xb, yb)
+    ours.backward()
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5, abs=1e-6)
+    for theirs, mine in ((xa.grad, xb.grad), (ya.grad, yb.grad)):
+        assert ((theirs - mine).norm() / theirs.norm()).item() < 1e-4
+
+
 def test_gradient_reaches_the_model_through_straight_through_outputs():
     model = NoiseRNN(12, 4, 3, seed=0)
     generator = torch.Generator().manual_seed(0)

@@ -83,13 +83,27 @@ def _softmin(eps: float, counts: np.ndarray, h: np.ndarray, length: int) -> tupl
     return -eps * lse, lse
 
 
-def _self_transport(counts: np.ndarray, schedule: list[float], length: int) -> np.ndarray:
-    """Potential of the symmetric problem OT_ε(μ, μ) after GeomLoss's averaged updates."""
+def _self_term(counts: np.ndarray, schedule: list[float], length: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The symmetric problem OT_ε(μ, μ): GeomLoss's averaged updates over the schedule, then the last
+    extrapolation at ε = blur². Returns its potential (n,), and the log-weights h (n,) and row LSEs
+    (n,) of that extrapolation, from which ``_plan_rows`` forms the soft-max weights."""
     log_weight = np.log(1.0 / counts.shape[0])
     potential = _softmin(schedule[0], counts, np.full(counts.shape[0], log_weight), length)[0]
     for eps in schedule:
         potential = 0.5 * (potential + _softmin(eps, counts, log_weight + potential / eps, length)[0])
-    return potential
+    h = log_weight + potential / schedule[-1]
+    term, lse = _softmin(schedule[-1], counts, h, length)
+    return term, h, lse
+
+
+def _side_gradient(log_kernel: np.ndarray, self_problem: tuple, own: torch.Tensor, cross_problem: tuple,
+                   other: torch.Tensor) -> torch.Tensor:
+    """∂S/∂(own side) = (Q own − P other) / n_own, (n_own, T K): Q and P the soft-max weights of the last
+    extrapolation of the own–own and own–other problems, each given as (counts, h, row LSE)."""
+    plan_self = torch.from_numpy(_plan_rows(self_problem[0], log_kernel, *self_problem[1:]))
+    plan_cross = torch.from_numpy(_plan_rows(cross_problem[0], log_kernel, *cross_problem[1:]))
+    return (plan_self @ own - plan_cross @ other) / len(own)
 
 
 class OneHotSinkhornDivergence:
@@ -105,7 +119,10 @@ class OneHotSinkhornDivergence:
         batches every epoch); off where the "targets" are fresh samples every call.
 
     Call with ``x``: (B, T K) model outputs whose values are one-hot (straight-through samples) and
-    ``y``: (B', T K) one-hot targets. Returns a scalar tensor; its gradient flows to ``x`` only.
+    ``y``: (B', T K) one-hot targets. Returns a scalar tensor whose gradient flows to each argument
+    that requires one: S is symmetric, so ∂S/∂y_j = b_j (Σ_k Q'_jk y_k − Σ_i P'_ji x_i) with P', Q'
+    the last extrapolation's soft-max weights of the y–x and y–y problems (two model batches compared
+    with each other, e.g. the split estimator's halves).
     """
 
     def __init__(self, n_outputs: int, blur: float = 0.2, scaling: float = 0.5, cache_targets: bool = True) -> None:
@@ -120,11 +137,7 @@ class OneHotSinkhornDivergence:
         key = (y.data_ptr(), tuple(y.shape), tuple(y.stride()), y._version, tuple(schedule))
         if key in self._target_cache:
             return self._target_cache[key]
-        length = y_symbols.shape[1]
-        counts = mismatch_counts(y_symbols, y_symbols, self.n_outputs)
-        potential = _self_transport(counts, schedule, length)
-        h = np.log(1.0 / counts.shape[0]) + potential / schedule[-1]
-        term = _softmin(schedule[-1], counts, h, length)[0]
+        term = _self_term(mismatch_counts(y_symbols, y_symbols, self.n_outputs), schedule, y_symbols.shape[1])[0]
         if self.cache_targets:
             if len(self._target_cache) >= 64:  # training uses a few entries per target batch
                 self._target_cache.pop(next(iter(self._target_cache)))
@@ -136,10 +149,15 @@ class OneHotSinkhornDivergence:
         x_symbols, y_symbols = self._symbols(x), self._symbols(y)
         length = x_symbols.shape[1]
         schedule = _epsilon_schedule(_diameter(x_symbols, y_symbols, self.n_outputs), self.blur, self.scaling)
-        g_bb = self._target_term(y, y_symbols, schedule)
+        grads = torch.is_grad_enabled() and x.requires_grad, torch.is_grad_enabled() and y.requires_grad
         counts_xy = mismatch_counts(x_symbols, y_symbols, self.n_outputs)
         counts_yx = np.ascontiguousarray(counts_xy.T)
         counts_xx = mismatch_counts(x_symbols, x_symbols, self.n_outputs)
+        if grads[1]:  # a model batch on the y side: its y–y problem changes with every call
+            counts_yy = mismatch_counts(y_symbols, y_symbols, self.n_outputs)
+            g_bb, h_yy, lse_yy = _self_term(counts_yy, schedule, length)
+        else:
+            g_bb = self._target_term(y, y_symbols, schedule)
         n, m = counts_xy.shape
         a_log, b_log = np.log(1.0 / n), np.log(1.0 / m)
 
@@ -150,36 +168,25 @@ class OneHotSinkhornDivergence:
             ft_ba = _softmin(eps, counts_xy, b_log + g_ab / eps, length)[0]
             gt_ab = _softmin(eps, counts_yx, a_log + f_ba / eps, length)[0]
             f_ba, g_ab = 0.5 * (f_ba + ft_ba), 0.5 * (g_ab + gt_ab)
-        f_aa = _self_transport(counts_xx, schedule, length)  # independent of the x-y updates
+        f_aa, h_xx, lse_xx = _self_term(counts_xx, schedule, length)  # independent of the x-y updates
         eps = schedule[-1]
-        h_xy, h_yx, h_xx = b_log + g_ab / eps, a_log + f_ba / eps, a_log + f_aa / eps
+        h_xy, h_yx = b_log + g_ab / eps, a_log + f_ba / eps
         f_ba, lse_xy = _softmin(eps, counts_xy, h_xy, length)
-        g_ab = _softmin(eps, counts_yx, h_yx, length)[0]
-        f_aa, lse_xx = _softmin(eps, counts_xx, h_xx, length)
+        g_ab, lse_yx = _softmin(eps, counts_yx, h_yx, length)
         value = torch.as_tensor((f_ba - f_aa).mean() + (g_ab - g_bb).mean(), dtype=x.dtype, device=x.device)
-        if not (torch.is_grad_enabled() and x.requires_grad):
+        if not any(grads):
             return value
         log_kernel = -np.arange(length + 1) / eps
-        plan_xy = torch.from_numpy(_plan_rows(counts_xy, log_kernel, h_xy, lse_xy))
-        plan_xx = torch.from_numpy(_plan_rows(counts_xx, log_kernel, h_xx, lse_xx))
         x_hard = torch.nn.functional.one_hot(torch.from_numpy(x_symbols), self.n_outputs).reshape(n, -1).float()
         y_hard = torch.nn.functional.one_hot(torch.from_numpy(y_symbols), self.n_outputs).reshape(m, -1).float()
-        grad = ((plan_xx @ x_hard - plan_xy @ y_hard) / n).to(device=x.device, dtype=x.dtype)
-        return _WithGradient.apply(x, value, grad)
 
-
-class _WithGradient(torch.autograd.Function):
-    """Returns a precomputed value whose gradient with respect to ``x`` is a precomputed tensor."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(grad)
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None
+        grad_x = grad_y = None
+        if grads[0]:
+            grad_x = _side_gradient(log_kernel, (counts_xx, h_xx, lse_xx), x_hard, (counts_xy, h_xy, lse_xy), y_hard)
+        if grads[1]:
+            grad_y = _side_gradient(log_kernel, (counts_yy, h_yy, lse_yy), y_hard, (counts_yx, h_yx, lse_yx), x_hard)
+        return _WithGradient.apply(x, y, value, *(None if g is None else g.to(device=x.device, dtype=x.dtype)
+                                                  for g in (grad_x, grad_y)))
 
 
 class SplitBatchDivergence:
@@ -199,9 +206,7 @@ class SplitBatchDivergence:
     divergence between two independent halves of the model's own batch, rewards diversity by exactly
     the amount the first term's bias penalises it in the limit ε → ∞, where S is an MMD and L its
     unbiased estimate; at ε = 0.04 its value was measured (BENCHMARKS.md, "Session 11"). The gradient
-    of S(x₁, x₂) reaches both halves: S(x₁, x₂ held fixed) gives ∂₁S, S(x₂, x₁ held fixed) gives
-    ∂₂S (S is symmetric), and the second one's value is subtracted again, so the term is ½ S(x₁, x₂)
-    with gradient ½ (∂₁S + ∂₂S).
+    of S(x₁, x₂) reaches both halves (one solve gives both sides' gradients).
 
     Parameters
     ----------
@@ -220,9 +225,7 @@ class SplitBatchDivergence:
             return self.divergence(x, y)
         x1, x2, y1, y2 = x[0::2], x[1::2], y[0::2], y[1::2]
         cross = 0.5 * (self.divergence(x1, y1) + self.divergence(x2, y2))
-        forward, backward = self.between_samples(x1, x2.detach()), self.between_samples(x2, x1.detach())
-        within = 0.5 * (forward + backward - backward.detach())  # value ½ S(x₁, x₂), gradient ½ (∂₁S + ∂₂S)
-        return cross - within - 0.5 * self._target_term(y1, y2)
+        return cross - 0.5 * self.between_samples(x1, x2) - 0.5 * self._target_term(y1, y2)
 
     def _target_term(self, y1: torch.Tensor, y2: torch.Tensor) -> float:
         """S(y₁, y₂), a constant of each target batch: computed once per batch."""
@@ -233,3 +236,20 @@ class SplitBatchDivergence:
             with torch.no_grad():
                 self._target_terms[key] = float(self.divergence(y1, y2))
         return self._target_terms[key]
+
+
+class _WithGradient(torch.autograd.Function):
+    """Returns a precomputed value whose gradients with respect to ``x`` and ``y`` are precomputed
+    tensors (None: that argument gets none)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, y: torch.Tensor, value: torch.Tensor, grad_x: torch.Tensor | None,
+                grad_y: torch.Tensor | None) -> torch.Tensor:
+        ctx.grads = grad_x, grad_y
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        grad_x, grad_y = ctx.grads
+        return (None if grad_x is None else grad_output * grad_x,
+                None if grad_y is None else grad_output * grad_y, None, None, None)
