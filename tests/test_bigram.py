@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hmmrnn import preset
-from hmmrnn._bigram import BigramPenalty, bigram_frequencies, lagged_pair_frequencies
+from hmmrnn._bigram import BigramPenalty, HMMWindows, bigram_frequencies, lagged_pair_frequencies
 from hmmrnn._sinkhorn import OneHotSinkhornDivergence
 from hmmrnn.rnn import gumbel_emit
 
@@ -73,7 +73,8 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
     def divergence(x, y):
         return (x - y).abs().sum()
 
-    penalty = BigramPenalty(targets, 3, weight=100.0)
+    hmm = preset("linear3").hmm
+    penalty = BigramPenalty(HMMWindows(hmm, 5), 3, weight=100.0)  # the HMM's exact statistics, not the targets'
     base = divergence(outputs.flatten(1), targets)
     none = torch.zeros(30, dtype=torch.bool)
     for where, expected in (("samples", penalty(outputs)), ("probabilities", penalty(torch.softmax(logits, -1)))):
@@ -83,7 +84,8 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
         assert value.item() == pytest.approx((base + expected).item(), rel=1e-6)
     paper = make_config("linear3", recipe="paper")
     assert _objective(divergence, targets, paper)(outputs, logits, targets, none) == base
-    # fresh and carried windows are two populations, each against its own targets
+    # fresh and carried windows are two populations, each against its own targets and HMM (the carried
+    # windows': the stationary HMM)
     config = make_config("linear3", seq_len=5, bigram_weight=100.0, bigram_on="samples", carry_states=True,
                          fresh_fraction=0.5)
     fresh = torch.arange(30) % 2 == 1
@@ -93,8 +95,8 @@ def test_objective_penalises_samples_or_probabilities_as_configured():
     t = config.train
     assert (t.transient_steps, t.transient_weight, t.pair_lags, t.transition_weight) == (10, 0.0, 8, 1000.0)
     parts = [divergence(outputs[m].flatten(1), targets[m])
-             + BigramPenalty(targets[m], 3, 100.0, positions=k, lags=8, conditional_weight=1000.0)(outputs[m])
-             for m, k in ((fresh, 10), (~fresh, 0))]
+             + BigramPenalty(HMMWindows(source, 5), 3, 100.0, positions=k, lags=8, conditional_weight=1000.0)(outputs[m])
+             for m, k, source in ((fresh, 10, hmm), (~fresh, 0, hmm.stationary()))]
     assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-6)
 
 
@@ -196,3 +198,43 @@ def test_lags_beyond_the_window_are_left_out():
 
     target = F.one_hot(torch.tensor([[0, 1, 2, 0]]), 3).float().flatten(1)
     assert list(BigramPenalty(target, 3, 1.0, lags=8).lags) == [2, 3]
+
+
+def test_exact_hmm_window_statistics_equal_brute_force_enumeration():
+    """Every window of 6 symbols weighted by its probability (forward algorithm), from a start that is
+    not stationary: the expected pooled n-grams, lagged pairs and per-position pairs equal
+    ``HMMWindows``' closed forms, and a penalty built on them is zero on that expectation."""
+    import itertools
+
+    from hmmrnn._bigram import ngram_frequencies
+    from hmmrnn.hmm import HMM
+
+    base = HMM.linear_chain(3)
+    hmm = HMM(base.transition, base.emission, np.array([0.7, 0.2, 0.1]))
+    length = 6
+    words = np.array(list(itertools.product(range(3), repeat=length)))  # (3^6, 6)
+    weights = torch.from_numpy(np.exp(hmm.log_likelihood(words)))  # sums to 1
+    onehot = _onehot(words).double()
+
+    def expected(statistic):
+        per_window = torch.stack([statistic(onehot[i:i + 1]) for i in range(len(words))])
+        return torch.einsum("w,w...->...", weights, per_window)
+
+    exact = HMMWindows(hmm, length)
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-12)
+    for order in (1, 2, 3, 4):
+        np.testing.assert_allclose(exact.ngram(order).numpy(), expected(lambda x: ngram_frequencies(x, order)).numpy(),
+                                   atol=1e-12)
+    for lag in (2, 3, 5):
+        np.testing.assert_allclose(exact.lagged(lag).numpy(), expected(lambda x: lagged_pair_frequencies(x, lag)).numpy(),
+                                   atol=1e-12)
+    for t in range(length - 1):
+        np.testing.assert_allclose(exact.position(t).numpy(), expected(lambda x: bigram_frequencies(x[:, t:t + 2])).numpy(),
+                                   atol=1e-12)
+    with pytest.raises(ValueError, match="word length"):
+        exact.ngram(length + 1)
+    # the stationary version's pooled pairs are the HMM's own stationary statistics
+    stationary = HMMWindows(hmm.stationary(), 30)
+    pairs = stationary.ngram(2).numpy().reshape(3, 3)
+    assert 1 - np.trace(pairs) == pytest.approx(hmm.change_probability(), abs=1e-12)
+    np.testing.assert_allclose(pairs / pairs.sum(1, keepdims=True), hmm.output_transition_matrix(), atol=1e-12)

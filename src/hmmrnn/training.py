@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .config import RunConfig, make_config
 from .errors import ConfigError, Interrupted, RunDirError, TrainingDivergedError
-from ._bigram import BigramPenalty
+from ._bigram import BigramPenalty, HMMWindows
 from ._calibration import CalibrationPenalty
 from ._emission import EmissionRowPenalty
 from ._likelihood import LikelihoodPenalty
@@ -356,8 +356,9 @@ def _targets(config: RunConfig, device: torch.device) -> tuple[torch.Tensor, tor
 def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> Objective:
     """The training objective on one target set, as f(outputs, logits, target, fresh) with outputs and
     logits (B, T, K), target (B, T K) and fresh (B,) the batch's fresh slots: the divergence of the
-    flattened outputs, plus the bigram penalty against the target set's pooled bigram frequencies
-    when ``bigram_weight`` > 0 (``hmmrnn._bigram``; for windows from h_0 also per position over
+    flattened outputs, plus the bigram penalty against the pooled bigram frequencies of the HMM's
+    windows (computed exactly, ``HMMWindows``) when ``bigram_weight`` > 0 (``hmmrnn._bigram``; for
+    windows from h_0 also per position over
     the first ``transient_steps`` steps), on the straight-through samples or on
     softmax(logits) (``bigram_on``), plus the log-likelihood penalty when ``likelihood_weight`` > 0
     (``hmmrnn._likelihood``, on the samples), plus the calibration penalty when ``calibration_weight``
@@ -376,7 +377,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     def single(rows: torch.Tensor, hmm: HMM, from_h0: bool):
         terms = []
         if t.bigram_weight > 0 or t.transition_weight > 0:
-            bigram = BigramPenalty(targets[rows], config.hmm.n_outputs, t.bigram_weight, t.ngram_order,
+            windows = HMMWindows(hmm, targets.shape[1] // config.hmm.n_outputs)  # exact, not counted on targets
+            bigram = BigramPenalty(windows, config.hmm.n_outputs, t.bigram_weight, t.ngram_order,
                                    positions=t.transient_steps if from_h0 else 0, lags=t.pair_lags,
                                    conditional_weight=t.transition_weight,
                                    position_weight=t.transient_weight or None)
