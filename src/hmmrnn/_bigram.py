@@ -9,7 +9,7 @@ so the paper's loss is minimised by suppressing the symbol, and trained models e
 instead of 1 % (log-likelihood gap ≈ −0.03 nats per step; the verdict rejects them).
 
 Symbol and bigram frequencies pooled over batch and time have no such bias. With
-q_ab the fraction of consecutive pairs (a, b) in the model's batch and p_ab in the target set,
+q_ab the fraction of consecutive pairs (a, b) in the model's batch and p_ab the HMM's (``HMMWindows``),
 
     penalty(q, p) = λ Σ_ab (q_ab − p_ab)² / (q_ab + p_ab)
 
