@@ -137,8 +137,8 @@ class HMMWindows:
 
 
 class BigramPenalty:
-    """λ Σ_{n=2..order} Σ_w (q_w − p_w)² / (q_w + p_w) against the n-gram frequencies p of a target
-    set (``order`` = 2: bigrams only, the default recipe's penalty), plus, with ``positions`` P > 0,
+    """λ Σ_{n=2..order} Σ_w (q_w − p_w)² / (q_w + p_w) against the n-gram frequencies p of a reference
+    (``order`` = 2: bigrams only, the default recipe's penalty), plus, with ``positions`` P > 0,
     λ_p Σ_{t<P} Σ_ab (q_t,ab − p_t,ab)² / (q_t,ab + p_t,ab) (λ_p = λ / P unless given) on the bigrams
     at each of the first P steps (pairs (o_t, o_{t+1}) not pooled over time): the transient after
     h_0 = 0, which pooled frequencies dilute by the window length (measured on ``linear2``,
