@@ -203,7 +203,8 @@ def test_lags_beyond_the_window_are_left_out():
 def test_exact_hmm_window_statistics_equal_brute_force_enumeration():
     """Every window of 6 symbols weighted by its probability (forward algorithm), from a start that is
     not stationary: the expected pooled n-grams, lagged pairs and per-position pairs equal
-    ``HMMWindows``' closed forms, and a penalty built on them is zero on that expectation."""
+    ``HMMWindows``' closed forms; for a stationary start the pooled pairs are the HMM's stationary
+    change probability and output transition matrix."""
     import itertools
 
     from hmmrnn._bigram import ngram_frequencies

@@ -136,6 +136,22 @@ class HMMWindows:
         return torch.from_numpy((self.marginals[t][:, None] * self.emission).T @ self.transition @ self.emission)
 
 
+class _CountedWindows:
+    """``HMMWindows``' statistics counted on one-hot windows (B, T, K) instead: the same methods."""
+
+    def __init__(self, onehot: torch.Tensor) -> None:
+        self.onehot, self.length = onehot, onehot.shape[1]
+
+    def ngram(self, order: int) -> torch.Tensor:
+        return ngram_frequencies(self.onehot, order)
+
+    def lagged(self, lag: int) -> torch.Tensor:
+        return lagged_pair_frequencies(self.onehot, lag)
+
+    def position(self, t: int) -> torch.Tensor:
+        return bigram_frequencies(self.onehot[:, t: t + 2])
+
+
 class BigramPenalty:
     """λ Σ_{n=2..order} Σ_w (q_w − p_w)² / (q_w + p_w) against the n-gram frequencies p of a reference
     (``order`` = 2: bigrams only, the default recipe's penalty), plus, with ``positions`` P > 0,
@@ -170,28 +186,15 @@ class BigramPenalty:
         self.weight = weight
         self.conditional_weight = conditional_weight
         self.orders = range(2, order + 1)
-        if isinstance(reference, HMMWindows):
-            length, ngram, lagged, position = reference.length, reference.ngram, reference.lagged, reference.position
-        else:
-            onehot = reference.reshape(reference.shape[0], -1, n_outputs)
-            length = onehot.shape[1]
-
-            def ngram(n):
-                return ngram_frequencies(onehot, n)
-
-            def lagged(k):
-                return lagged_pair_frequencies(onehot, k)
-
-            def position(t):
-                return bigram_frequencies(onehot[:, t: t + 2])
-
-        self.targets = [ngram(n) for n in self.orders]
-        self.positions = [position(t) for t in range(min(positions, length - 1))]
+        if not isinstance(reference, HMMWindows):
+            reference = _CountedWindows(reference.reshape(reference.shape[0], -1, n_outputs))
+        self.targets = [reference.ngram(n) for n in self.orders]
+        self.positions = [reference.position(t) for t in range(min(positions, reference.length - 1))]
         self.position_weight = (position_weight if position_weight is not None else
                                 weight / max(len(self.positions), 1))
-        self.lags = range(2, min(lags, length - 1) + 1)  # at most T − 1 steps apart
-        self.lagged = [lagged(k) for k in self.lags]
-        self.conditional = _conditional(ngram(2).reshape(n_outputs, n_outputs))
+        self.lags = range(2, min(lags, reference.length - 1) + 1)  # at most T − 1 steps apart
+        self.lagged = [reference.lagged(k) for k in self.lags]
+        self.conditional = _conditional(reference.ngram(2).reshape(n_outputs, n_outputs))
 
     def __call__(self, outputs: torch.Tensor) -> torch.Tensor:
         """Penalty of a batch of flattened model outputs (B, T K); a scalar tensor."""
