@@ -2,6 +2,7 @@
 
     python benchmarks/time_to_emulation.py --presets linear2,linear3 [--recipe fast] [--max-minutes 20]
         [--seed 0] [--threads 2] [--device cpu] [--out benchmarks/runs]
+    python benchmarks/time_to_emulation.py --recheck RUN [--threads 2]
 
 Trains each preset with the recipe (default ``fast``: verdict every 10 epochs, early stop; with
 ``--recipe paper`` the verdict every 10 epochs and early stopping are switched on as well), stopping
@@ -9,7 +10,8 @@ at the first periodic verdict that says "emulates: yes" or at ``--max-minutes`` 
 (SIGALRM; SIGTERM from ``timeout`` is handled the same way). Then re-checks the stored model with
 :func:`hmmrnn.evaluate` (every horizon, default thresholds, no EM re-fit) at N = 5000 for seeds 0-4,
 at N = 2000, and with training windows of 100 and 300 steps. Prints one JSON line
-per preset and appends it to ``<out>/time_to_emulation.jsonl``. Peak memory is the process's max
+per preset and appends it to ``<out>/time_to_emulation.jsonl``. With ``--recheck RUN`` it trains
+nothing and prints the re-checks of a finished run folder, one JSON line each. Peak memory is the process's max
 RSS so far (run one preset per process for its own figure).
 """
 
@@ -49,8 +51,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra training setting, e.g. --set lr_half_life=100 or --set bigram_on=probabilities")
     parser.add_argument("--tag", default="", help="suffix of the run folder names")
+    parser.add_argument("--recheck", default=None, metavar="RUN",
+                        help="train nothing: only the re-checks of this finished run folder (its model.safetensors)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.recheck:
+        for check in _final_checks(hmmrnn.load_run(args.recheck)):
+            print(json.dumps(check), flush=True)
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {key: _number_or_text(value) for key, value in (item.split("=", 1) for item in args.set)}
@@ -85,21 +93,25 @@ def main() -> None:
             record["last_verdict"] = {k: last.get(k) for k in ("epoch", "emulates", "transition_max_abs_diff", "loglik_gap",
                                                                "matched_distance", "growth", "long_loglik_gap")}
         if first is not None:
-            run = hmmrnn.load_run(run_dir)
-            record["final_checks"] = []
-            # the issue's "done when": yes at N = 5000 for seeds 0-4, at N = 2000, and at T = 100 and 300
-            for n, seed_, seq_len in [(5000, 0, None), (5000, 1, None), (5000, 2, None), (5000, 3, None),
-                                      (5000, 4, None), (2000, 0, None), (5000, 0, 100), (5000, 0, 300)]:
-                final = hmmrnn.evaluate(run, n=n, seed=seed_, seq_len=seq_len, refit=False, save=False,
-                                        figures=False)
-                record["final_checks"].append({
-                    "n": n, "seed": seed_, "seq_len": seq_len or run.config.train.seq_len, "verdict": final.verdict,
-                    "not_passed": [f"{c.window}: {c.name} {c.value:.4f} (allowed {c.limit:.4f})"
-                                   for c in final.checks if c.status != "pass"],
-                    "loglik_gaps": {w.name: round(w.metrics["log_likelihood"]["gap"], 4) for w in final.windows}})
+            record["final_checks"] = _final_checks(hmmrnn.load_run(run_dir))
         print(json.dumps(record), flush=True)
         with open(out / "time_to_emulation.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _final_checks(run: hmmrnn.Run) -> list[dict]:
+    """The issue's "done when": the verdict at N = 5000 for seeds 0-4, at N = 2000, and with training
+    windows of 100 and 300 steps (no EM re-fit), each with the checks it did not pass."""
+    checks = []
+    for n, seed, seq_len in [(5000, 0, None), (5000, 1, None), (5000, 2, None), (5000, 3, None),
+                             (5000, 4, None), (2000, 0, None), (5000, 0, 100), (5000, 0, 300)]:
+        final = hmmrnn.evaluate(run, n=n, seed=seed, seq_len=seq_len, refit=False, save=False, figures=False)
+        checks.append({
+            "n": n, "seed": seed, "seq_len": seq_len or run.config.train.seq_len, "verdict": final.verdict,
+            "not_passed": [f"{c.window}: {c.name} {c.value:.4f} (allowed {c.limit:.4f})"
+                           for c in final.checks if c.status != "pass"],
+            "loglik_gaps": {w.name: round(w.metrics["log_likelihood"]["gap"], 4) for w in final.windows}})
+    return checks
 
 
 def _number_or_text(value: str) -> int | float | str:
