@@ -415,3 +415,39 @@ def test_init_weights_starts_from_another_runs_weights(tmp_path):
     missing = hmmrnn.make_config("linear2", init_weights=str(tmp_path / "nowhere.safetensors"))
     with pytest.raises(RunDirError, match="--init-weights: no such file"):
         _TrainingState.fresh(missing, torch.device("cpu"))
+
+
+def test_a_second_stage_changes_the_objective_from_its_epoch_and_resumes_exactly(tmp_path):
+    """Staged training: epochs up to refine_from train as the unstaged run does (same losses); from
+    the next epoch the stage's settings apply (here the emission-row penalty and the split estimate,
+    at the stage's own learning rate) without restarting Adam or the carried states; a run stopped
+    inside the second stage and resumed equals an uninterrupted one."""
+    kwargs = dict(seed=2, progress=False, checkpoint_every=1, carry_states=True, reset_fraction=0.5,
+                  fresh_fraction=0.25, val_every=1, **TINY)
+    stage2 = "divergence_estimator=split,emission_weight=50,lr=0.002"
+    plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=4, **kwargs)
+    staged = hmmrnn.train("linear2", out=tmp_path / "staged", epochs=4, refine_from=2, refine=stage2, **kwargs)
+    assert [row["train_loss"] for row in staged.history[:2]] == [row["train_loss"] for row in plain.history[:2]]
+    assert [row["lr"] for row in staged.history] == [0.01, 0.01, 0.002, 0.002]
+    # the emission penalty (≥ 0, large on an untrained readout) raises the loss the plain run sees
+    assert staged.history[2]["train_loss"] > plain.history[2]["train_loss"] + 1
+    # the best validation loss is compared within the second stage
+    assert staged.status["best_epoch"] > 2
+    part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=3, refine_from=2, refine=stage2, **kwargs)
+    resumed = hmmrnn.resume(part.path, epochs=4, progress=False, evaluate=False)
+    _assert_same_weights(_weights(staged.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
+    assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in staged.history]
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(refine_from=5), "needs both refine_from > 0 and refine settings"),
+    (dict(refine="lr=1e-4"), "needs both refine_from > 0 and refine settings"),
+    (dict(refine_from=5, refine="seq_len=10"), "'seq_len' cannot change in a second stage"),
+    (dict(refine_from=5, refine="lr"), "expected KEY=VALUE, got 'lr'"),
+    (dict(refine_from=5, refine="lr=fast"), "lr must be float, got 'fast'"),
+    (dict(refine_from=5, refine="lr=-1"), "refine: learning rate must be > 0"),
+    (dict(refine_from=5, refine="divergence_estimator=exact"), "refine: divergence_estimator must be one of"),
+])
+def test_bad_stage_settings_are_refused_with_one_line(settings, message):
+    with pytest.raises(hmmrnn.ConfigError, match=message):
+        hmmrnn.make_config("linear3", **settings)

@@ -38,6 +38,12 @@ def _require(condition: bool, message: str) -> None:
 #: How the Sinkhorn divergence of a batch is estimated (``hmmrnn._sinkhorn.SplitBatchDivergence``).
 DIVERGENCE_ESTIMATORS = ("batch", "split")
 
+#: The settings a second training stage may change (``TrainConfig.refine``): those of the objective
+#: and the optimiser. The data, the slots and the verdict stay as the run built them.
+REFINABLE = ("lr", "lr_half_life", "grad_clip", "blur", "divergence_estimator", "bigram_weight", "bigram_on",
+             "ngram_order", "transient_steps", "transient_weight", "pair_lags", "transition_weight",
+             "likelihood_weight", "calibration_weight", "emission_weight", "growth_weight", "tau")
+
 #: Where a chain starts (``NoiseRNN``'s ``initial_state``, whose type lists the same names).
 INITIAL_STATES = ("zero", "random", "learned", "stationary")
 
@@ -115,6 +121,12 @@ class TrainConfig:
     zero in expectation for a stationary network, positive where chains run away. Truncated
     backpropagation through one window cannot otherwise see a growth that compounds over many
     (docs/method.md, "Stationary training").
+
+    Staged training: with ``refine_from`` E > 0, epochs E + 1, E + 2, ... train with the settings of
+    ``refine`` (objective and optimiser settings, ``REFINABLE``) in place of these: the network,
+    Adam's moments, the carried states and the data go on; the learning rate restarts at the stage's
+    ``lr`` (``learning_rate``), and the best validation loss is compared within the stage
+    (docs/method.md §3.4).
     """
 
     seq_len: int = _setting(30, "Sequence length T of the training windows.")
@@ -174,6 +186,11 @@ class TrainConfig:
                                      "random each epoch.")
     fresh_fraction: float = _setting(0.0, "With --carry-states: share of the slots fresh from h0 every epoch, "
                                      "matched as their own population against HMM windows from its start.")
+    refine_from: int = _setting(0, "Staged training: from the epoch after this one on (0 = never), train with the "
+                                "--refine settings; the learning rate restarts at the stage's --lr.")
+    refine: str = _setting("", "Staged training: the second stage's settings as KEY=VALUE pairs separated by commas, "
+                           "e.g. 'divergence_estimator=split,emission_weight=1000' (objective and optimiser "
+                           "settings only: " + ", ".join(REFINABLE) + ").")
     seed: int = _setting(0, "Seed of data, initialisation and noise.", cli=False)
     device: str = _setting("cpu", "cpu or cuda (cuda:N).")
     recipe: str = _setting("paper", "The recipe these settings started from.", cli=False)
@@ -227,10 +244,43 @@ class TrainConfig:
         _require(0 < self.reset_fraction <= 1, f"reset_fraction must lie in (0, 1], got {self.reset_fraction}")
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
+        _require(self.refine_from >= 0, f"refine_from must be >= 0, got {self.refine_from}")
+        _require(bool(self.refine_from) == bool(self.refine), "staged training needs both refine_from > 0 and "
+                 f"refine settings, got refine_from={self.refine_from} and refine={self.refine!r}")
+        if self.refine:
+            try:
+                self.stage(self.refine_from + 1)  # the second stage's settings must be valid too
+            except ConfigError as exc:
+                raise ConfigError(f"refine: {exc}") from None
+
+    def refine_settings(self) -> dict[str, Any]:
+        """The second stage's settings, parsed from ``refine`` ("KEY=VALUE,KEY=VALUE") by field type."""
+        types = {f.name: str(f.type) for f in fields(self)}
+        settings: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in self.refine.split(","))):
+            key, sep, text = (s.strip() for s in item.partition("="))
+            _require(bool(sep) and bool(text), f"refine: expected KEY=VALUE, got {item!r}")
+            _require(key in REFINABLE, f"refine: {key!r} cannot change in a second stage; allowed: "
+                     f"{', '.join(REFINABLE)}")
+            try:
+                settings[key] = {"int": int, "float": float, "str": str}[types[key]](text)
+            except ValueError:
+                raise ConfigError(f"refine: {key} must be {types[key]}, got {text!r}") from None
+        return settings
+
+    def stage(self, epoch: int) -> "TrainConfig":
+        """The settings that train epoch ``epoch`` (1-based): these, or after ``refine_from`` the
+        second stage's (without a further stage)."""
+        if not self.refine_from or epoch <= self.refine_from:
+            return self
+        return replace(self, refine_from=0, refine="", **self.refine_settings())
 
     def learning_rate(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (1-based): lr · 2^(−(epoch − 1) / lr_half_life),
-        or the constant ``lr`` when ``lr_half_life`` is 0."""
+        or the constant ``lr`` when ``lr_half_life`` is 0; in a second stage (``refine_from`` = E),
+        the same with the stage's settings and epoch − E."""
+        if self.refine_from and epoch > self.refine_from:
+            return self.stage(epoch).learning_rate(epoch - self.refine_from)
         if self.lr_half_life == 0:
             return self.lr
         return self.lr * 2.0 ** (-(epoch - 1) / self.lr_half_life)

@@ -36,7 +36,7 @@ import torch
 from geomloss import SamplesLoss
 from tqdm.auto import tqdm
 
-from .config import RunConfig, make_config
+from .config import RunConfig, TrainConfig, make_config
 from .errors import ConfigError, Interrupted, RunDirError, TrainingDivergedError
 from ._bigram import BigramPenalty, HMMWindows
 from ._calibration import CalibrationPenalty
@@ -59,6 +59,15 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MAX_CARRIED_NORM = 1e6
 #: f(outputs (B, T, K), logits (B, T, K), target (B, T K), fresh (B,) bool) -> scalar loss
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _divergence(t: TrainConfig, n_outputs: int, device: torch.device) -> LossFn:
+    """The batch divergence of ``t``: the Sinkhorn divergence, or its split estimate."""
+    divergence = sinkhorn_divergence(t.blur, n_outputs, device)
+    if t.divergence_estimator == "split":
+        divergence = SplitBatchDivergence(divergence, sinkhorn_divergence(t.blur, n_outputs, device,
+                                                                          cache_targets=False))
+    return divergence
 
 
 def sinkhorn_divergence(blur: float = 0.2, n_outputs: int = 3, device: torch.device | str = "cpu",
@@ -551,12 +560,18 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
     t = config.train
     device = next(state.model.parameters()).device
     train_targets, val_targets = _targets(config, device)
-    divergence = sinkhorn_divergence(t.blur, config.hmm.n_outputs, device)
-    if t.divergence_estimator == "split":
-        divergence = SplitBatchDivergence(divergence, sinkhorn_divergence(t.blur, config.hmm.n_outputs, device,
-                                                                          cache_targets=False))
-    train_loss_fn = _objective(divergence, train_targets, config)
-    val_loss_fn = _objective(divergence, val_targets, config)
+    stages: dict[int, tuple[RunConfig, Objective, Objective]] = {}
+
+    def stage(epoch: int) -> tuple[RunConfig, Objective, Objective]:
+        """The run config of the stage that trains ``epoch`` and its training and validation objectives."""
+        number = 2 if t.refine_from and epoch > t.refine_from else 1
+        if number not in stages:
+            staged = replace(config, train=t.stage(epoch))
+            divergence = _divergence(staged.train, config.hmm.n_outputs, device)
+            stages[number] = (staged, _objective(divergence, train_targets, staged),
+                              _objective(divergence, val_targets, staged))
+        return stages[number]
+
     if t.carry_states and not state.pools:
         state.pools = {name: state.model.initial_hidden(len(targets), state.generator).detach()
                        for name, targets in (("train", train_targets), ("val", val_targets))}
@@ -568,12 +583,15 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
             started = time.perf_counter()
             for group in state.optimizer.param_groups:
                 group["lr"] = t.learning_rate(epoch)
+            staged, train_loss_fn, val_loss_fn = stage(epoch)
+            if t.refine_from and epoch > t.refine_from >= state.best_epoch:
+                state.best_val = float("inf")  # the second stage's loss is another objective
             try:
-                train_loss = _epoch_loss(state.model, train_targets, config, state.generator, train_loss_fn,
+                train_loss = _epoch_loss(state.model, train_targets, staged, state.generator, train_loss_fn,
                                          state.optimizer, state.pools.get("train"))
                 val_loss = None
                 if epoch % t.val_every == 0 or epoch == t.epochs:
-                    val_loss = _epoch_loss(state.model, val_targets, config, state.generator, val_loss_fn, None,
+                    val_loss = _epoch_loss(state.model, val_targets, staged, state.generator, val_loss_fn, None,
                                            state.pools.get("val"))
             except _NonFinite as exc:
                 message = (f"training diverged at epoch {epoch}: {exc}; last finite weights saved to "
