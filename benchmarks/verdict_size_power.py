@@ -2,7 +2,7 @@
 whose stay probabilities are shifted.
 
     python benchmarks/verdict_size_power.py [--presets linear2,...] [--reps 20] [--out benchmarks/runs/verdict]
-        [--full-reps 5]
+        [--full-reps 5] [--parts compare,judge,distance] [--distance-reps 5]
 
 Part 1 (``compare``, one window): for each preset, T in {30, 100}, N in {2000, 5000} and shift in
 {0, ±0.02, ±0.05, ±0.1}, ``--reps`` candidate sets are drawn from the shifted HMM and judged against
@@ -14,6 +14,10 @@ a stay probability outside [0, 1] are skipped (n/a).
 Part 2 (``judge``, every horizon): the full verdict (training window, long run, stationary windows of
 T, 100, 300) on :class:`~hmmrnn.evaluation.HMMCandidate` for the true HMM at N = 2000 and the ±0.05
 shifts at N = 5000, ``--full-reps`` replicates each, without the matched distance.
+
+Part 3 (``--parts distance``, the matched distance alone): ``compare`` with the matched distance
+on candidates from the true HMM and the ±0.05 shifts, T in {30, 100}, N in {2000, 5000}; the rates
+record the status of the matched-distance check (pass / fail / undecided), not the verdict.
 
 Results are appended to ``<out>/size_power.jsonl`` (one line per cell; cells already there are
 skipped, so the script resumes), and a Markdown table is printed.
@@ -48,6 +52,8 @@ def main() -> None:
     parser.add_argument("--presets", default="linear2,linear3,linear4,linear5,fully3,cyclic4")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--full-reps", type=int, default=5)
+    parser.add_argument("--parts", default="compare,judge", help="which of compare, judge, distance to run")
+    parser.add_argument("--distance-reps", type=int, default=5, help="replicates of part 3")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/runs/verdict")
     args = parser.parse_args()
@@ -58,6 +64,9 @@ def main() -> None:
     done = {json.dumps(r["cell"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
 
     def record(cell: dict, verdicts: list[str], seconds: float) -> None:
+        """``verdicts``: yes / no / inconclusive, or (part 3) pass / fail / undecided, stored under the
+        same three names."""
+        verdicts = [{"pass": "yes", "fail": "no", "undecided": "inconclusive"}.get(v, v) for v in verdicts]
         row = {"cell": cell, "yes": verdicts.count("yes") / len(verdicts), "no": verdicts.count("no") / len(verdicts),
                "inconclusive": verdicts.count("inconclusive") / len(verdicts), "reps": len(verdicts),
                "seconds": round(seconds, 1)}
@@ -65,9 +74,10 @@ def main() -> None:
             handle.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
+    parts = set(args.parts.split(","))
     for name in args.presets.split(","):
         truth = preset(name).hmm
-        for length in (30, 100):
+        for length in (30, 100) if "compare" in parts else ():
             for n in (2000, 5000):
                 for shift in SHIFTS:
                     cell = {"part": "compare", "preset": name, "T": length, "N": n, "shift": shift}
@@ -79,7 +89,7 @@ def main() -> None:
                                         matching=False).verdict for rep in range(args.reps)]
                     record(cell, verdicts, time.perf_counter() - started)
         seq_len = preset(name).seq_len
-        for n, shift in ((2000, 0.0), (5000, -0.05), (5000, 0.05)):
+        for n, shift in ((2000, 0.0), (5000, -0.05), (5000, 0.05)) if "judge" in parts else ():
             cell = {"part": "judge", "preset": name, "T": seq_len, "N": n, "shift": shift}
             source = shifted(truth, shift)
             if json.dumps(cell) in done or source is None:
@@ -88,6 +98,18 @@ def main() -> None:
             verdicts = [judge(HMMCandidate(source), truth, n=n, seq_len=seq_len, seed=rep, matching=False,
                               refit=False).verdict for rep in range(args.full_reps)]
             record(cell, verdicts, time.perf_counter() - started)
+        for length in (30, 100) if "distance" in parts else ():
+            for n in (2000, 5000):
+                for shift in (0.0, -0.05, 0.05):
+                    cell = {"part": "distance", "preset": name, "T": length, "N": n, "shift": shift}
+                    source = shifted(truth, shift)
+                    if json.dumps(cell) in done or source is None:
+                        continue
+                    started = time.perf_counter()
+                    statuses = [next(c.status for c in compare(truth, source.sample(n, length, seed=2000 + rep)[0],
+                                                               seed=rep, refit=False).checks
+                                     if c.name.startswith("matched distance")) for rep in range(args.distance_reps)]
+                    record(cell, statuses, time.perf_counter() - started)
     table(log)
 
 
@@ -97,7 +119,7 @@ def table(log: Path) -> None:
     print("| part | preset | T | N | " + " | ".join(f"{s:+.2f}" for s in SHIFTS) + " |")
     print("|---" * (4 + len(SHIFTS)) + "|")
     keys = sorted({(r["cell"]["part"], r["cell"]["preset"], r["cell"]["T"], r["cell"]["N"]) for r in rows},
-                  key=lambda k: (k[0] != "compare", k[1], k[2], k[3]))
+                  key=lambda k: (["compare", "judge", "distance"].index(k[0]), k[1], k[2], k[3]))
     for key in keys:
         cells = {r["cell"]["shift"]: r for r in rows
                  if (r["cell"]["part"], r["cell"]["preset"], r["cell"]["T"], r["cell"]["N"]) == key}

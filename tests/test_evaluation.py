@@ -40,6 +40,27 @@ def test_independent_samples_of_the_same_hmm_emulate(test_seed):
     assert "emulates: yes" in result.summary()
 
 
+def test_the_matched_distance_decides_at_n_2000_for_an_exact_emulator():
+    """The matched-distance check pairs the two matchings by the reference HMM set's sequences: for
+    HMM candidates at N = 2000, T = 100 (linear2) its sampling allowance is below the resolution
+    (the unpaired difference's was 0.14 > 0.1: "inconclusive"), its paired excess is near 0, and it
+    passes; for a far more volatile HMM it fails."""
+    hmm = preset("linear2").hmm
+    candidate, _ = hmm.sample(2000, 100, seed=11)
+    result = compare(hmm, candidate, seed=12, refit=False)
+    distance = next(c for c in result.checks if c.name.startswith("matched distance"))
+    m = result.metrics["matched_distance"]
+    assert distance.status == "pass", result.summary()
+    assert result.z * distance.stderr < Thresholds().distance_resolution
+    assert abs(m["paired_excess"]) < 3 * distance.stderr
+    # the paired se is well below the unpaired one of the same per-sequence distances
+    unpaired = np.sqrt(2 * 1.0 / 2000) * m["candidate"]["std"]
+    assert distance.stderr < 0.7 * unpaired
+    volatile = HMM(np.array([[0.8, 0.2], [0.2, 0.8]]), hmm.emission, hmm.start)
+    other = compare(hmm, volatile.sample(2000, 100, seed=13)[0], seed=12, refit=False)
+    assert next(c for c in other.checks if c.name.startswith("matched distance")).status == "fail"
+
+
 def test_z_is_bonferroni_over_the_tested_quantities():
     th = Thresholds(alpha=0.01)
     assert th.z(60) == pytest.approx(NormalDist().inv_cdf(1 - 0.01 / 120))

@@ -121,11 +121,14 @@ def _match_columns(counts_t: np.ndarray, cost: np.ndarray, potential: np.ndarray
 
 
 class MatchingResult:
-    """Per-sequence matched distances (N2,), the matched row of each, and solver diagnostics."""
+    """Per-sequence matched distances of the second set (N2,), the matched row of each, the same for
+    every sequence of the first set (``row_distances``, (N1,), from the same plan), and solver
+    diagnostics."""
 
     def __init__(self, distances: np.ndarray, matches: np.ndarray, iterations: int, converged: bool,
-                 change: float) -> None:
+                 change: float, row_distances: np.ndarray) -> None:
         self.distances = distances
+        self.row_distances = row_distances
         self.matches = matches
         self.iterations = iterations
         self.converged = converged
@@ -153,7 +156,8 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, 
 
     Returns
     -------
-    MatchingResult with ``distances`` (N2,): ‖x_{i*(j)} − y_j‖ with i*(j) = argmax_i π_ij.
+    MatchingResult with ``distances`` (N2,): ‖x_{i*(j)} − y_j‖ with i*(j) = argmax_i π_ij, and
+    ``row_distances`` (N1,): ‖x_i − y_{j*(i)}‖ with j*(i) = argmax_j π_ij (the same plan read by rows).
     """
     if first.ndim != 2 or second.ndim != 2 or first.shape[1] != second.shape[1]:
         raise ValueError(f"need two (N, T) arrays of equal T, got {first.shape} and {second.shape}")
@@ -175,6 +179,9 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, 
         if change < tol:
             converged = True
             break
+    # π_ij ∝ exp((f_i + g_j − C_ij) / ε): a column's largest entry maximises f_i − C_ij, a row's g_j − C_ij
     matches = _match_columns(counts_t, cost, f)
     distances = cost[counts_t[np.arange(n2), matches]]
-    return MatchingResult(distances, matches, iterations, converged, change)
+    row_matches = _match_columns(counts, cost, g)
+    row_distances = cost[counts[np.arange(n1), row_matches]]
+    return MatchingResult(distances, matches, iterations, converged, change, row_distances)
