@@ -2,7 +2,7 @@
 whose stay probabilities are shifted.
 
     python benchmarks/verdict_size_power.py [--presets linear2,...] [--reps 20] [--out benchmarks/runs/verdict]
-        [--full-reps 5] [--parts compare,judge,distance] [--distance-reps 5]
+        [--full-reps 5] [--parts compare,judge,distance] [--distance-reps 5] [--distance-n 2000,5000]
 
 Part 1 (``compare``, one window): for each preset, T in {30, 100}, N in {2000, 5000} and shift in
 {0, ±0.02, ±0.05, ±0.1}, ``--reps`` candidate sets are drawn from the shifted HMM and judged against
@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--full-reps", type=int, default=5)
     parser.add_argument("--parts", default="compare,judge", help="which of compare, judge, distance to run")
     parser.add_argument("--distance-reps", type=int, default=5, help="replicates of part 3")
+    parser.add_argument("--distance-n", default="2000,5000", help="part 3's N (the shifts at 2000 only)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/runs/verdict")
     args = parser.parse_args()
@@ -99,8 +100,8 @@ def main() -> None:
                               refit=False).verdict for rep in range(args.full_reps)]
             record(cell, verdicts, time.perf_counter() - started)
         for length in (30, 100) if "distance" in parts else ():
-            for n, shifts in ((2000, (0.0, -0.05, 0.05)), (5000, (0.0,))):
-                for shift in shifts:
+            for n in map(int, args.distance_n.split(",")):
+                for shift in (0.0, -0.05, 0.05) if n == 2000 else (0.0,):
                     cell = {"part": "distance", "preset": name, "T": length, "N": n, "shift": shift}
                     source = shifted(truth, shift)
                     if json.dumps(cell) in done or source is None:
