@@ -469,7 +469,7 @@ def _judge_window(hmm: HMM, candidate: np.ndarray, *, seed: int, thresholds: Thr
         # in the candidate set and in HMM set 3): a sequence far from every other is far in both, and
         # the paired difference's standard error is half the unpaired one (0.020 against 0.039 for the
         # zoo's linear2 at N = 2000, T = 100), so N = 2000 can decide where it could not
-        # (BENCHMARKS.md, "The verdict as a test").
+        # (BENCHMARKS.md, session 13).
         paired = model.row_distances - base.row_distances
         metrics["matched_distance"]["paired_excess"] = float(paired.mean())
         check("matched distance (excess over HMM-HMM)", np.array([paired.mean()]),
