@@ -421,13 +421,19 @@ def test_a_second_stage_changes_the_objective_from_its_epoch_and_resumes_exactly
     """Staged training: epochs up to refine_from train as the unstaged run does (same losses); from
     the next epoch the stage's settings apply (here the emission-row penalty and the split estimate,
     at the stage's own learning rate) without restarting Adam or the carried states; a run stopped
-    inside the second stage and resumed equals an uninterrupted one."""
+    inside the second stage and resumed equals an uninterrupted one.
+
+    Compared to 1e-3, not bit for bit: in the full suite two otherwise identical in-process runs
+    differed in the fourth digit of epoch 2's loss (CI, session 13), while the stage's penalty
+    changes the loss by more than 1 and a resume that missed the stage would change the weights by
+    far more than 1e-3."""
     kwargs = dict(seed=2, progress=False, checkpoint_every=1, carry_states=True, reset_fraction=0.5,
                   fresh_fraction=0.25, val_every=1, **TINY)
     stage2 = "divergence_estimator=split,emission_weight=50,lr=0.002"
     plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=4, **kwargs)
     staged = hmmrnn.train("linear2", out=tmp_path / "staged", epochs=4, refine_from=2, refine=stage2, **kwargs)
-    assert [row["train_loss"] for row in staged.history[:2]] == [row["train_loss"] for row in plain.history[:2]]
+    assert [row["train_loss"] for row in staged.history[:2]] == pytest.approx(
+        [row["train_loss"] for row in plain.history[:2]], rel=1e-3)
     assert [row["lr"] for row in staged.history] == [0.01, 0.01, 0.002, 0.002]
     # the emission penalty (≥ 0, large on an untrained readout) raises the loss the plain run sees
     assert staged.history[2]["train_loss"] > plain.history[2]["train_loss"] + 1
@@ -435,8 +441,12 @@ def test_a_second_stage_changes_the_objective_from_its_epoch_and_resumes_exactly
     assert staged.status["best_epoch"] > 2
     part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=3, refine_from=2, refine=stage2, **kwargs)
     resumed = hmmrnn.resume(part.path, epochs=4, progress=False, evaluate=False)
-    _assert_same_weights(_weights(staged.path / "final.safetensors"), _weights(resumed.path / "final.safetensors"))
-    assert [row["train_loss"] for row in resumed.history] == [row["train_loss"] for row in staged.history]
+    uninterrupted, continued = _weights(staged.path / "final.safetensors"), _weights(resumed.path / "final.safetensors")
+    for name in ("w_in", "w_rec", "w_out"):
+        torch.testing.assert_close(continued[name], uninterrupted[name], rtol=0, atol=1e-3)
+    assert [row["lr"] for row in resumed.history] == [row["lr"] for row in staged.history]
+    assert [row["train_loss"] for row in resumed.history] == pytest.approx(
+        [row["train_loss"] for row in staged.history], rel=1e-3)
 
 
 @pytest.mark.parametrize("settings, message", [
