@@ -3,7 +3,7 @@
     python benchmarks/stage_from.py RUN EPOCH OUT --refine 'divergence_estimator=split,...'
     hmmrnn train --resume OUT --threads 1
 
-A staged run (``refine_from = E``) trains its first E epochs exactly as the same run without a
+A staged run (``refine_from = E``) trains its first E epochs as the same run without a
 stage (tests/test_train.py), so a run that has passed epoch E already holds them: OUT receives RUN's
 config with ``refine_from = E`` and ``refine`` set, its checkpoints up to E, its history to E and its
 best weights, and ``--resume`` continues it as if it had been started staged. The wall time of the
