@@ -268,10 +268,14 @@ class TrainConfig:
                 raise ConfigError(f"refine: {key} must be {types[key]}, got {text!r}") from None
         return settings
 
+    def in_second_stage(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (1-based) trains with the ``refine`` settings."""
+        return bool(self.refine_from) and epoch > self.refine_from
+
     def stage(self, epoch: int) -> "TrainConfig":
         """The settings that train epoch ``epoch`` (1-based): these, or after ``refine_from`` the
         second stage's (without a further stage)."""
-        if not self.refine_from or epoch <= self.refine_from:
+        if not self.in_second_stage(epoch):
             return self
         return replace(self, refine_from=0, refine="", **self.refine_settings())
 
@@ -279,7 +283,7 @@ class TrainConfig:
         """Adam's learning rate in epoch ``epoch`` (1-based): lr · 2^(−(epoch − 1) / lr_half_life),
         or the constant ``lr`` when ``lr_half_life`` is 0; in a second stage (``refine_from`` = E),
         the same with the stage's settings and epoch − E."""
-        if self.refine_from and epoch > self.refine_from:
+        if self.in_second_stage(epoch):
             return self.stage(epoch).learning_rate(epoch - self.refine_from)
         if self.lr_half_life == 0:
             return self.lr

@@ -536,8 +536,8 @@ _BASELINES: dict[tuple, M.MatchingResult] = {}
 
 def _baseline_matching(hmm: HMM, hmm_sets: list[np.ndarray]) -> M.MatchingResult:
     """HMM-vs-HMM matched distances (HMM set 1 against set 3, so that the check can pair them with the
-    candidate's matching against set 1 by set 1's sequences); cached, since the same HMM sets recur (periodic verdicts during
-    training compare fresh RNN samples with one fixed HMM reference)."""
+    candidate's matching against set 1 by set 1's sequences); cached, since the same HMM sets recur
+    (periodic verdicts during training compare fresh RNN samples with one fixed HMM reference)."""
     key = (hmm.start.tobytes(), hmm.transition.tobytes(), hmm.emission.tobytes(),
            hmm_sets[0].tobytes(), hmm_sets[2].tobytes())
     if key not in _BASELINES:

@@ -564,7 +564,7 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
 
     def stage(epoch: int) -> tuple[RunConfig, Objective, Objective]:
         """The run config of the stage that trains ``epoch`` and its training and validation objectives."""
-        number = 2 if t.refine_from and epoch > t.refine_from else 1
+        number = 2 if t.in_second_stage(epoch) else 1
         if number not in stages:
             staged = replace(config, train=t.stage(epoch))
             divergence = _divergence(staged.train, config.hmm.n_outputs, device)
@@ -584,7 +584,7 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
             for group in state.optimizer.param_groups:
                 group["lr"] = t.learning_rate(epoch)
             staged, train_loss_fn, val_loss_fn = stage(epoch)
-            if t.refine_from and epoch > t.refine_from >= state.best_epoch:
+            if t.in_second_stage(epoch) and state.best_epoch <= t.refine_from:
                 state.best_val = float("inf")  # the second stage's loss is another objective
             try:
                 train_loss = _epoch_loss(state.model, train_targets, staged, state.generator, train_loss_fn,
