@@ -352,8 +352,10 @@ def zoo_list() -> None:
     from .zoo import list_models
 
     for entry in list_models():
+        stages = f" in {entry['stages']} stages (lineage.json)" if entry["stages"] > 1 else ""
         typer.echo(f"{entry['name']}: preset {entry['preset']}, H = {entry['hidden']}, d = {entry['noise_dim']}, "
-                   f"T = {entry['seq_len']}, seed {entry['seed']}, recipe {entry['recipe']}, {entry['epochs']} epochs, "
+                   f"T = {entry['seq_len']}, seed {entry['seed']}, recipe {entry['recipe']}, {entry['epochs']} epochs"
+                   f"{stages}, "
                    f"emulates: {'yes' if entry['emulates'] else 'no'}")
 
 

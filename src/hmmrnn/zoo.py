@@ -7,6 +7,11 @@ A zoo entry is a folder ``hmmrnn/zoo_models/<name>/`` with ``config.json``, ``mo
 ``checkpoints/epoch_*.safetensors`` holding only the weights of each checkpoint (no optimizer or
 carried states: about 150 KB each instead of 12 MB), enough for the training-evolution analysis.
 ``get`` copies one into a new run folder that every command reads.
+
+A model trained in a chain of fine-tunes (each run started from the previous one's checkpoint with
+other settings) is one entry too: its history and checkpoints are counted along the chain, and
+``lineage.json`` lists the stages with their epochs and the settings that changed
+(``benchmarks/chain_runs.py`` joins the runs; ``config.json`` holds the last stage's settings).
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ __all__ = ["ZOO_DIR", "list_models", "get", "add"]
 
 #: Where the packaged models live.
 ZOO_DIR = Path(__file__).with_name("zoo_models")
-#: The files of a zoo entry, copied to and from run folders.
-ENTRY_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, HISTORY_FILE, STATUS_FILE)
+#: The stages of a model trained in a chain of fine-tunes (module docstring).
+LINEAGE_FILE = "lineage.json"
+#: The files of a zoo entry, copied to and from run folders (the lineage only where there is one).
+ENTRY_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, HISTORY_FILE, STATUS_FILE, LINEAGE_FILE)
 _ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 def list_models(zoo_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every entry with its preset, sizes, seed, verdict and training epochs, sorted by name."""
+    """Every entry with its preset, sizes, seed, verdict, training epochs and stages (1 unless trained
+    in a chain of fine-tunes), sorted by name."""
     root = Path(zoo_dir) if zoo_dir is not None else ZOO_DIR
     entries = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
@@ -43,7 +51,8 @@ def list_models(zoo_dir: str | Path | None = None) -> list[dict[str, Any]]:
         entries.append({"name": folder.name, "preset": config.get("preset"), "hidden": config["model"]["hidden"],
                         "noise_dim": renamed_keys(config["model"], OLD_NAMES)["noise_dim"], "seed": config["train"]["seed"],
                         "recipe": config["train"].get("recipe"), "emulates": metrics.get("emulates"),
-                        "epochs": status.get("epoch"), "seq_len": config["train"]["seq_len"]})
+                        "epochs": status.get("epoch"), "seq_len": config["train"]["seq_len"],
+                        "stages": len(read_json(folder / LINEAGE_FILE)) if (folder / LINEAGE_FILE).exists() else 1})
     return entries
 
 
