@@ -38,6 +38,8 @@ def join(out: Path, stages: list[tuple[Path, int]], every: int) -> None:
         raise RunDirError(f"{stages[0][0]} starts from {first['train']['init_weights']}, not from scratch")
     configs = [read_json(run / CONFIG_FILE) for run, _ in stages]
     for (previous, previous_cut), (run, _), config in zip(stages, stages[1:], configs[1:]):
+        if not config["train"].get("init_weights"):
+            raise RunDirError(f"{run} starts from scratch, not from {previous} epoch {previous_cut}")
         start_file = load_tensors(Path(config["train"]["init_weights"]))[0]
         start = tensor_section(start_file, "model") or start_file  # a checkpoint or a weights file
         end = stage_weights(previous, previous_cut)
