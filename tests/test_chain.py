@@ -40,7 +40,7 @@ def test_a_chain_of_runs_joins_into_one_run_and_zoo_entry(tmp_path):
     assert [int(r["epoch"]) for r in read_history(out / "history.csv")] == [1, 2, 3, 4, 5, 6]
     for chain_epoch, (run, epoch) in {2: (first.path, 2), 4: (first.path, 4), 6: (second.path, 2)}.items():
         assert _same(_weights(checkpoint_path(out, chain_epoch)), _weights(checkpoint_path(run, epoch)))
-    assert _same({k: v for k, v in joined.model.state_dict().items()}, _weights(checkpoint_path(second.path, 2)))
+    assert _same(joined.model.state_dict(), _weights(checkpoint_path(second.path, 2)))
     lineage = json.loads((out / "lineage.json").read_text())
     assert [s["epochs"] for s in lineage] == [[1, 4], [5, 6]]
     assert [s["train"] for s in lineage] == [{"epochs": 4, "lr": 0.01, "seed": 0}, {"epochs": 2, "lr": 0.003, "seed": 1}]
