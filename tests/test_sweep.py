@@ -180,3 +180,39 @@ def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
         code, _, err = cli("sweep", "--out", tmp_path / "bad", *args)
         assert code == 1 and message in err and err.count("\n") == 1, err
         assert not (tmp_path / "bad").exists()  # nothing written for a refused command
+
+
+def test_sigterm_to_the_sweep_stops_its_workers_and_leaves_every_cell_resumable(tmp_path):
+    """A scheduler's or a user's `kill` reaches only the sweep's own process (Ctrl-C in a terminal
+    reaches the whole process group): the workers must stop with it, the cells not yet started must
+    not start, and re-running the same command finishes the sweep from the checkpoints."""
+    out = tmp_path / "sweep"
+    spec = tiny_spec(overrides={**TINY_OVERRIDES, "epochs": 60})  # 4 cells, 2 workers: 2 left waiting
+    (tmp_path / "spec.json").write_text(json.dumps(spec.to_dict()))
+    command = [sys.executable, "-m", "hmmrnn", "sweep", "--spec", str(tmp_path / "spec.json"), "--out", str(out),
+               "--workers", "2", "--threads", "1", "-q"]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = [out / "cells" / name for name in ("linear2-h12-d3-s0", "linear2-h12-d3-s1")]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(list((c / "checkpoints").glob("epoch_0000[2-9].safetensors"))
+                                             for c in running):  # about 0.2 s an epoch
+        time.sleep(0.2)
+    workers = [json.loads((c / "sweep_worker.json").read_text())["pid"] for c in running]
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err
+    for pid in workers:  # gone, not orphaned and still training
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    for cell in running:
+        record = json.loads((cell / CELL_FILE).read_text())
+        assert record["status"] == "interrupted" and "interrupted after epoch" in record["error"]
+        assert json.loads((cell / "status.json").read_text())["state"] == "interrupted"
+    assert not (out / "cells" / "linear3-h12-d3-s0").exists() and not (out / "cells" / "linear3-h12-d3-s1").exists()
+    stopped_at = {c.name: max(int(p.stem.split("_")[1]) for p in (c / "checkpoints").glob("epoch_*.safetensors"))
+                  for c in running}
+    time.sleep(1.0)  # nothing goes on writing after the sweep has exited
+    assert {c.name: max(int(p.stem.split("_")[1]) for p in (c / "checkpoints").glob("epoch_*.safetensors"))
+            for c in running} == stopped_at
+    assert all(epoch < 60 for epoch in stopped_at.values())
+    # (re-running the command resumes interrupted cells from their checkpoints: the killed-worker test)

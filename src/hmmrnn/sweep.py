@@ -22,10 +22,14 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import multiprocessing
 import os
+import signal
 import socket
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -35,7 +39,7 @@ import numpy as np
 
 from ._textfiles import loads_settings
 from .config import OLD_NAMES, SETTINGS, make_config, renamed_keys
-from .errors import ConfigError, HmmrnnError
+from .errors import ConfigError, HmmrnnError, Interrupted
 from .presets import PRESETS, RECIPES
 from ._threads import set_threads
 from .runs import LOCK_FILE, atomic_write_text, checkpoint_paths, json_ready, read_history, read_json, run_lock, write_json
@@ -192,7 +196,7 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
         if previous.get("status") == "done":
             return previous
     set_threads(threads)  # torch and numba: a worker uses its share of the cores, no more
-    with run_lock(cell_dir, create=True):
+    with _stop_signals_interrupt(), run_lock(cell_dir, create=True):
         return _run_locked_cell(cell_dir, spec_obj, cell, threads)
 
 
@@ -214,6 +218,8 @@ def _run_locked_cell(cell_dir: Path, spec_obj: "SweepSpec", cell: Cell, threads:
         evaluation = final_evaluation(run, n=spec_obj.eval_n, seq_len=spec_obj.eval_seq_len, figures=False)
         record.update(status="done", **_run_facts(cell_dir), emulates=evaluation.emulates,
                       verdict=evaluation.verdict, metrics=_headline_metrics(evaluation))
+    except Interrupted as exc:  # stopped by the sweep (Ctrl-C, kill): resumable, not failed
+        record.update(status="interrupted", error=str(exc))
     except Exception as exc:  # a failing cell is reported, never allowed to stop the sweep
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     record["seconds_this_session"] = round(time.perf_counter() - started, 2)
@@ -332,6 +338,40 @@ def _failed(out: Path, cell: Cell, spec: SweepSpec, error: str) -> dict[str, Any
     return record
 
 
+@contextmanager
+def _stop_signals_interrupt():
+    """Within the block, SIGTERM (and SIGINT, unless it is ignored, as in a background job) raises
+    ``KeyboardInterrupt`` once, so that a ``kill`` takes the same path as Ctrl-C: training writes its
+    checkpoint and status and stops. Later signals are ignored while that path runs. Off the main
+    thread (where Python allows no handlers) the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        for name in handled:
+            signal.signal(name, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    handled = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {name: signal.signal(name, interrupt) for name in handled}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
+
+
+def _stop_workers() -> None:
+    """Stop the running cells: each worker gets SIGTERM (which :func:`run_cell` turns into an
+    interrupt, leaving its cell resumable) and is waited for."""
+    workers = multiprocessing.active_children()  # the pool's processes are this process's only children
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=120)
+
+
 def _progress_bar(total: int, progress: bool, backend: str):
     from tqdm.auto import tqdm
 
@@ -341,11 +381,11 @@ def _progress_bar(total: int, progress: bool, backend: str):
 def _run_local(out: Path, spec: SweepSpec, cells: list[Cell], workers: int, threads: int, progress: bool,
                report: Callable | None) -> None:
     """A process pool, one fresh process per cell (``max_tasks_per_child=1``: each cell starts with
-    clean memory and its own thread settings). If a worker dies (killed, out of memory), the pool
-    breaks: the cells that were running or waiting go to a fresh pool once; a cell whose worker dies
-    a second time is recorded as failed."""
-    import multiprocessing
-
+    clean memory and its own thread settings), fed one cell per free worker so that no cell waits in
+    the pool's queue. If a worker dies (killed, out of memory), the pool breaks: the cells that were
+    running go to a fresh pool once; a cell whose worker dies a second time is recorded as failed.
+    Ctrl-C or SIGTERM to this process stops the running workers too (their cells stay resumable),
+    starts no further cell, and raises ``KeyboardInterrupt``."""
     context = multiprocessing.get_context("spawn")
     deaths: dict[Cell, int] = {}
     pending = list(cells)
@@ -354,20 +394,31 @@ def _run_local(out: Path, spec: SweepSpec, cells: list[Cell], workers: int, thre
             broken: list[Cell] = []
             with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context,
                                      max_tasks_per_child=1) as pool:
-                futures = {pool.submit(run_cell, str(out), spec.to_dict(), cell, threads): cell for cell in pending}
-                for future in as_completed(futures):
-                    cell = futures[future]
-                    try:
-                        record = future.result()
-                    except BrokenProcessPool:
-                        broken.append(cell)
-                        continue
-                    except Exception as exc:  # pickling or start-up errors: the cell's, not the sweep's
-                        record = _failed(out, cell, spec, f"{type(exc).__name__}: {exc}")
-                    bar.update(1)
-                    if report is not None:
-                        report(record)
-            pending = []
+                running: dict[Future, Cell] = {}
+                try:
+                    with _stop_signals_interrupt():
+                        while pending or running:
+                            while pending and len(running) < workers and not broken:
+                                running[pool.submit(run_cell, str(out), spec.to_dict(), pending[0], threads)] = pending[0]
+                                pending.pop(0)
+                            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                            for future in finished:
+                                cell = running.pop(future)
+                                try:
+                                    record = future.result()
+                                except BrokenProcessPool:
+                                    broken.append(cell)
+                                    continue
+                                except Exception as exc:  # pickling or start-up errors: the cell's, not the sweep's
+                                    record = _failed(out, cell, spec, f"{type(exc).__name__}: {exc}")
+                                bar.update(1)
+                                if report is not None:
+                                    report(record)
+                            if broken and not running:
+                                break
+                except KeyboardInterrupt:
+                    _stop_workers()
+                    raise
             for cell in broken:
                 if _finished(out, cell):  # it finished just before the pool broke
                     bar.update(1)
@@ -379,7 +430,7 @@ def _run_local(out: Path, spec: SweepSpec, cells: list[Cell], workers: int, thre
                     if report is not None:
                         report(record)
                 else:
-                    pending.append(cell)
+                    pending.insert(0, cell)
 
 
 def _run_ray(out: Path, spec: SweepSpec, cells: list[Cell], threads: int, address: str | None,
