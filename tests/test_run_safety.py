@@ -169,10 +169,11 @@ def test_failed_resume_leaves_the_config_as_it_was(cli, tmp_path, monkeypatch):
     assert snapshot(out) == before
 
 
-def test_ctrl_c_says_interrupted_and_resumes(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_says_interrupted_and_resumes(tmp_path, stop):
     out = tmp_path / "run"
     proc = _start_training(out)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     # generous: on a loaded machine the child may need long to exit; an ignored Ctrl-C would show as
     # exit code 0 after its 400 epochs, not as a time-out
     _, err = proc.communicate(timeout=300)

@@ -12,6 +12,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import typer
 
+from ._signals import stop_signals_interrupt
 from ._threads import set_threads
 from .errors import HmmrnnError, Interrupted
 from .evaluation import Horizons, Thresholds
@@ -441,7 +442,8 @@ def _indent(text: str, n: int) -> str:
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 1."""
     try:
-        code = app(standalone_mode=False)
+        with stop_signals_interrupt(sigint=False):  # `kill` ends a command as Ctrl-C does
+            code = app(standalone_mode=False)
     except typer.TyperException as exc:  # the parser's own checks (types, unknown options)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `hmmrnn` or `hmmrnn zoo` alone: show the help
             exc.show()

@@ -24,11 +24,8 @@ import io
 import itertools
 import multiprocessing
 import os
-import signal
 import socket
-import threading
 import time
-from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, fields
@@ -41,6 +38,7 @@ from ._textfiles import loads_settings
 from .config import OLD_NAMES, SETTINGS, make_config, renamed_keys
 from .errors import ConfigError, HmmrnnError, Interrupted
 from .presets import PRESETS, RECIPES
+from ._signals import stop_signals_interrupt
 from ._threads import set_threads
 from .runs import LOCK_FILE, atomic_write_text, checkpoint_paths, json_ready, read_history, read_json, run_lock, write_json
 
@@ -196,7 +194,7 @@ def run_cell(sweep_dir: str | Path, spec: dict[str, Any], cell: Cell, threads: i
         if previous.get("status") == "done":
             return previous
     set_threads(threads)  # torch and numba: a worker uses its share of the cores, no more
-    with _stop_signals_interrupt(), run_lock(cell_dir, create=True):
+    with stop_signals_interrupt(), run_lock(cell_dir, create=True):
         return _run_locked_cell(cell_dir, spec_obj, cell, threads)
 
 
@@ -338,30 +336,6 @@ def _failed(out: Path, cell: Cell, spec: SweepSpec, error: str) -> dict[str, Any
     return record
 
 
-@contextmanager
-def _stop_signals_interrupt():
-    """Within the block, SIGTERM (and SIGINT, unless it is ignored, as in a background job) raises
-    ``KeyboardInterrupt`` once, so that a ``kill`` takes the same path as Ctrl-C: training writes its
-    checkpoint and status and stops. Later signals are ignored while that path runs. Off the main
-    thread (where Python allows no handlers) the block runs unchanged."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        for name in handled:
-            signal.signal(name, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    handled = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
-    previous = {name: signal.signal(name, interrupt) for name in handled}
-    try:
-        yield
-    finally:
-        for name, handler in previous.items():
-            signal.signal(name, handler)
-
-
 def _stop_workers() -> None:
     """Stop the running cells: each worker gets SIGTERM (which :func:`run_cell` turns into an
     interrupt, leaving its cell resumable) and is waited for."""
@@ -396,7 +370,7 @@ def _run_local(out: Path, spec: SweepSpec, cells: list[Cell], workers: int, thre
                                      max_tasks_per_child=1) as pool:
                 running: dict[Future, Cell] = {}
                 try:
-                    with _stop_signals_interrupt():
+                    with stop_signals_interrupt():
                         while pending or running:
                             while pending and len(running) < workers and not broken:
                                 running[pool.submit(run_cell, str(out), spec.to_dict(), pending[0], threads)] = pending[0]
