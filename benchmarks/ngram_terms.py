@@ -1,14 +1,15 @@
 """Each n-gram term of the default recipe on a network's stationary windows, against the HMM's exact
 statistics, next to the same statistics counted on the run's training set.
 
-    python benchmarks/ngram_terms.py RUN [--checkpoint FILE] [--order 3] [--lags 8] [--chains 4096]
+    python benchmarks/ngram_terms.py RUN [--checkpoint FILE] [--order 3] [--lags 8] [--chains 4096] [--top 0]
 
 The network's windows are the last T steps of ``--chains`` chains run for 300 + T steps from its
 initial state (its stationary windows); the terms are computed on softmax(logits), as the recipe
 does (``bigram_on = "probabilities"``). Prints the triangular discrimination of the words of each
 length, of the lagged pairs and of the output transition probabilities (multiply by the run's
 weights for the loss), the pooled change rate of the network, of the HMM and of the training set,
-and the training set's symbol frequencies. One thread.
+and the training set's symbol frequencies; ``--top K`` also lists the K words of the longest length
+whose network frequency differs most from the HMM's. One thread.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=3)
     parser.add_argument("--lags", type=int, default=8)
     parser.add_argument("--chains", type=int, default=4096)
+    parser.add_argument("--top", type=int, default=0, help="list the K most mismatched words of --order")
     args = parser.parse_args()
     torch.set_num_threads(1)
     run = hmmrnn.load_run(args.run, **({"weights": args.checkpoint} if args.checkpoint else {}))
@@ -42,6 +44,11 @@ def main() -> None:
     exact = HMMWindows(config.hmm.stationary(), length)
     for n in range(2, args.order + 1):
         print(f"words of {n}: {float(_discrimination(ngram_frequencies(probs, n), exact.ngram(n))):.6f}")
+    if args.top:
+        network, hmm = ngram_frequencies(probs, args.order).flatten(), exact.ngram(args.order).flatten()
+        for index in torch.argsort((network - hmm).abs(), descending=True)[:args.top].tolist():
+            word = " ".join(str(index // k ** (args.order - 1 - i) % k) for i in range(args.order))
+            print(f"  {word}: network {float(network[index]):.5f}, HMM {float(hmm[index]):.5f}")
     for lag in range(2, args.lags + 1):
         print(f"pairs {lag} apart: {float(_discrimination(lagged_pair_frequencies(probs, lag), exact.lagged(lag))):.6f}")
     pairs = exact.ngram(2).reshape(k, k)
