@@ -5,7 +5,7 @@
 RUN1 trained from scratch; each later RUNi started (``init_weights``) from the weights of RUN(i-1)'s
 checkpoint at epoch E(i-1) — checked tensor by tensor, not by path — and is cut at its epoch Ei. OUT
 gets: ``config.json`` of RUNn (``init_weights`` cleared: the chain replaces it), ``lineage.json`` (per
-stage: the run, its epochs in the chain, the training settings that change along the chain and the
+stage: the run, its preset (a chain may start on another HMM: the zoo's ``cyclic4`` began as ``fully3``), its epochs in the chain, the training settings that change along the chain and the
 package versions), ``history.csv``
 (the stages' rows up to their cut, epochs counted along the chain), the weights-only checkpoints at
 every ``--every``-th chain epoch and at the end, and RUNn's epoch-En weights as ``model.safetensors``
@@ -52,8 +52,8 @@ def join(out: Path, stages: list[tuple[Path, int]], every: int) -> None:
     (building / CHECKPOINT_DIR).mkdir(parents=True)
     lineage, history, offset = [], [], 0
     for i, ((run, cut), config) in enumerate(zip(stages, configs)):
-        lineage.append({"run": str(run), "epochs": [offset + 1, offset + cut], "train": config["train"],
-                        "versions": config.get("versions", {})})
+        lineage.append({"run": str(run), "preset": config["preset"], "epochs": [offset + 1, offset + cut],
+                        "train": config["train"], "versions": config.get("versions", {})})
         history += [{**row, "epoch": offset + int(row["epoch"])} for row in read_history(run / HISTORY_FILE)
                     if int(row["epoch"]) <= cut]
         for epoch in range(1, cut + 1):

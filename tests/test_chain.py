@@ -31,7 +31,8 @@ def test_a_chain_of_runs_joins_into_one_run_and_zoo_entry(tmp_path):
     settings = {**TINY, "checkpoint_every": 2, "val_every": 1}
     first = hmmrnn.train("linear2", out=tmp_path / "a", epochs=4, seed=0, progress=False, **settings)
     start = str(checkpoint_path(first.path, 4))
-    second = hmmrnn.train("linear2", out=tmp_path / "b", epochs=2, seed=1, progress=False, init_weights=start,
+    # the second stage trains the same weights on another HMM, as the zoo's cyclic4 began as fully3
+    second = hmmrnn.train("linear3", out=tmp_path / "b", epochs=2, seed=1, progress=False, init_weights=start,
                           **{**settings, "lr": 0.003})
     out = tmp_path / "chain"
     chain_runs.join(out, [(first.path, 4), (second.path, 2)], every=2)
@@ -43,6 +44,7 @@ def test_a_chain_of_runs_joins_into_one_run_and_zoo_entry(tmp_path):
     assert _same(joined.model.state_dict(), _weights(checkpoint_path(second.path, 2)))
     lineage = json.loads((out / "lineage.json").read_text())
     assert [s["epochs"] for s in lineage] == [[1, 4], [5, 6]]
+    assert [s["preset"] for s in lineage] == ["linear2", "linear3"] and joined.config.preset == "linear3"
     assert [s["train"] for s in lineage] == [{"epochs": 4, "lr": 0.01, "seed": 0}, {"epochs": 2, "lr": 0.003, "seed": 1}]
     assert json.loads((out / "status.json").read_text())["epoch"] == 6
 
