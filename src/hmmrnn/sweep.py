@@ -373,8 +373,13 @@ def _run_local(out: Path, spec: SweepSpec, cells: list[Cell], workers: int, thre
                     with stop_signals_interrupt():
                         while pending or running:
                             while pending and len(running) < workers and not broken:
-                                running[pool.submit(run_cell, str(out), spec.to_dict(), pending[0], threads)] = pending[0]
-                                pending.pop(0)
+                                try:
+                                    future = pool.submit(run_cell, str(out), spec.to_dict(), pending[0], threads)
+                                except BrokenProcessPool:  # a worker died; its future says so below
+                                    break
+                                running[future] = pending.pop(0)
+                            if not running:  # the pool broke before anything ran: the cells wait for a fresh one
+                                break
                             finished, _ = wait(running, return_when=FIRST_COMPLETED)
                             for future in finished:
                                 cell = running.pop(future)
