@@ -5,8 +5,9 @@
 RUN1 trained from scratch; each later RUNi started (``init_weights``) from the weights of RUN(i-1)'s
 checkpoint at epoch E(i-1) — checked tensor by tensor, not by path — and is cut at its epoch Ei. OUT
 gets: ``config.json`` of RUNn (``init_weights`` cleared: the chain replaces it), ``lineage.json`` (per
-stage: the run, its preset (a chain may start on another HMM: the zoo's ``cyclic4`` began as ``fully3``), its epochs in the chain, the training settings that change along the chain and the
-package versions), ``history.csv``
+stage: the run, its preset (a chain may cross HMMs: the zoo's ``cyclic4`` began as ``fully3``), its
+epochs in the chain, the training settings that change along the chain and the package versions),
+``history.csv``
 (the stages' rows up to their cut, epochs counted along the chain), the weights-only checkpoints at
 every ``--every``-th chain epoch and at the end, and RUNn's epoch-En weights as ``model.safetensors``
 and ``final.safetensors``. Evaluate OUT afterwards (``hmmrnn evaluate OUT``): nothing of the runs'

@@ -1,5 +1,5 @@
 """SIGTERM as Ctrl-C: a `kill` from a user or a scheduler ends a command the way Ctrl-C does
-(training writes its checkpoint and an ``interrupted`` status; a sweep stops its workers)."""
+(training writes an ``interrupted`` status and resumes from its last checkpoint; a sweep stops its workers)."""
 
 from __future__ import annotations
 

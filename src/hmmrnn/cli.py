@@ -465,7 +465,7 @@ def main() -> None:
         where = f": {exc.filename}" if exc.filename else ""
         typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
-    if code == 130:  # typer turns a KeyboardInterrupt (Ctrl-C, or SIGTERM to a sweep) into a silent exit 130
+    if code == 130:  # typer turns a KeyboardInterrupt (Ctrl-C, or SIGTERM) into a silent exit 130
         typer.echo("error: interrupted", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
