@@ -23,10 +23,9 @@ from pathlib import Path
 import torch
 
 from hmmrnn.errors import RunDirError
-from hmmrnn.runs import (CHECKPOINT_DIR, CONFIG_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE,
-                         checkpoint_path, load_tensors, read_history, read_json, save_tensors, tensor_section,
+from hmmrnn.runs import (CHECKPOINT_DIR, CONFIG_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, LINEAGE_FILE, STATUS_FILE,
+                         WEIGHTS_FILE, checkpoint_path, load_tensors, read_history, read_json, save_tensors, tensor_section,
                          write_history, write_json)
-from hmmrnn.zoo import LINEAGE_FILE
 
 
 def stage_weights(run: Path, epoch: int) -> dict[str, torch.Tensor]:

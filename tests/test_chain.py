@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import hmmrnn
+from hmmrnn.analysis import training_evolution
 from hmmrnn.errors import RunDirError
 from hmmrnn.runs import checkpoint_path, load_tensors, read_history, tensor_section
 from hmmrnn.zoo import add, get, list_models
@@ -54,6 +55,14 @@ def test_a_chain_of_runs_joins_into_one_run_and_zoo_entry(tmp_path):
     assert [(e["name"], e["stages"], e["epochs"]) for e in list_models(zoo)] == [("chained", 2, 6)]
     copy = get("chained", tmp_path / "copy", zoo_dir=zoo)
     assert json.loads((copy.path / "lineage.json").read_text()) == lineage
+
+    # training evolution follows the linear3 stage from the linear2 network it started from
+    own = training_evolution(copy, steps=60, trials=2, shown=20)
+    assert own.epochs == [4, 6] and own.started_from == "linear2, epochs 1-4"
+    assert "started from a network trained on linear2, epochs 1-4" in own.summary()
+    every = training_evolution(copy, steps=60, trials=2, shown=20, all_stages=True)
+    assert every.epochs == [2, 4, 6] and every.started_from == ""
+    assert every.transition_rate[1:].tolist() == own.transition_rate.tolist()
 
     # a run that did not start from the previous stage's cut is refused, and nothing is written
     with pytest.raises(RunDirError, match="did not start from"):

@@ -288,7 +288,10 @@ def _quantity_rows(model: dict[str, Any]) -> list[list[str]]:
     if target is not None and target.bifurcation_epoch is not None:
         epoch = evolution.get("bifurcation_epoch") if _found(evolution) else None
         low, high = target.bifurcation_epoch
-        rows.append(["bifurcation epoch", "—" if epoch is None else str(epoch), _range_text(low, high, ".0f"),
+        inherited = evolution.get("started_from") if _found(evolution) else ""
+        ours = ("—" if epoch is None else str(epoch)) + (f" (from epoch {evolution['epochs'][0]}; it started from "
+                                                         f"a network trained on {inherited})" if inherited else "")
+        rows.append(["bifurcation epoch", ours, _range_text(low, high, ".0f"),
                      "not found" if epoch is None else _within(epoch, low / 1.5, high * 1.5, 0)])
     if target is not None and target.converged_switch_rate is not None:
         rate = evolution.get("converged_rate") if _found(evolution) else None
@@ -392,7 +395,9 @@ def _claim_outcomes(model: dict[str, Any]) -> dict[str, tuple[str, str]]:
         outcomes["bifurcation"] = ("reproduced" if epoch is not None and dropped else
                                    "partly" if epoch is not None or dropped else "not",
                                    f"bifurcation epoch {epoch}; switch rate {rates[0]:.3f} at epoch "
-                                   f"{evolution['epochs'][0]} → converged {evolution['converged_rate']:.3f}")
+                                   f"{evolution['epochs'][0]} → converged {evolution['converged_rate']:.3f}"
+                                   + (f" (it started from a network trained on {evolution['started_from']}, whose "
+                                      "stages are left out)" if evolution.get("started_from") else ""))
     else:
         outcomes["bifurcation"] = ("not tested", evolution["nothing_found"])
 

@@ -59,6 +59,9 @@ ATTEMPTS_FILE = "attempts.json"
 FIGURES_DIR = "figures"
 LOCK_FILE = ".hmmrnn.lock"
 METRICS_FILE = "metrics.json"
+LINEAGE_FILE = "lineage.json"
+"""The stages of a model trained in a chain of fine-tunes (``hmmrnn.zoo``): a list of {run, preset,
+epochs: [first, last], train: the settings that changed}."""
 REPORT_FILE = "report.html"
 ANALYSIS_DIR = "analysis"
 """The folder of a run that holds the analyses' JSON and figures."""
@@ -323,6 +326,20 @@ def checkpoint_paths(run_dir: Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT_NAME.match(p.name))]
     return sorted(found)
+
+
+def own_stages_start(run_dir: Path) -> tuple[int, list[dict]]:
+    """The first epoch of the last unbroken run of stages trained on the run's final preset (1 for
+    a run without ``lineage.json``), and the earlier stages, trained on other HMMs, that it started
+    from (in order; empty without a lineage)."""
+    path = Path(run_dir) / LINEAGE_FILE
+    if not path.exists():
+        return 1, []
+    stages = read_json(path)
+    first = len(stages) - 1
+    while first > 0 and stages[first - 1].get("preset") == stages[-1].get("preset"):
+        first -= 1
+    return int(stages[first]["epochs"][0]), stages[:first]
 
 
 def checkpoint_path(run_dir: Path, epoch: int) -> Path:

@@ -23,16 +23,14 @@ from typing import Any
 
 from .config import OLD_NAMES, renamed_keys
 from .errors import RunDirError
-from .runs import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, METRICS_FILE, STATUS_FILE, WEIGHTS_FILE, Run, atomic_write_bytes,
-                   checkpoint_paths, load_run, load_tensors, prepare_run_dir, read_json, run_lock, save_tensors,
-                   tensor_section)
+from .runs import (CHECKPOINT_DIR, CONFIG_FILE, HISTORY_FILE, LINEAGE_FILE, METRICS_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
+                   atomic_write_bytes, checkpoint_paths, load_run, load_tensors, prepare_run_dir, read_json, run_lock,
+                   save_tensors, tensor_section)
 
 __all__ = ["ZOO_DIR", "list_models", "get", "add"]
 
 #: Where the packaged models live.
 ZOO_DIR = Path(__file__).with_name("zoo_models")
-#: The stages of a model trained in a chain of fine-tunes (module docstring).
-LINEAGE_FILE = "lineage.json"
 #: The files of a zoo entry, copied to and from run folders (the lineage only where there is one).
 ENTRY_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, HISTORY_FILE, STATUS_FILE, LINEAGE_FILE)
 _ENTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")

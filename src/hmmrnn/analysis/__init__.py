@@ -150,7 +150,8 @@ register(stochastic_resonance, figure=plots.plot_stochastic_resonance,
          reading="Emulation quality and switch rate as the test-time noise is scaled.")
 register(training_evolution, figure=plots.plot_training_evolution,
          reading="How the mechanism appeared during training: switch rate, Jacobian fractions and the bifurcation "
-                 "epoch across checkpoints.")
+                 "epoch across checkpoints (for a model fine-tuned from a network trained on another HMM, from the "
+                 "checkpoint it started from on).")
 
 
 def progress_line(name: str, result: Result | None, seconds: float, why_not: str | None) -> str:

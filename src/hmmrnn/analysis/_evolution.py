@@ -45,6 +45,8 @@ class TrainingEvolution(Result):
     epochs, transition_rate, mean_dwell, unstable_fraction, complex_fraction, drift_norm : (E,)
     drift : (E, H) E[δ2] per unit; pcs : (E, shown, 2); labels : (E, shown)
     bifurcation_epoch : first epoch where the complex fraction jumps by more than ``jump``; None if never
+    started_from : for a model fine-tuned from a network trained on other HMMs (``lineage.json``), those
+        stages ("fully3, epochs 1-620"), whose checkpoints are left out; "" otherwise
     """
 
     name = "training_evolution"
@@ -62,10 +64,12 @@ class TrainingEvolution(Result):
     labels: np.ndarray
     bifurcation_epoch: int | None
     converged_rate: float
+    started_from: str = ""
 
     def summary(self) -> str:
         bif = f"epoch {self.bifurcation_epoch}" if self.bifurcation_epoch is not None else "none found"
-        return (f"{len(self.epochs)} checkpoints (epochs {self.epochs[0]}-{self.epochs[-1]}): bifurcation {bif}; "
+        start = f" (started from a network trained on {self.started_from})" if self.started_from else ""
+        return (f"{len(self.epochs)} checkpoints (epochs {self.epochs[0]}-{self.epochs[-1]}){start}: bifurcation {bif}; "
                 f"transition rate {self.transition_rate[0]:.3f} -> {self.converged_rate:.3f} (mean of the last "
                 f"{min(6, len(self.epochs))}); complex fraction max {self.complex_fraction.max():.2f}")
 
@@ -78,7 +82,8 @@ def bifurcation_epoch(epochs: list[int], complex_fraction: np.ndarray, jump: flo
 
 
 def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10, eigen_every: int = 10,
-                       trials: int = 20, jump: float = 0.02, shown: int = 500, seed: int = 0) -> TrainingEvolution:
+                       trials: int = 20, jump: float = 0.02, shown: int = 500, seed: int = 0,
+                       all_stages: bool = False) -> TrainingEvolution:
     """docs/method.md §5.18 from ``checkpoints/epoch_*.safetensors`` (``hmmrnn train --checkpoint-every K``).
 
     Every epoch's network runs the same noise: ``warmup`` steps from the same small random state,
@@ -90,6 +95,10 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     carried the state over from one epoch to the next; each epoch here starts from the same state,
     so the epochs can be analysed in any order.)
 
+    A model fine-tuned from a network trained on another HMM (its ``lineage.json`` names each
+    stage's preset) is followed from the last checkpoint before its own stages on: what appeared
+    while it learnt another HMM is not evidence about this one. ``all_stages`` keeps every checkpoint.
+
     Parameters
     ----------
     run_or_path : a ``Run`` or a run folder with checkpoints.
@@ -100,16 +109,25 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     jump : the complex-fraction jump that marks the bifurcation.
     shown : steps kept per epoch for the figure.
     seed : seed of the analysis' random streams (the same seed gives the same result).
+    all_stages : also follow the stages trained on other HMMs.
 
     Returns
     -------
     ``TrainingEvolution``: per checkpoint epoch the switch rate, mean dwell, unstable and
     complex fractions, E[δ2] (epochs, H); the bifurcation epoch and the converged rate.
     """
-    from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights, tensor_section
+    from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights, own_stages_start, tensor_section
 
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
     checkpoints = checkpoint_paths(run.path)
+    first_own, earlier = own_stages_start(run.path)
+    started_from = ""
+    if earlier and not all_stages:
+        # the starting network: the last checkpoint before the run's own stages
+        start = max((epoch for epoch, _ in checkpoints if epoch < first_own), default=first_own)
+        checkpoints = [(epoch, path) for epoch, path in checkpoints if epoch >= start]
+        presets = ", ".join(dict.fromkeys(str(stage.get("preset")) for stage in earlier))
+        started_from = f"{presets}, epochs {earlier[0]['epochs'][0]}-{earlier[-1]['epochs'][1]}"
     if len(checkpoints) < 2:
         raise NothingFound(f"{run.path} has {len(checkpoints)} checkpoint(s); training evolution needs at least 2 "
                           f"(train with --checkpoint-every K)")
@@ -147,4 +165,4 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     drift = np.stack(rows["drift"])
     return TrainingEvolution(steps, jump, seed, epochs, rate, np.array(rows["dwell"]), np.array(rows["unstable"]),
                              complex_fraction, np.linalg.norm(drift, axis=1), drift, np.stack(rows["pcs"]),
-                             np.stack(rows["labels"]), bifurcation, float(rate[-6:].mean()))
+                             np.stack(rows["labels"]), bifurcation, float(rate[-6:].mean()), started_from)

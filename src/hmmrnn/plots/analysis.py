@@ -456,4 +456,6 @@ def plot_training_evolution(result) -> Figure:
         _segments(ax, np.asarray(result.pcs)[i], np.asarray(result.labels)[i], lw=0.5)
         ax.set_title(f"epoch {epochs[i]}", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
+    if result.started_from:
+        fig.suptitle(f"from epoch {epochs[0]}: the network trained on {result.started_from} it started from")
     return fig
