@@ -457,5 +457,5 @@ def plot_training_evolution(result) -> Figure:
         ax.set_title(f"epoch {epochs[i]}", fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     if result.started_from:
-        fig.suptitle(f"from epoch {epochs[0]}: the network trained on {result.started_from} it started from")
+        fig.suptitle(f"epoch {epochs[0]}: the network it started from, trained on {result.started_from}")
     return fig
