@@ -3,6 +3,7 @@ whose stay probabilities are shifted.
 
     python benchmarks/verdict_size_power.py [--presets linear2,...] [--reps 20] [--out benchmarks/runs/verdict]
         [--full-reps 5] [--parts compare,judge,distance] [--distance-reps 5] [--distance-n 2000,5000]
+        [--distance-lengths 30,100]
 
 Part 1 (``compare``, one window): for each preset, T in {30, 100}, N in {2000, 5000} and shift in
 {0, ±0.02, ±0.05, ±0.1}, ``--reps`` candidate sets are drawn from the shifted HMM and judged against
@@ -16,7 +17,8 @@ T, 100, 300) on :class:`~hmmrnn.evaluation.HMMCandidate` for the true HMM at N =
 shifts at N = 5000, ``--full-reps`` replicates each, without the matched distance.
 
 Part 3 (``--parts distance``, the matched distance alone): ``compare`` with the matched distance
-on candidates from the true HMM (N = 2000 and 5000) and the ±0.05 shifts (N = 2000), T in {30, 100}; the rates
+on candidates from the true HMM (N = 2000 and 5000) and the ±0.05 shifts (N = 2000), T in
+``--distance-lengths`` (30 and 100; the verdict's longest window is 300); the rates
 record the status of the matched-distance check (pass / fail / undecided), not the verdict.
 
 Results are appended to ``<out>/size_power.jsonl`` (one line per cell; cells already there are
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--parts", default="compare,judge", help="which of compare, judge, distance to run")
     parser.add_argument("--distance-reps", type=int, default=5, help="replicates of part 3")
     parser.add_argument("--distance-n", default="2000,5000", help="part 3's N (the shifts at 2000 only)")
+    parser.add_argument("--distance-lengths", default="30,100", help="part 3's window lengths T")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/runs/verdict")
     args = parser.parse_args()
@@ -99,7 +102,7 @@ def main() -> None:
             verdicts = [judge(HMMCandidate(source), truth, n=n, seq_len=seq_len, seed=rep, matching=False,
                               refit=False).verdict for rep in range(args.full_reps)]
             record(cell, verdicts, time.perf_counter() - started)
-        for length in (30, 100) if "distance" in parts else ():
+        for length in map(int, args.distance_lengths.split(",")) if "distance" in parts else ():
             for n in map(int, args.distance_n.split(",")):
                 for shift in (0.0, -0.05, 0.05) if n == 2000 else (0.0,):
                     cell = {"part": "distance", "preset": name, "T": length, "N": n, "shift": shift}
