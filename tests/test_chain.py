@@ -63,6 +63,9 @@ def test_a_chain_of_runs_joins_into_one_run_and_zoo_entry(tmp_path):
     every = training_evolution(copy, steps=60, trials=2, shown=20, all_stages=True)
     assert every.epochs == [2, 4, 6] and every.started_from == ""
     assert every.transition_rate[1:].tolist() == own.transition_rate.tolist()
+    (copy.path / "lineage.json").write_text('{"stages": 2}')
+    with pytest.raises(RunDirError, match="not a list of stages"):
+        training_evolution(copy, steps=60, trials=2, shown=20)
 
     # a run that did not start from the previous stage's cut is refused, and nothing is written
     with pytest.raises(RunDirError, match="did not start from"):

@@ -336,10 +336,13 @@ def own_stages_start(run_dir: Path) -> tuple[int, list[dict]]:
     if not path.exists():
         return 1, []
     stages = read_json(path)
-    first = len(stages) - 1
-    while first > 0 and stages[first - 1].get("preset") == stages[-1].get("preset"):
-        first -= 1
-    return int(stages[first]["epochs"][0]), stages[:first]
+    try:
+        first = len(stages) - 1
+        while first > 0 and stages[first - 1].get("preset") == stages[-1].get("preset"):
+            first -= 1
+        return int(stages[first]["epochs"][0]), stages[:first]
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError):
+        raise RunDirError(f"{path} is not a list of stages with presets and epochs") from None
 
 
 def checkpoint_path(run_dir: Path, epoch: int) -> Path:
