@@ -130,6 +130,14 @@ def test_quantity_rows_compare_with_the_stated_rules():
     assert rows["output-pair PC1 share (%)"][3] == "differs"  # pair 1-2: 65.0 against 85.6
     assert rows["converged switch rate (per step)"][3] == "agrees"  # 0.100 within 25 % of 0.107
     assert rows["max residency (steps)"][1:] == ["40.0", "31–56 (over all models)", "agrees"]
+    # a model fine-tuned from another HMM's network says so next to its bifurcation epoch
+    evolution = {"transition_rate": [0.2, 0.1], "epochs": [620, 640], "bifurcation_epoch": 640,
+                 "converged_rate": 0.1, "started_from": "fully3, epochs 1-620"}
+    inherited = _results(training_evolution=evolution)
+    assert _quantity_rows(inherited)[[r[0] for r in _quantity_rows(inherited)].index("bifurcation epoch")][1] == (
+        "640 (from epoch 620; it started from a network trained on fully3, epochs 1-620)")
+    assert _claim_outcomes(inherited)["bifurcation"][1].endswith(
+        "(it started from a network trained on fully3, epochs 1-620, whose stages are left out)")
 
 
 def test_a_diverging_model_is_reported_and_the_others_still_analysed(small_run, tmp_path):
