@@ -6,8 +6,9 @@ that, the pooled checks do not.
 
     python benchmarks/window_dispersion.py RUN [--checkpoint FILE] [--length T] [--chains 200] [--steps 10000]
 
-The network's windows are cut as the verdict cuts its stationary windows (``--chains`` chains of
-``--steps`` steps from h0, after 1,000 steps of burn-in, windows ``--length`` + 10 steps apart), the
+The network's windows come from a long run like the verdict's (``--chains`` chains of ``--steps``
+steps from h0), but are cut more densely: after 1,000 steps of burn-in, every ``--length`` + 10 steps
+(the verdict spreads N windows evenly along each chain). The
 HMM's are as many windows from its stationary distribution. One thread.
 """
 
