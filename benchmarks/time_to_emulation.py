@@ -30,12 +30,14 @@ import hmmrnn
 from hmmrnn.runs import read_history
 
 
-class _TimeUp(Exception):
-    pass
+_clock = {"up": False}
 
 
 def _time_up(signum, frame):
-    raise _TimeUp()
+    """Stop the training the way Ctrl-C does, so that it writes an ``interrupted`` status and stays
+    resumable (``hmmrnn train --resume``)."""
+    _clock["up"] = True
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -69,15 +71,17 @@ def main() -> None:
         run_dir = out / f"{name}-{args.recipe}-s{seed}{args.tag}"
         start = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, args.max_minutes * 60)
-        timed_out = False
+        _clock["up"] = False
         try:
             hmmrnn.train(name, recipe=args.recipe, out=run_dir, force=True, seed=seed, eval_every=10,
                          early_stop=True, evaluate=False, progress=False, device=args.device,
                          **({"epochs": args.max_epochs} if args.max_epochs else {}), **settings)
-        except _TimeUp:
-            timed_out = True
+        except (KeyboardInterrupt, hmmrnn.errors.Interrupted):
+            if not _clock["up"]:
+                raise  # a real Ctrl-C
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        timed_out = _clock["up"]
         trained = time.perf_counter() - start
         history = read_history(run_dir / "history.csv")
         verdicts = [row for row in history if row.get("emulates") is not None]
