@@ -300,9 +300,19 @@ def test_recipes_paper_is_the_paper_and_fast_is_the_default():
     fast = hmmrnn.make_config("linear3").train
     assert fast.recipe == "fast" and fast.bigram_weight > 0 and fast.eval_every > 0 and fast.early_stop
     assert not paper.carry_states and fast.carry_states and 0 < fast.fresh_fraction < 1
-    assert (fast.lr, fast.batch_size, fast.num_seq, fast.blur, fast.betas) == (1e-3, 4096, 30_000, 0.2, (0.9, 0.9))
+    assert (fast.lr, fast.batch_size, fast.num_seq, fast.blur, fast.betas) == (1e-3, 1024, 30_000, 0.2, (0.9, 0.9))
+    assert paper.batch_size == 4096
     # explicit settings win over the recipe
     assert hmmrnn.make_config("linear3", bigram_weight=0, early_stop=False).train.bigram_weight == 0
+    # the fast recipe's second stage for linear2's own HMM only; a stage of the user's replaces it
+    staged = hmmrnn.make_config("linear2").train
+    assert (staged.refine_from, staged.stage(91).calibration_weight, staged.stage(91).lr) == (90, 1e4, 1e-4)
+    assert staged.stage(90).calibration_weight == 0 and fast.refine_from == 0
+    assert hmmrnn.make_config("linear2", recipe="paper").train.refine_from == 0
+    assert hmmrnn.make_config("linear2", hmm=hmmrnn.preset("linear2").hmm).train.refine_from == 0
+    mine = hmmrnn.make_config("linear2", refine_from=50, refine="lr=1e-5").train
+    assert (mine.refine_from, mine.refine) == (50, "lr=1e-5")
+    assert hmmrnn.make_config("linear2", refine_from=0).train.refine == ""
     with pytest.raises(hmmrnn.ConfigError, match="unknown recipe 'quick'; choose from fast, paper"):
         hmmrnn.make_config("linear3", recipe="quick")
 

@@ -362,7 +362,8 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
                 **settings: Any) -> RunConfig:
     """Resolve a preset, a training recipe (``hmmrnn.RECIPES``) and settings into a ``RunConfig``.
 
-    Settings come from the preset, then the recipe, then the non-None keyword ``settings``: any
+    Settings come from the preset, then the recipe (with its settings for this preset, when the HMM is
+    the preset's own and ``settings`` set no stage of their own), then the non-None keyword ``settings``: any
     ``ModelConfig`` field but ``n_outputs`` (``hidden``, ``noise_dim``, ``initial_state``) or
     ``TrainConfig`` field but ``recipe``. ``hmm`` replaces the preset's HMM. Without a preset the
     training settings default to those of ``linear3`` (T = 30, 500 epochs, clip 0.9), which suit any
@@ -385,9 +386,13 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     unknown = sorted(set(settings) - set(SETTINGS))
     _require(not unknown, f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
     base = get_preset(preset if preset is not None else "linear3")
+    own_hmm = hmm is None
     hmm = hmm if hmm is not None else base.hmm
     given = {k: v for k, v in settings.items() if v is not None}
     recipe_settings = dict(get_recipe(recipe).settings)
+    if preset is not None and own_hmm and not {"refine_from", "refine"} & set(given):
+        # a recipe's stage for a preset was measured on that preset's HMM; a stage of the user's replaces it
+        recipe_settings.update(get_recipe(recipe).per_preset.get(preset, {}))
     if recipe_settings.get("initial_state") == "stationary" and not _starts_stationary(hmm):
         recipe_settings["initial_state"] = "zero"  # a stationary start would miss this HMM's start distribution
     model = ModelConfig(hidden=base.hidden, noise_dim=base.noise_dim, n_outputs=hmm.n_outputs)
@@ -448,7 +453,9 @@ def training_options(exclude: tuple[str, ...] = ()) -> list[Option]:
             elif len(set(map(repr, per_recipe.values()))) > 1:
                 text = ", ".join(f"{name}: {_shown(v)}" for name, v in per_recipe.items())
             else:
-                text = _shown(base)
+                text = _shown(base) if base != "" else "none"
+            text += "".join(f"; {r.name} on {name}: {_shown(values[f.name])}" for r in RECIPES.values()
+                            for name, values in r.per_preset.items() if f.name in values)
             options.append(Option(f.name, types[str(f.type)], f.metadata["help"], f.metadata["choices"], text))
     return options
 

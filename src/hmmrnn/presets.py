@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import ConfigError, UnknownPresetError
@@ -76,22 +76,25 @@ def preset(name: str) -> Preset:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named set of training settings applied on top of a preset (before the user's overrides)."""
+    """A named set of training settings applied on top of a preset (before the user's overrides);
+    ``per_preset`` adds settings for one preset's own HMM (a preset name to its settings)."""
 
     name: str
     settings: dict
     summary: str
+    per_preset: dict = field(default_factory=dict)
 
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
-        Recipe("fast", {"bigram_weight": 1000.0, "bigram_on": "probabilities", "val_every": 10, "eval_every": 10,
+        Recipe("fast", {"batch_size": 1024, "bigram_weight": 1000.0, "bigram_on": "probabilities", "val_every": 10, "eval_every": 10,
                         "early_stop": True, "confirmations": 3, "carry_states": True, "reset_fraction": 0.05,
                         "fresh_fraction": 0.25, "lr_half_life": 100.0, "growth_weight": 1000.0,
                         "transient_steps": 10, "pair_lags": 8, "transition_weight": 1000.0,
                         "initial_state": "stationary"},
-               summary="the default: paper loss + bigram penalty (weight 1000, on the output probabilities, per "
+               summary="the default: batches of 1024 sequences (ten Adam steps per epoch instead of the paper's "
+                       "three) and the paper loss + bigram penalty (weight 1000, on the output probabilities, per "
                        "position over the first 10 steps after h0, and on the pairs 2 to 8 steps apart) + the "
                        "same penalty on the output transition probabilities (weight 1000); "
                        "windows carried from epoch to epoch "
@@ -102,7 +105,12 @@ RECIPES: dict[str, Recipe] = {
                        "own stationary distribution) when the HMM starts from its stationary distribution, as every "
                        "preset does (else from h0 = 0); "
                        "validation and the verdict at every horizon every 10 epochs, stop at the first "
-                       "'emulates: yes' that a further, independent sample three times as large confirms"),
+                       "'emulates: yes' that a further, independent sample three times as large confirms; on "
+                       "linear2, from epoch 91 a second stage with the calibration penalty (weight 10,000) at "
+                       "lr 1e-4",
+               # measured: batches of 4096 reached linear2's long-horizon yes in none of its 30-minute runs;
+               # 1024 with this stage did in 130 epochs, 21.5 min (BENCHMARKS.md, session 17)
+               per_preset={"linear2": {"refine_from": 90, "refine": "calibration_weight=10000,lr=1e-4"}}),
         Recipe("paper", {}, summary="docs/method.md §3 unchanged: Sinkhorn divergence only, validation every epoch, "
                                     "all epochs, best validation loss kept"),
     ]
