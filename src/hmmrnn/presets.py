@@ -109,7 +109,7 @@ RECIPES: dict[str, Recipe] = {
                        "linear2, from epoch 91 a second stage with the calibration penalty (weight 10,000) at "
                        "lr 1e-4",
                # measured: batches of 4096 reached linear2's long-horizon yes in none of its 30-minute runs;
-               # 1024 with this stage did in 130 epochs, 21.5 min (BENCHMARKS.md, session 17)
+               # 1024 with this stage did in 130 epochs, 21.6 min (BENCHMARKS.md, session 17)
                per_preset={"linear2": {"refine_from": 90, "refine": "calibration_weight=10000,lr=1e-4"}}),
         Recipe("paper", {}, summary="docs/method.md §3 unchanged: Sinkhorn divergence only, validation every epoch, "
                                     "all epochs, best validation loss kept"),
