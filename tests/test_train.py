@@ -459,6 +459,42 @@ def test_a_second_stage_changes_the_objective_from_its_epoch_and_resumes_exactly
         [row["train_loss"] for row in staged.history], rel=1e-2)
 
 
+def test_averaged_weights_are_judged_kept_checkpointed_and_resumed(tmp_path):
+    """weight_average h (from the second stage here): after each epoch w̄ ← β w̄ + (1 − β) w with
+    β = 2^(−1/h), starting at the stage's first epoch's weights; the checkpoints keep both, the saved
+    models are w̄, Adam's trajectory is the unaveraged run's, and a resumed run equals an uninterrupted one."""
+    from hmmrnn.runs import tensor_section
+
+    kwargs = dict(seed=4, progress=False, checkpoint_every=1, val_every=1, **TINY)
+    plain = hmmrnn.train("linear2", out=tmp_path / "plain", epochs=5, refine_from=2, refine="lr=0.005", **kwargs)
+    averaged = hmmrnn.train("linear2", out=tmp_path / "avg", epochs=5, refine_from=2,
+                            refine="lr=0.005,weight_average=2", **kwargs)
+    assert [r["train_loss"] for r in averaged.history] == [r["train_loss"] for r in plain.history]
+    keep = 2 ** -0.5
+    sections = [load_tensors(path)[0] for _, path in checkpoint_paths(averaged.path)]
+    assert all(not tensor_section(s, "average") for s in sections[:2])  # not averaging before the stage
+    expected = None
+    for tensors in sections[2:]:
+        model = tensor_section(tensors, "model")
+        expected = dict(model) if expected is None else {k: keep * expected[k] + (1 - keep) * model[k] for k in model}
+        for name, value in tensor_section(tensors, "average").items():
+            torch.testing.assert_close(value, expected[name], rtol=0, atol=1e-6)
+    assert (expected["w_rec"] - tensor_section(sections[-1], "model")["w_rec"]).abs().max() > 1e-3
+    final = _weights(averaged.path / "final.safetensors")
+    for name in final:
+        torch.testing.assert_close(final[name], expected[name], rtol=0, atol=1e-6)
+    if averaged.status["best_epoch"] == 5:
+        _assert_same_weights(_weights(averaged.path / "model.safetensors"), final)
+    part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=4, refine_from=2,
+                        refine="lr=0.005,weight_average=2", **kwargs)
+    resumed = hmmrnn.resume(part.path, epochs=5, progress=False, evaluate=False)
+    continued = _weights(resumed.path / "final.safetensors")
+    for name in final:
+        torch.testing.assert_close(continued[name], final[name], rtol=0, atol=1e-5)
+    with pytest.raises(hmmrnn.ConfigError, match="weight_average must be >= 0"):
+        hmmrnn.make_config("linear3", weight_average=-1)
+
+
 @pytest.mark.parametrize("settings, message", [
     (dict(refine_from=5), "needs both refine_from > 0 and refine settings"),
     (dict(refine="lr=1e-4"), "needs both refine_from > 0 and refine settings"),

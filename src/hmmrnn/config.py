@@ -42,7 +42,7 @@ DIVERGENCE_ESTIMATORS = ("batch", "split")
 #: and the optimiser. The data, the slots and the verdict stay as the run built them.
 REFINABLE = ("lr", "lr_half_life", "grad_clip", "blur", "divergence_estimator", "bigram_weight", "bigram_on",
              "ngram_order", "transient_steps", "transient_weight", "pair_lags", "transition_weight",
-             "likelihood_weight", "calibration_weight", "emission_weight", "growth_weight", "tau")
+             "likelihood_weight", "calibration_weight", "emission_weight", "growth_weight", "tau", "weight_average")
 
 #: Where a chain starts (``NoiseRNN``'s ``initial_state``, whose type lists the same names).
 INITIAL_STATES = ("zero", "random", "learned", "stationary")
@@ -122,6 +122,13 @@ class TrainConfig:
     backpropagation through one window cannot otherwise see a growth that compounds over many
     (docs/method.md, "Stationary training").
 
+    ``weight_average`` h > 0 keeps an exponential moving average of the weights, updated after every
+    epoch: w̄ ← β w̄ + (1 − β) w with β = 2^(−1/h), started at the weights of the first epoch that
+    averages. Validation, the periodic verdict, the kept weights (``model.safetensors``) and the
+    final ones judge and store w̄; Adam goes on from w. Late in training the weights wander around
+    the minimum from one epoch to the next, and so do the statistics that the verdict tests; the
+    average sits nearer the middle (docs/method.md §3.4).
+
     Staged training: with ``refine_from`` E > 0, epochs E + 1, E + 2, ... train with the settings of
     ``refine`` (objective and optimiser settings, ``REFINABLE``) in place of these: the network,
     Adam's moments, the carried states and the data go on; the learning rate restarts at the stage's
@@ -163,6 +170,9 @@ class TrainConfig:
                                       "probabilities from the nearest emission row of the HMM.")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
                                     "|h| across the carried windows.")
+    weight_average: float = _setting(0.0, "Half-life in epochs of an exponential moving average of the weights, "
+                                     "which validation, the verdict and the saved models use while Adam trains "
+                                     "the weights themselves; 0 = off.")
     init_weights: str = _setting("", "Start from the weights in this safetensors file (a run's model.safetensors or "
                                  "one of its checkpoints; the sizes must match) instead of a fresh initialisation; "
                                  "a learned h0 the file lacks starts at 0.")
@@ -199,6 +209,7 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight",
                      "calibration_weight", "emission_weight", "growth_weight", "transition_weight", "transient_weight", "tau",
+                     "weight_average",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
             value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
             _require(isinstance(value, (int, float)) and math.isfinite(value), f"{name} must be a finite number, "
@@ -230,6 +241,7 @@ class TrainConfig:
         _require(self.transition_weight >= 0, f"transition_weight must be >= 0, got {self.transition_weight}")
         _require(self.growth_weight >= 0, f"growth_weight must be >= 0, got {self.growth_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")
+        _require(self.weight_average >= 0, f"weight_average must be >= 0, got {self.weight_average}")
         _require(self.val_every >= 1, f"val_every must be >= 1, got {self.val_every}")
         _require(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _require(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every}")

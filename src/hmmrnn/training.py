@@ -235,7 +235,8 @@ class _TrainingState:
     def __init__(self, model: NoiseRNN, optimizer: torch.optim.Adam, generator: torch.Generator,
                  epoch: int = 0, best_val: float = float("inf"), best_epoch: int = 0,
                  best_weights: dict[str, torch.Tensor] | None = None,
-                 pools: dict[str, torch.Tensor] | None = None) -> None:
+                 pools: dict[str, torch.Tensor] | None = None,
+                 average: dict[str, torch.Tensor] | None = None) -> None:
         self.model = model
         self.optimizer = optimizer
         self.generator = generator
@@ -245,6 +246,8 @@ class _TrainingState:
         self.best_weights = best_weights
         #: with ``carry_states``: the hidden state of every training / validation slot, (n_train, H)
         self.pools = pools if pools is not None else {}
+        #: with ``weight_average``: the moving average of the weights (CPU), what the run judges and keeps
+        self.average = average
         self.emulating_epoch: int | None = None
         self.history: list[dict] = []
 
@@ -287,7 +290,7 @@ class _TrainingState:
             best = tensor_section(tensors, "best") or None
             pools = {name: value.to(device) for name, value in tensor_section(tensors, "pool").items()}
             return cls(model, optimizer, generator, int(meta["epoch"]), float(meta["best_val"]),
-                       int(meta["best_epoch"]), best, pools)
+                       int(meta["best_epoch"]), best, pools, tensor_section(tensors, "average") or None)
         except (KeyError, ValueError, RuntimeError) as exc:
             raise RunDirError(f"checkpoint {path} is incomplete or corrupt: {exc}") from None
 
@@ -301,10 +304,35 @@ class _TrainingState:
                 tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
         tensors["rng"] = self.generator.get_state()
         tensors.update({f"pool.{name}": value for name, value in self.pools.items()})
+        if self.average is not None:
+            tensors.update({f"average.{k}": v for k, v in self.average.items()})
         path.parent.mkdir(exist_ok=True)
         save_tensors(path, tensors, {"epoch": str(self.epoch), "best_val": repr(self.best_val),
                                      "best_epoch": str(self.best_epoch),
                                      "param_groups": json.dumps(optim["param_groups"])})
+
+    def result_weights(self) -> dict[str, torch.Tensor]:
+        """The weights the run judges and keeps: the moving average while one is kept, else the model's."""
+        if self.average is None:
+            return weights_of(self.model)
+        return {name: value.clone() for name, value in self.average.items()}
+
+    def average_epoch(self, half_life: float) -> None:
+        """After an epoch: w̄ ← β w̄ + (1 − β) w, β = 2^(−1/half_life), starting at w (``TrainConfig.weight_average``);
+        ``half_life`` 0 drops the average.
+
+        Our own few lines rather than ``torch.optim.swa_utils.AveragedModel``: the average must change its
+        decay between training stages and live in our safetensors checkpoints as plain tensors,
+        where AveragedModel keeps a deep copy of the module with its own counter."""
+        if half_life <= 0:
+            self.average = None
+            return
+        weights = weights_of(self.model)
+        if self.average is None:
+            self.average = weights
+            return
+        keep = 2.0 ** (-1.0 / half_life)
+        self.average = {name: keep * self.average[name] + (1 - keep) * weights[name] for name in weights}
 
 
 def _initial_weights(config: RunConfig, model: NoiseRNN) -> NoiseRNN:
@@ -589,9 +617,12 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
             try:
                 train_loss = _epoch_loss(state.model, train_targets, staged, state.generator, train_loss_fn,
                                          state.optimizer, state.pools.get("train"))
+                state.average_epoch(staged.train.weight_average)
+                judged = state.model if state.average is None else \
+                    model_from_weights(config.model, state.average, "the averaged weights").to(device)
                 val_loss = None
                 if epoch % t.val_every == 0 or epoch == t.epochs:
-                    val_loss = _epoch_loss(state.model, val_targets, staged, state.generator, val_loss_fn, None,
+                    val_loss = _epoch_loss(judged, val_targets, staged, state.generator, val_loss_fn, None,
                                            state.pools.get("val"))
             except _NonFinite as exc:
                 message = (f"training diverged at epoch {epoch}: {exc}; last finite weights saved to "
@@ -600,10 +631,10 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                 raise TrainingDivergedError(message) from None
             state.epoch = epoch
             judge_now = t.eval_every > 0 and epoch % t.eval_every == 0
-            verdict = _periodic_verdict(state.model, config, epoch) if judge_now else {}
+            verdict = _periodic_verdict(judged, config, epoch) if judge_now else {}
             if val_loss is not None and val_loss < state.best_val:
                 state.best_val, state.best_epoch = val_loss, epoch
-                state.best_weights = weights_of(state.model)
+                state.best_weights = state.result_weights()
                 save_tensors(run_dir / WEIGHTS_FILE, state.best_weights,
                              {"epoch": str(epoch), "val_loss": repr(val_loss)})
             state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
@@ -615,7 +646,7 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                 config_saved = True
             stop = t.early_stop and bool(verdict.get("emulates"))
             if stop:  # the emulating model is the result, whatever its validation loss
-                state.best_weights = weights_of(state.model)
+                state.best_weights = state.result_weights()
                 save_tensors(run_dir / WEIGHTS_FILE, state.best_weights, {"epoch": str(epoch), "emulates": "1"})
                 state.emulating_epoch = epoch
             if t.checkpoint_every and (epoch % t.checkpoint_every == 0 or stop):
@@ -704,7 +735,7 @@ def _write_status(run_dir: Path, state: _TrainingState, status: str, message: st
 def _finish(run_dir: Path, config: RunConfig, state: _TrainingState, status: str, message: str | None = None,
             last_good: dict[str, torch.Tensor] | None = None) -> None:
     """Write the final weights (or the last finite ones) and the status; keep a best model on disk."""
-    final = last_good if last_good is not None else weights_of(state.model)
+    final = last_good if last_good is not None else state.result_weights()
     save_tensors(run_dir / FINAL_WEIGHTS_FILE, final, {"epoch": str(state.epoch)})
     if not (run_dir / WEIGHTS_FILE).exists():
         save_tensors(run_dir / WEIGHTS_FILE, final, {"epoch": str(state.epoch)})
