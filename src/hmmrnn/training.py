@@ -317,6 +317,13 @@ class _TrainingState:
             return weights_of(self.model)
         return {name: value.clone() for name, value in self.average.items()}
 
+    def judged_model(self, config: RunConfig) -> NoiseRNN:
+        """The network the run judges: the model itself, or a copy holding the moving average."""
+        if self.average is None:
+            return self.model
+        device = next(self.model.parameters()).device
+        return model_from_weights(config.model, self.average, "the averaged weights").to(device)
+
     def average_epoch(self, half_life: float) -> None:
         """After an epoch: w̄ ← β w̄ + (1 − β) w, β = 2^(−1/half_life), starting at w (``TrainConfig.weight_average``);
         ``half_life`` 0 drops the average.
@@ -614,14 +621,16 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
             staged, train_loss_fn, val_loss_fn = stage(epoch)
             if t.in_second_stage(epoch) and state.best_epoch <= t.refine_from:
                 state.best_val = float("inf")  # the second stage's loss is another objective
+            validate_now = epoch % t.val_every == 0 or epoch == t.epochs
+            judge_now = t.eval_every > 0 and epoch % t.eval_every == 0
             try:
                 train_loss = _epoch_loss(state.model, train_targets, staged, state.generator, train_loss_fn,
                                          state.optimizer, state.pools.get("train"))
                 state.average_epoch(staged.train.weight_average)
-                judged = state.model if state.average is None else \
-                    model_from_weights(config.model, state.average, "the averaged weights").to(device)
+                # the network that validation and the verdict see, built only in the epochs that use it
+                judged = state.judged_model(config) if validate_now or judge_now else None
                 val_loss = None
-                if epoch % t.val_every == 0 or epoch == t.epochs:
+                if validate_now:
                     val_loss = _epoch_loss(judged, val_targets, staged, state.generator, val_loss_fn, None,
                                            state.pools.get("val"))
             except _NonFinite as exc:
@@ -630,7 +639,6 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
                 _finish(run_dir, config, state, "diverged", message, last_good=exc.last_good)
                 raise TrainingDivergedError(message) from None
             state.epoch = epoch
-            judge_now = t.eval_every > 0 and epoch % t.eval_every == 0
             verdict = _periodic_verdict(judged, config, epoch) if judge_now else {}
             if val_loss is not None and val_loss < state.best_val:
                 state.best_val, state.best_epoch = val_loss, epoch
