@@ -161,12 +161,15 @@ def test_killing_a_worker_mid_sweep_then_rerunning_finishes_with_no_lost_or_dupl
 
 def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
     out = tmp_path / "cli"
-    grid = ["--presets", "linear2", "--hidden", "12", "--noise-dim", "3", "--seeds", "0", "--recipe", "paper",
+    grid = ["--presets", "linear2", "--hidden", "12", "--noise-dim", "3", "--seeds", "0,1", "--recipe", "paper",
             "--epochs", "1", "--num-seq", "600", "--seq-len", "20", "--batch-size", "100", "--lr", "0.01",
             "--eval-n", "100", "--workers", "1", "--threads", "1", "-q"]
-    code, stdout, err = cli("sweep", "--out", out, *grid)
+    code, stdout, err = cli("sweep", "--out", out, *grid, "--only", "*-s1")  # a part of the grid: one cell
     assert code == 0, err
-    assert "linear2-h12-d3-s0:" in stdout and "1/1 cells finished" in stdout
+    assert "linear2-h12-d3-s1:" in stdout and "linear2-h12-d3-s0:" not in stdout and "1/2 cells finished" in stdout
+    assert not (out / "cells" / "linear2-h12-d3-s0").exists()
+    summary = (out / SUMMARY_FILE).read_text()
+    assert "linear2-h12-d3-s0,linear2,12,3,0,,not run" in summary and "linear2-h12-d3-s1,linear2,12,3,1,paper,done" in summary
     spec = json.loads((out / "sweep.json").read_text())
     assert spec["overrides"] == {"epochs": 1, "num_seq": 600, "seq_len": 20, "batch_size": 100, "lr": 0.01,
                                  "eval_n": 100}
@@ -176,7 +179,8 @@ def test_sweep_cli_from_grid_options_and_its_one_line_errors(tmp_path, cli):
     for args, message in ((["--presets", "linear2", "--spec", "x.json"], "either --spec FILE or the grid options"),
                           (["--hidden", "150"], "give --presets"),
                           (["--presets", "linear2", "--hidden", "a,b"], "--hidden takes comma-separated integers"),
-                          (["--presets", "linear2", "--backend", "slurm"], "unknown backend")):
+                          (["--presets", "linear2", "--backend", "slurm"], "unknown backend"),
+                          (["--presets", "linear2", "--only", "linear3-*"], "--only 'linear3-*' matches no cell")):
         code, _, err = cli("sweep", "--out", tmp_path / "bad", *args)
         assert code == 1 and message in err and err.count("\n") == 1, err
         assert not (tmp_path / "bad").exists()  # nothing written for a refused command

@@ -252,6 +252,8 @@ def sweep(
     address: Optional[str] = typer.Option(None, help="ray: address of a running cluster (e.g. auto or "
                                           "ray://host:10001); without it a local Ray instance is started."),
     gpus_per_cell: float = typer.Option(0.0, help="ray: GPUs requested per cell (use with --device cuda)."),
+    only: Optional[str] = typer.Option(None, help="Comma-separated shell patterns of cell names: run only the "
+                                       "unfinished cells that match, e.g. 'linear3-*,linear4-h50-*'."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train and evaluate a grid of cells (preset x hidden x noise_dim x seed), each an ordinary run folder.
@@ -287,12 +289,15 @@ def sweep(
         else:
             typer.echo(f"{record['cell']}: {record['status']}: {record.get('error', '')}")
 
+    patterns = tuple(p.strip() for p in only.split(",") if p.strip()) if only else ()
     records = run_sweep(sweep_spec, out, backend=backend, workers=workers, threads=threads, address=address,
-                        gpus_per_cell=gpus_per_cell, progress=not quiet, report=report)
+                        gpus_per_cell=gpus_per_cell, only=patterns, progress=not quiet, report=report)
     done = sum(r["status"] == "done" for r in records)
     typer.echo(f"{done}/{len(records)} cells finished; wrote {out / 'sweep_summary.csv'} and {out / 'figures'}")
-    if done < len(records):
-        raise HmmrnnError(f"{len(records) - done} of {len(records)} cells failed (see above); re-run the same "
+    selected = {c.name for c in sweep_spec.cells(only=patterns)}
+    failed = sum(r["status"] != "done" and r["cell"] in selected for r in records)
+    if failed:
+        raise HmmrnnError(f"{failed} of {len(selected)} cells failed (see above); re-run the same "
                           "command to retry them")
 
 

@@ -20,6 +20,7 @@ others.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import itertools
 import multiprocessing
@@ -30,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -116,9 +117,15 @@ class SweepSpec:
             make_config(cell.preset, recipe=self.recipe, hidden=cell.hidden, noise_dim=cell.noise_dim, seed=cell.seed,
                         **self.overrides)
 
-    def cells(self) -> list[Cell]:
-        """Every cell, presets outermost, seeds innermost."""
-        return [Cell(*c) for c in itertools.product(self.presets, self.hidden, self.noise_dim, self.seeds)]
+    def cells(self, only: Sequence[str] = ()) -> list[Cell]:
+        """Every cell, presets outermost, seeds innermost; with ``only`` (shell-style patterns of cell
+        names, ``"linear3-*"``) those matching one of them, and each pattern must match a cell."""
+        cells = [Cell(*c) for c in itertools.product(self.presets, self.hidden, self.noise_dim, self.seeds)]
+        for pattern in only:
+            if not any(fnmatch.fnmatchcase(c.name, pattern) for c in cells):
+                raise ConfigError(f"--only {pattern!r} matches no cell of this sweep (cells are named like "
+                                  f"{cells[0].name})")
+        return [c for c in cells if not only or any(fnmatch.fnmatchcase(c.name, p) for p in only)]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -267,7 +274,8 @@ def _headline_metrics(evaluation: Any) -> dict[str, Any]:
 
 def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", workers: int | None = None,
               threads: int | None = None, address: str | None = None, gpus_per_cell: float = 0.0,
-              progress: bool = True, report: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+              only: Sequence[str] = (), progress: bool = True,
+              report: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell of ``spec`` into the sweep folder ``out`` and write the summary and figures.
 
     Parameters
@@ -278,6 +286,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", worke
         the cluster's resources decide).
     threads : threads per cell, torch's and numba's (default: local 1 when several workers share the machine; ray 1).
     gpus_per_cell : Ray GPU request per cell (cells then train on ``cuda`` only if the overrides say so).
+    only : shell-style patterns of cell names (``"linear3-*"``): run only the unfinished cells that match
+        one (the summary still lists every cell); each pattern must match a cell of the spec.
     report : called with each cell's record as it finishes.
 
     Returns
@@ -287,10 +297,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", worke
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
     out = Path(out)
+    selected = spec.cells(only)
     with run_lock(out, create=True):  # one sweep process per folder; each cell is locked by its worker
         _claim(out, spec)
-        cells = spec.cells()
-        todo = [c for c in cells if not _finished(out, c)]
+        todo = [c for c in selected if not _finished(out, c)]
         cpus = os.cpu_count() or 1
         if backend == "local":
             threads = threads or (1 if (workers or cpus) > 1 else cpus)
@@ -299,7 +309,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, backend: str = "local", worke
         else:
             _run_ray(out, spec, todo, threads or 1, address, gpus_per_cell, progress, report)
         sweep_report(out)
-        return [_record(out, c) for c in cells]
+        return [_record(out, c) for c in spec.cells()]
 
 
 def _claim(out: Path, spec: SweepSpec) -> None:
