@@ -304,9 +304,13 @@ def test_recipes_paper_is_the_paper_and_fast_is_the_default():
     assert paper.batch_size == 4096
     # explicit settings win over the recipe
     assert hmmrnn.make_config("linear3", bigram_weight=0, early_stop=False).train.bigram_weight == 0
-    # the fast recipe's second stage for linear2's own HMM only; a stage of the user's replaces it
+    # the fast recipe's second stages for linear2's and fully3's own HMMs only; a stage of the user's replaces it
     staged = hmmrnn.make_config("linear2").train
     assert (staged.refine_from, staged.stage(91).calibration_weight, staged.stage(91).lr) == (90, 1e4, 1e-4)
+    late = hmmrnn.make_config("fully3").train.stage(261)
+    assert (late.calibration_weight, late.lr, late.transition_weight, late.bigram_weight, late.weight_average) == (
+        1e5, 3e-5, 1e4, 1e4, 10)
+    assert hmmrnn.make_config("fully3").train.stage(260).weight_average == 0
     assert staged.stage(90).calibration_weight == 0 and fast.refine_from == 0
     assert hmmrnn.make_config("linear2", recipe="paper").train.refine_from == 0
     assert hmmrnn.make_config("linear2", hmm=hmmrnn.preset("linear2").hmm).train.refine_from == 0

@@ -107,10 +107,17 @@ RECIPES: dict[str, Recipe] = {
                        "validation and the verdict at every horizon every 10 epochs, stop at the first "
                        "'emulates: yes' that a further, independent sample three times as large confirms; on "
                        "linear2, from epoch 91 a second stage with the calibration penalty (weight 10,000) at "
-                       "lr 1e-4",
+                       "lr 1e-4; on fully3, from epoch 261 one with the calibration penalty at 100,000, the "
+                       "n-gram and transition penalties at 10,000, lr 3e-5 and the weights averaged (half-life "
+                       "10 epochs)",
                # measured: batches of 4096 reached linear2's long-horizon yes in none of its 30-minute runs;
-               # 1024 with this stage did in 130 epochs, 21.6 min (BENCHMARKS.md, session 17)
-               per_preset={"linear2": {"refine_from": 90, "refine": "calibration_weight=10000,lr=1e-4"}}),
+               # 1024 with this stage did in 130 epochs, 21.6 min (BENCHMARKS.md, session 17). fully3: without
+               # the average its stage's verdicts swing through the tolerance, without the heavier n-gram and
+               # transition terms it switches too rarely; with both, a confirmed yes at epoch 310 (session 19)
+               per_preset={"linear2": {"refine_from": 90, "refine": "calibration_weight=10000,lr=1e-4"},
+                           "fully3": {"refine_from": 260,
+                                      "refine": "calibration_weight=100000,lr=3e-5,transition_weight=10000,"
+                                                "bigram_weight=10000,weight_average=10"}}),
         Recipe("paper", {}, summary="docs/method.md §3 unchanged: Sinkhorn divergence only, validation every epoch, "
                                     "all epochs, best validation loss kept"),
     ]
