@@ -9,8 +9,8 @@ Trains each preset with the recipe (default ``fast``: verdict every 10 epochs, e
 at the first periodic verdict that says "emulates: yes" or at ``--max-minutes`` of wall time
 (SIGALRM; SIGTERM from ``timeout`` is handled the same way). Then re-checks the stored model with
 :func:`hmmrnn.evaluate` (every horizon, default thresholds, no EM re-fit) at N = 5000 for seeds 0-4,
-at N = 2000, and with training windows of 100 and 300 steps. Prints one JSON line
-per preset and appends it to ``<out>/time_to_emulation.jsonl``. With ``--recheck RUN`` it trains
+at N = 2000, and with training windows of 100 and 300 steps, printing each as a JSON line once it is
+judged. Prints one JSON line per preset and appends it to ``<out>/time_to_emulation.jsonl``. With ``--recheck RUN`` it trains
 nothing and prints the re-checks of a finished run folder, one JSON line each. Peak memory is the process's max
 RSS so far (run one preset per process for its own figure).
 """
@@ -59,8 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.recheck:
-        for check in _final_checks(hmmrnn.load_run(args.recheck)):
-            print(json.dumps(check), flush=True)
+        _printed_final_checks(hmmrnn.load_run(args.recheck))
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,10 +97,20 @@ def main() -> None:
             record["last_verdict"] = {k: last.get(k) for k in ("epoch", "emulates", "transition_max_abs_diff", "loglik_gap",
                                                                "matched_distance", "growth", "long_loglik_gap")}
         if first is not None:
-            record["final_checks"] = list(_final_checks(hmmrnn.load_run(run_dir)))
+            record["final_checks"] = _printed_final_checks(hmmrnn.load_run(run_dir))
         print(json.dumps(record), flush=True)
         with open(out / "time_to_emulation.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _printed_final_checks(run: hmmrnn.Run) -> list[dict]:
+    """``_final_checks``, each printed as a JSON line the moment it is judged (the eight take an hour
+    or more beside other work, and the timing run's record is printed only after all of them)."""
+    checks = []
+    for check in _final_checks(run):
+        print(json.dumps(check), flush=True)
+        checks.append(check)
+    return checks
 
 
 def _final_checks(run: hmmrnn.Run) -> Iterator[dict]:
