@@ -14,7 +14,8 @@ import torch
 import hmmrnn
 from hmmrnn._seeds import stream
 from hmmrnn import HMM, Horizons, NoiseRNN, Thresholds, compare, judge, preset
-from hmmrnn.evaluation import HMMCandidate, _cut_windows, _transition_estimate
+from hmmrnn.evaluation import HMMCandidate, _cut_windows, _hmm_sets, _transition_estimate
+from hmmrnn.metrics import matched_distances
 
 from conftest import TINY_FLAGS
 
@@ -59,6 +60,49 @@ def test_the_matched_distance_decides_at_n_2000_for_an_exact_emulator():
     volatile = HMM(np.array([[0.8, 0.2], [0.2, 0.8]]), hmm.emission, hmm.start)
     other = compare(hmm, volatile.sample(2000, 100, seed=13)[0], seed=12, refit=False)
     assert next(c for c in other.checks if c.name.startswith("matched distance")).status == "fail"
+
+
+def test_blocked_matching_pools_the_paired_differences_of_independent_block_matchings():
+    """With matching_block = b the check pools the paired differences of k = N / b matchings, each of
+    one block of candidates against the same block of the HMM reference sets (oracle: the blocks
+    matched by hand); its mean distance is that of a b-sequence matching, larger than one matching
+    of all N (fewer partners to choose from), with a standard error over all N pairs."""
+    hmm = preset("linear2").hmm
+    candidate = hmm.sample(600, 30, seed=21)[0]
+    result = compare(hmm, candidate, seed=22, refit=False, matching_block=200)
+    m = result.metrics["matched_distance"]
+    assert (m["blocks"], m["block"]) == (3, 200)
+    sets = _hmm_sets(hmm, 600, 30, 22)
+    paired, distances = [], []
+    for rows in (slice(0, 200), slice(200, 400), slice(400, 600)):
+        own = matched_distances(sets[0][rows], candidate[rows], hmm.n_outputs)
+        base = matched_distances(sets[0][rows], sets[2][rows], hmm.n_outputs)
+        paired.append(own.row_distances - base.row_distances)
+        distances.append(own.distances)
+    paired = np.concatenate(paired)
+    check = next(c for c in result.checks if c.name.startswith("matched distance"))
+    assert m["paired_excess"] == pytest.approx(paired.mean())
+    assert check.stderr == pytest.approx(paired.std(ddof=1) / np.sqrt(600))
+    assert m["candidate"]["mean"] == pytest.approx(np.concatenate(distances).mean())
+    whole = compare(hmm, candidate, seed=22, refit=False).metrics["matched_distance"]
+    assert whole["blocks"] == 1 and whole["candidate"]["mean"] < m["candidate"]["mean"] - 0.05
+
+
+def test_matching_if_passing_gives_the_full_verdict_and_skips_the_distance_after_a_failure():
+    hmm = preset("linear2").hmm
+    options = dict(n=400, seq_len=30, seed=3, refit=False, horizons=SHORT)
+    full = judge(HMMCandidate(hmm), hmm, matching=True, **options)
+    lazy = judge(HMMCandidate(hmm), hmm, matching="if-passing", **options)
+    assert full.verdict == lazy.verdict != "no", full.summary()
+    assert all("matched_distance" in w.metrics for w in lazy.windows)
+    assert [c.to_dict() for c in lazy.checks] == [c.to_dict() for c in full.checks]
+    assert lazy.z == full.z and lazy.tests == full.tests
+    volatile = HMMCandidate(HMM(np.array([[0.8, 0.2], [0.2, 0.8]]), hmm.emission, hmm.start))
+    full, lazy = (judge(volatile, hmm, matching=m, **options) for m in (True, "if-passing"))
+    assert full.verdict == lazy.verdict == "no"
+    assert "matched_distance" in full.metrics and all("matched_distance" not in w.metrics for w in lazy.windows)
+    with pytest.raises(hmmrnn.ConfigError, match="matching_block"):
+        judge(HMMCandidate(hmm), hmm, matching_block=401, **options)
 
 
 def test_z_is_bonferroni_over_the_tested_quantities():

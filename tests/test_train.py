@@ -267,7 +267,7 @@ def test_a_yes_counts_only_when_confirmed_on_independent_samples(tmp_path, monke
     def yes_on_eval_no_on_confirm(model, hmm, *, seed, **kwargs):
         short = evaluation.Horizons(windows=(), chains=10, length=400, burn_in=100)
         result = real_judge(model, hmm, seed=seed, horizons=short, **kwargs)
-        calls.append((seed, kwargs["n"], kwargs.get("matching", True)))
+        calls.append((seed, kwargs["n"], kwargs["matching"], kwargs["matching_block"]))
         result.verdict = "yes" if seed == _derived_seed(0, "eval") + 2 else "no"
         return result
 
@@ -275,9 +275,9 @@ def test_a_yes_counts_only_when_confirmed_on_independent_samples(tmp_path, monke
     run = hmmrnn.train("linear2", out=tmp_path / "run", epochs=2, seed=0, progress=False, eval_every=2,
                        eval_n=200, early_stop=True, confirmations=2, **TINY)
     eval_seed, confirm_seed = _derived_seed(0, "eval") + 2, _derived_seed(0, "confirm") + 2
-    # the cheap verdict first, the matched distance only after a cheap yes, then the confirmation:
-    # one verdict on a sample `confirmations` times as large, without the matched distance
-    assert calls == [(eval_seed, 200, False), (eval_seed, 200, True), (confirm_seed, 400, False)]
+    # the matched distance only after every cheap check passes, then the confirmation: one verdict on
+    # a sample `confirmations` times as large, its matched distance pooled over blocks of eval_n
+    assert calls == [(eval_seed, 200, "if-passing", 200), (confirm_seed, 400, "if-passing", 200)]
     assert run.history[-1]["emulates"] == 0.0 and not run.status.get("stopped_early")
     assert run.history[-1]["growth"] is not None and run.history[-1]["long_loglik_gap"] is not None
 

@@ -146,6 +146,9 @@ def evaluate(
                                   "authors' generator (uniform first symbol, T-1 steps)."),
     weights: str = typer.Option("best", help="best (model.safetensors) or final (final.safetensors)."),
     no_matching: bool = typer.Option(False, "--no-matching", help="Skip the matched distance (O(N^2))."),
+    matching_block: Optional[int] = typer.Option(None, help="Match within blocks of this many sequences and pool "
+                                                 "them: the mean distance of N = block, a smaller standard "
+                                                 "error, O(N * block) [all N at once]."),
     no_refit: bool = typer.Option(False, "--no-refit", help="Skip the EM re-fit of an HMM to the RNN outputs."),
     frequency_tolerance: float = typer.Option(_TH.frequency_tolerance, help="Irrelevant |diff| of a symbol's mean "
                                               "frequency; a check fails when |diff| > tolerance + z*se."),
@@ -189,9 +192,12 @@ def evaluate(
     horizons = Horizons(_int_list(windows, "--windows") or (), chains, horizon, burn_in, not no_long_run)
     if seq_len is not None and seq_len < 2:
         raise HmmrnnError(f"--seq-len must be at least 2, got {seq_len}")
+    if matching_block is not None and not 2 <= matching_block <= n:
+        raise HmmrnnError(f"--matching-block must be between 2 and --n ({n}), got {matching_block}")
     run = load_run(run_dir, weights=weights)
     _report(evaluate_run(run, n=n, seq_len=seq_len, seed=seed, thresholds=thresholds, horizons=horizons,
-                         semantics=semantics, matching=not no_matching, refit=not no_refit), run)
+                         semantics=semantics, matching=not no_matching, matching_block=matching_block,
+                         refit=not no_refit), run)
 
 
 @app.command()

@@ -183,7 +183,8 @@ class TrainConfig:
                                "history.csv; 0 disables.")
     eval_n: int = _setting(5000, "Sequences generated for each verdict (periodic and final).")
     confirmations: int = _setting(1, "A periodic 'yes' counts once the verdict on one further independent sample "
-                                  "of K times --eval-n sequences says yes too (0: no confirmation).")
+                                  "of K times --eval-n sequences says yes too, its matched distance pooled over K "
+                                  "blocks of --eval-n (0: no confirmation).")
     early_stop: bool = _setting(False, "Stop at the first confirmed periodic 'emulates: yes' (needs --eval-every).")
     retries: int = _setting(0, "Restart a stuck run (no emulation, validation loss flat for --stuck-patience "
                             "epochs) with a new seed, at most N times; needs --eval-every.")

@@ -39,7 +39,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -316,8 +316,9 @@ def tests_per_window(n_outputs: int, matching: bool) -> int:
 
 
 def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thresholds | None = None,
-            matching: bool = True, refit: bool = True, refit_restarts: int = 3, stationary: bool = False,
-            z: float | None = None, name: str | None = None, info: dict[str, Any] | None = None) -> Evaluation:
+            matching: bool = True, matching_block: int | None = None, refit: bool = True, refit_restarts: int = 3,
+            stationary: bool = False, z: float | None = None, name: str | None = None,
+            info: dict[str, Any] | None = None) -> Evaluation:
     """Judge one set of candidate sequences against ``hmm``.
 
     Parameters
@@ -326,6 +327,8 @@ def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thres
     candidate : (N, T) int symbols (an RNN's sampled outputs, or anything else).
     seed : seed of the 3 × N HMM reference sequences and of the EM restarts.
     matching : compute the matched Euclidean distance (the slowest metric: O(N²)).
+    matching_block : match within blocks of this many sequences and pool them (default: all N);
+        see ``_add_matched_distance``.
     refit : fit an M-state HMM to the candidate with EM and report its matrices.
     refit_restarts : EM restarts of the re-fit.
     thresholds : tolerances and test level (default ``Thresholds``).
@@ -347,14 +350,16 @@ def compare(hmm: HMM, candidate: np.ndarray, *, seed: int = 0, thresholds: Thres
     z = thresholds.z(tests) if z is None else z
     reference_hmm = hmm.stationary() if stationary else hmm
     window = _judge_window(reference_hmm, candidate, seed=seed, thresholds=thresholds, z=z, matching=matching,
-                           refit=refit, refit_restarts=refit_restarts,
+                           block=matching_block, refit=refit, refit_restarts=refit_restarts,
                            name=name or f"T={candidate.shape[1]}", info={"stationary": stationary, **(info or {})})
     return Evaluation([window], thresholds, z, tests)
 
 
 def _judge_window(hmm: HMM, candidate: np.ndarray, *, seed: int, thresholds: Thresholds, z: float,
-                  matching: bool, refit: bool, refit_restarts: int, name: str, info: dict[str, Any]) -> Window:
-    """Metrics and checks of candidate sequences (N, T) against 3 × N sequences of ``hmm``."""
+                  matching: bool, refit: bool, refit_restarts: int, name: str, info: dict[str, Any],
+                  block: int | None = None) -> Window:
+    """Metrics and checks of candidate sequences (N, T) against 3 × N sequences of ``hmm``; the
+    matched distance on blocks of ``block`` sequences (``_add_matched_distance``)."""
     th = thresholds
     n, length = candidate.shape
     k = hmm.n_outputs
@@ -362,12 +367,12 @@ def _judge_window(hmm: HMM, candidate: np.ndarray, *, seed: int, thresholds: Thr
         raise ValueError(f"need at least 2 candidate sequences, got {n}")
     if length < 2:
         raise ValueError("sequences need at least 2 steps to measure transitions")
-    seeds = np.random.SeedSequence(seed).spawn(3)
-    hmm_sets = [hmm.sample(n, length, seed=np.random.default_rng(s))[0] for s in seeds]
+    hmm_sets = _hmm_sets(hmm, n, length, seed)
     reference = np.concatenate(hmm_sets)
     metrics: dict[str, Any] = {"window": name, "n": n, "seq_len": length, "seed": seed, "reference_seed": seed,
                                "hmm": hmm.name, **info}
-    checks = []
+    checks: list[Check] = []
+    window = Window(name, metrics, checks)
 
     def check(label: str, diff: np.ndarray, se: np.ndarray, tolerance: float, resolution: float,
               baseline: float | None, one_sided: bool = False, where: list[str] | None = None) -> None:
@@ -457,24 +462,8 @@ def _judge_window(hmm: HMM, candidate: np.ndarray, *, seed: int, thresholds: Thr
         p_ref, p_cand, p_base = (M.ngram_distribution(x, k, order) for x in (reference, candidate, hmm_sets[1]))
         metrics["ngrams"][order] = {"tv": M.total_variation(p_ref, p_cand), "baseline_tv": M.total_variation(p_ref, p_base)}
 
-    # matched Euclidean distance through the entropic OT plan (reference semantics), one-sided
     if matching:
-        model = M.matched_distances(hmm_sets[0], candidate, k)
-        base = _baseline_matching(hmm, hmm_sets)
-        metrics["matched_distance"] = {"candidate": model.summary(), "baseline": base.summary(),
-                                       # distances are sqrt(2 m) for m mismatching steps: store P(m)
-                                       "candidate_mismatch_histogram": _mismatch_histogram(model.distances, length),
-                                       "baseline_mismatch_histogram": _mismatch_histogram(base.distances, length)}
-        # The check pairs the two matchings by HMM set 1's sequences (each one's distance to its partner
-        # in the candidate set and in HMM set 3): a sequence far from every other is far in both, and
-        # the paired difference's standard error is half the unpaired one (0.020 against 0.039 for the
-        # zoo's linear2 at N = 2000, T = 100), so N = 2000 can decide where it could not
-        # (BENCHMARKS.md, session 13).
-        paired = model.row_distances - base.row_distances
-        metrics["matched_distance"]["paired_excess"] = float(paired.mean())
-        check("matched distance (excess over HMM-HMM)", np.array([paired.mean()]),
-              np.array([paired.std(ddof=1) / np.sqrt(len(paired))]), th.distance_tolerance,
-              th.distance_resolution, None, one_sided=True)
+        _add_matched_distance(window, hmm, hmm_sets, candidate, thresholds=th, z=z, block=block)
 
     if refit:
         fitted, score = refit_hmm(candidate, hmm.n_states, k, restarts=refit_restarts, seed=seed)
@@ -485,7 +474,56 @@ def _judge_window(hmm: HMM, candidate: np.ndarray, *, seed: int, thresholds: Thr
                             "true_transition": hmm.transition, "true_emission": hmm.emission,
                             "transition_max_abs_error": float(np.abs(trans - hmm.transition).max()),
                             "emission_max_abs_error": float(np.abs(emis - hmm.emission).max())}
-    return Window(name, metrics, checks)
+    return window
+
+
+def _hmm_sets(hmm: HMM, n: int, length: int, seed: int) -> list[np.ndarray]:
+    """The window's three reference sets of HMM sequences, (N, T) each, from its seed."""
+    return [hmm.sample(n, length, seed=np.random.default_rng(s))[0] for s in np.random.SeedSequence(seed).spawn(3)]
+
+
+def _add_matched_distance(window: Window, hmm: HMM, hmm_sets: list[np.ndarray], candidate: np.ndarray, *,
+                          thresholds: Thresholds, z: float, block: int | None) -> None:
+    """Add the matched Euclidean distance (entropic OT plan, reference semantics) and its one-sided
+    check to ``window``.
+
+    The check pairs the two matchings by HMM set 1's sequences: each one's distance to its partner
+    in the candidate set and in HMM set 3. A sequence far from every other is far in both, and the
+    paired difference's standard error is half the unpaired one (0.020 against 0.039 for the zoo's
+    linear2 at N = 2000, T = 100), so N = 2000 can decide where it could not (BENCHMARKS.md,
+    session 13).
+
+    With ``block`` = b < N the N sequences of each set are cut into k = ⌊N / b⌋ near-equal blocks and
+    each block is matched only within itself; the paired differences of all blocks are pooled. The
+    matched distance of N sequences shrinks as N grows (more candidates to match), so a pooled
+    check has the mean of a b-sequence matching and a standard error √k smaller: the confirmation
+    of a training verdict tests the N = b distance on k fresh samples at once, at k times the cost
+    of one, not k². (docs/method.md, "The verdict".)
+    """
+    n, length = candidate.shape
+    blocks = max(1, n // block) if block else 1
+    parts = [np.array_split(x, blocks) for x in (hmm_sets[0], hmm_sets[2], candidate)]
+    models, bases = [], []
+    for first, third, cand in zip(*parts):
+        models.append(M.matched_distances(first, cand, hmm.n_outputs))
+        bases.append(_baseline_matching(hmm, first, third))
+    distances, base_distances = (np.concatenate([r.distances for r in rs]) for rs in (models, bases))
+    paired = (np.concatenate([r.row_distances for r in models])
+              - np.concatenate([r.row_distances for r in bases]))
+
+    def summary(results: list[M.MatchingResult], values: np.ndarray) -> dict:
+        return {"mean": float(values.mean()), "std": float(values.std()),
+                "iterations": max(r.iterations for r in results), "converged": all(r.converged for r in results)}
+
+    window.metrics["matched_distance"] = {
+        "candidate": summary(models, distances), "baseline": summary(bases, base_distances),
+        "block": len(parts[2][0]), "blocks": blocks, "paired_excess": float(paired.mean()),
+        # distances are sqrt(2 m) for m mismatching steps: store P(m)
+        "candidate_mismatch_histogram": _mismatch_histogram(distances, length),
+        "baseline_mismatch_histogram": _mismatch_histogram(base_distances, length)}
+    window.checks.append(_check("matched distance (excess over HMM-HMM)", np.array([paired.mean()]),
+                                np.array([paired.std(ddof=1) / np.sqrt(len(paired))]), thresholds.distance_tolerance,
+                                thresholds.distance_resolution, z, None, True, None, window.name))
 
 
 def _se_of_difference(candidate: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -534,16 +572,15 @@ def _check(name: str, diff: np.ndarray, se: np.ndarray, tolerance: float, resolu
 _BASELINES: dict[tuple, M.MatchingResult] = {}
 
 
-def _baseline_matching(hmm: HMM, hmm_sets: list[np.ndarray]) -> M.MatchingResult:
+def _baseline_matching(hmm: HMM, first: np.ndarray, third: np.ndarray) -> M.MatchingResult:
     """HMM-vs-HMM matched distances (HMM set 1 against set 3, so that the check can pair them with the
     candidate's matching against set 1 by set 1's sequences); cached, since the same HMM sets recur
     (periodic verdicts during training compare fresh RNN samples with one fixed HMM reference)."""
-    key = (hmm.start.tobytes(), hmm.transition.tobytes(), hmm.emission.tobytes(),
-           hmm_sets[0].tobytes(), hmm_sets[2].tobytes())
+    key = (hmm.start.tobytes(), hmm.transition.tobytes(), hmm.emission.tobytes(), first.tobytes(), third.tobytes())
     if key not in _BASELINES:
         if len(_BASELINES) >= 8:
             _BASELINES.pop(next(iter(_BASELINES)))
-        _BASELINES[key] = M.matched_distances(hmm_sets[0], hmm_sets[2], hmm.n_outputs)
+        _BASELINES[key] = M.matched_distances(first, third, hmm.n_outputs)
     return _BASELINES[key]
 
 
@@ -628,7 +665,8 @@ class HMMCandidate:
 
 def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
           thresholds: Thresholds | None = None, horizons: Horizons | None = None, semantics: str = "training",
-          matching: bool = True, refit: bool = True) -> Evaluation:
+          matching: bool | Literal["if-passing"] = True, matching_block: int | None = None,
+          refit: bool = True) -> Evaluation:
     """The full verdict on a ``NoiseRNN`` (or anything with its ``sample`` and
     ``long_run`` methods): the training window from h_0, the long run's boundedness, and
     stationary windows of ``seq_len`` and each of ``horizons.windows`` steps.
@@ -643,7 +681,12 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
     semantics : of the training window: ``"training"`` (outputs from h_1..h_T) or ``"reference"``.
     thresholds : tolerances and test level (default ``Thresholds``).
     horizons : the long run and the stationary windows (default ``Horizons``).
-    matching : compute the matched Euclidean distance.
+    matching : compute the matched Euclidean distance (O(N²) per window): ``True``, ``False``, or
+        ``"if-passing"``: only when no other check of any window fails. The verdict is the same as
+        with ``True`` (any other failure already makes it "no"), and the training's periodic
+        verdicts skip the slowest metric on networks that fail a cheap check.
+    matching_block : match within blocks of this many sequences and pool them (default: all N at
+        once); see ``_add_matched_distance``.
     refit : fit an HMM to the training window with EM.
 
     Returns
@@ -656,33 +699,47 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
         raise ConfigError(f"need at least 2 sequences, got n={n}")
     if seq_len < 2:
         raise ConfigError(f"sequences need at least 2 steps, got seq_len={seq_len}")
+    if matching not in (True, False, "if-passing"):
+        raise ConfigError(f"matching must be True, False or 'if-passing', got {matching!r}")
+    if matching_block is not None and not 2 <= matching_block <= n:
+        raise ConfigError(f"matching_block must be between 2 and n={n}, got {matching_block}")
     lengths = sorted({seq_len, *horizons.windows}) if horizons.long_run else []
-    tests = tests_per_window(hmm.n_outputs, matching) * (1 + len(lengths))
+    tests = tests_per_window(hmm.n_outputs, bool(matching)) * (1 + len(lengths))
     z = thresholds.z(tests)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(2 + 2 * len(lengths))]
-    options = dict(thresholds=thresholds, z=z, matching=matching, refit_restarts=3)
+    options = dict(thresholds=thresholds, z=z, matching=matching is True, refit_restarts=3, block=matching_block)
+    judged = []  # (window, reference HMM, candidate, seed) for a deferred matched distance
     candidate = model.sample(n, seq_len, seed=seeds[0], semantics=semantics)
-    windows = [_judge_window(hmm, candidate, seed=seeds[1], refit=refit, name=f"T={seq_len} from h0",
-                             info={"semantics": semantics, "stationary": False, "seed": seed}, **options)]
-    if not horizons.long_run:
-        return Evaluation(windows, thresholds, z, tests)
-    chain_length = max(horizons.length, horizons.burn_in + -(-n // horizons.chains) * max(lengths))
-    symbols, norms = model.long_run(horizons.chains, chain_length, seed=seeds[2])
-    summary, long_checks = _long_run_checks(norms, horizons, thresholds)
-    if long_checks[0].passed:
-        stationary = hmm.stationary()
-        for i, length in enumerate(lengths):
-            candidate = _cut_windows(symbols[:, horizons.burn_in:], n, length)
-            windows.append(_judge_window(stationary, candidate, seed=seeds[3 + i], refit=False,
-                                         name=f"stationary T={length}",
-                                         info={"stationary": True, "burn_in": horizons.burn_in, "seed": seed},
-                                         **options))
+    window = _judge_window(hmm, candidate, seed=seeds[1], refit=refit, name=f"T={seq_len} from h0",
+                           info={"semantics": semantics, "stationary": False, "seed": seed}, **options)
+    judged.append((window, hmm, candidate, seeds[1]))
+    summary, long_checks = None, []
+    if horizons.long_run:
+        chain_length = max(horizons.length, horizons.burn_in + -(-n // horizons.chains) * max(lengths))
+        symbols, norms = model.long_run(horizons.chains, chain_length, seed=seeds[2])
+        summary, long_checks = _long_run_checks(norms, horizons, thresholds)
+        if long_checks[0].passed:
+            stationary = hmm.stationary()
+            for i, length in enumerate(lengths):
+                candidate = _cut_windows(symbols[:, horizons.burn_in:], n, length)
+                window = _judge_window(stationary, candidate, seed=seeds[3 + i], refit=False,
+                                       name=f"stationary T={length}",
+                                       info={"stationary": True, "burn_in": horizons.burn_in, "seed": seed},
+                                       **options)
+                judged.append((window, stationary, candidate, seeds[3 + i]))
+    windows = [w for w, *_ in judged]
+    if matching == "if-passing" and not any(c.status == "fail" for w in windows for c in w.checks) and \
+            not any(c.status == "fail" for c in long_checks):
+        for window, reference, candidate, window_seed in judged:
+            _add_matched_distance(window, reference, _hmm_sets(reference, n, candidate.shape[1], window_seed),
+                                  candidate, thresholds=thresholds, z=z, block=matching_block)
     return Evaluation(windows, thresholds, z, tests, summary, long_checks)
 
 
 def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int = 0,
              thresholds: Thresholds | None = None, horizons: Horizons | None = None, semantics: str = "training",
-             matching: bool = True, refit: bool = True, save: bool = True, figures: bool = True) -> Evaluation:
+             matching: bool = True, matching_block: int | None = None, refit: bool = True, save: bool = True,
+             figures: bool = True) -> Evaluation:
     """``judge`` a trained run's network against its HMM and store the result.
 
     Parameters
@@ -696,6 +753,7 @@ def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int =
     semantics : ``"training"`` (outputs from h_1..h_T) or ``"reference"`` (the authors' generator).
     save, figures : write ``metrics.json`` and ``figures/evaluation_*`` into the run folder.
     matching : compute the matched Euclidean distance.
+    matching_block : match within blocks of this many sequences and pool them (default: all N).
     refit : fit an HMM to the network's sequences with EM.
 
     Returns
@@ -713,7 +771,8 @@ def evaluate(run: Any, *, n: int = 5000, seq_len: int | None = None, seed: int =
         if writes:
             check_run_files(run.path)
         result = judge(run.model, run.hmm, n=n, seq_len=seq_len or run.config.train.seq_len, seed=seed,
-                       thresholds=thresholds, horizons=horizons, semantics=semantics, matching=matching, refit=refit)
+                       thresholds=thresholds, horizons=horizons, semantics=semantics, matching=matching,
+                       matching_block=matching_block, refit=refit)
         result.metrics["weights"] = str(run.weights_file)
         if save:
             result.save(Path(run.path) / METRICS_FILE)
