@@ -81,7 +81,7 @@ def test_blocked_matching_pools_the_paired_differences_of_independent_block_matc
         distances.append(own.distances)
     paired = np.concatenate(paired)
     check = next(c for c in result.checks if c.name.startswith("matched distance"))
-    assert m["paired_excess"] == pytest.approx(paired.mean())
+    assert m["paired_excess"] == pytest.approx(paired.mean()) and "pooled over 3 blocks of 200" in check.detail
     assert check.stderr == pytest.approx(paired.std(ddof=1) / np.sqrt(600))
     assert m["candidate"]["mean"] == pytest.approx(np.concatenate(distances).mean())
     whole = compare(hmm, candidate, seed=22, refit=False).metrics["matched_distance"]
@@ -103,6 +103,20 @@ def test_matching_if_passing_gives_the_full_verdict_and_skips_the_distance_after
     assert "matched_distance" in full.metrics and all("matched_distance" not in w.metrics for w in lazy.windows)
     with pytest.raises(hmmrnn.ConfigError, match="matching_block"):
         judge(HMMCandidate(hmm), hmm, matching_block=401, **options)
+
+
+def test_a_fixed_reference_seed_keeps_the_hmm_sets_and_their_baseline_across_verdicts():
+    hmm = preset("linear2").hmm
+    options = dict(n=300, seq_len=30, refit=False, horizons=SHORT)
+    first, second = (judge(HMMCandidate(hmm), hmm, seed=s, reference_seed=9, **options) for s in (1, 2))
+    for a, b in zip(first.windows, second.windows):
+        assert a.metrics["matched_distance"]["baseline"] == b.metrics["matched_distance"]["baseline"]
+        np.testing.assert_array_equal(a.metrics["frequencies"]["hmm_mean"], b.metrics["frequencies"]["hmm_mean"])
+        assert not np.array_equal(a.metrics["frequencies"]["candidate_mean"], b.metrics["frequencies"]["candidate_mean"])
+    # by default the reference derives from the seed, as before
+    plain, same = judge(HMMCandidate(hmm), hmm, seed=1, **options), judge(HMMCandidate(hmm), hmm, seed=1,
+                                                                             reference_seed=1, **options)
+    assert [c.to_dict() for c in plain.checks] == [c.to_dict() for c in same.checks]
 
 
 def test_z_is_bonferroni_over_the_tested_quantities():

@@ -524,6 +524,8 @@ def _add_matched_distance(window: Window, hmm: HMM, hmm_sets: list[np.ndarray], 
     window.checks.append(_check("matched distance (excess over HMM-HMM)", np.array([paired.mean()]),
                                 np.array([paired.std(ddof=1) / np.sqrt(len(paired))]), thresholds.distance_tolerance,
                                 thresholds.distance_resolution, z, None, True, None, window.name))
+    if blocks > 1:
+        window.checks[-1].detail += f"; pooled over {blocks} blocks of {len(parts[2][0])}"
 
 
 def _se_of_difference(candidate: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -574,11 +576,16 @@ _BASELINES: dict[tuple, M.MatchingResult] = {}
 
 def _baseline_matching(hmm: HMM, first: np.ndarray, third: np.ndarray) -> M.MatchingResult:
     """HMM-vs-HMM matched distances (HMM set 1 against set 3, so that the check can pair them with the
-    candidate's matching against set 1 by set 1's sequences); cached, since the same HMM sets recur
-    (periodic verdicts during training compare fresh RNN samples with one fixed HMM reference)."""
-    key = (hmm.start.tobytes(), hmm.transition.tobytes(), hmm.emission.tobytes(), first.tobytes(), third.tobytes())
+    candidate's matching against set 1 by set 1's sequences); cached by a digest of the HMM and the
+    sets, since the same HMM sets recur: periodic verdicts during training compare fresh RNN samples
+    with one fixed HMM reference per run (``judge``'s ``reference_seed``), four windows and, in the
+    confirmation, three blocks of each."""
+    import hashlib
+
+    key = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in (
+        hmm.start, hmm.transition, hmm.emission, np.array(first.shape), first, third))).digest()
     if key not in _BASELINES:
-        if len(_BASELINES) >= 8:
+        if len(_BASELINES) >= 32:
             _BASELINES.pop(next(iter(_BASELINES)))
         _BASELINES[key] = M.matched_distances(first, third, hmm.n_outputs)
     return _BASELINES[key]
@@ -666,7 +673,7 @@ class HMMCandidate:
 def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
           thresholds: Thresholds | None = None, horizons: Horizons | None = None, semantics: str = "training",
           matching: bool | Literal["if-passing"] = True, matching_block: int | None = None,
-          refit: bool = True) -> Evaluation:
+          reference_seed: int | None = None, refit: bool = True) -> Evaluation:
     """The full verdict on a ``NoiseRNN`` (or anything with its ``sample`` and
     ``long_run`` methods): the training window from h_0, the long run's boundedness, and
     stationary windows of ``seq_len`` and each of ``horizons.windows`` steps.
@@ -687,6 +694,8 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
         verdicts skip the slowest metric on networks that fail a cheap check.
     matching_block : match within blocks of this many sequences and pool them (default: all N at
         once); see ``_add_matched_distance``.
+    reference_seed : seeds the HMM reference sequences of every window instead of ``seed``: with one
+        fixed across repeated verdicts (training's), their HMM-vs-HMM matchings are computed once.
     refit : fit an HMM to the training window with EM.
 
     Returns
@@ -706,13 +715,15 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
     lengths = sorted({seq_len, *horizons.windows}) if horizons.long_run else []
     tests = tests_per_window(hmm.n_outputs, bool(matching)) * (1 + len(lengths))
     z = thresholds.z(tests)
-    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(2 + 2 * len(lengths))]
+    spawned = 2 + 2 * len(lengths)
+    seeds, reference = ([int(s.generate_state(1)[0]) for s in np.random.SeedSequence(root).spawn(spawned)]
+                        for root in (seed, seed if reference_seed is None else reference_seed))
     options = dict(thresholds=thresholds, z=z, matching=matching is True, refit_restarts=3, block=matching_block)
     judged = []  # (window, reference HMM, candidate, seed) for a deferred matched distance
     candidate = model.sample(n, seq_len, seed=seeds[0], semantics=semantics)
-    window = _judge_window(hmm, candidate, seed=seeds[1], refit=refit, name=f"T={seq_len} from h0",
+    window = _judge_window(hmm, candidate, seed=reference[1], refit=refit, name=f"T={seq_len} from h0",
                            info={"semantics": semantics, "stationary": False, "seed": seed}, **options)
-    judged.append((window, hmm, candidate, seeds[1]))
+    judged.append((window, hmm, candidate, reference[1]))
     summary, long_checks = None, []
     if horizons.long_run:
         chain_length = max(horizons.length, horizons.burn_in + -(-n // horizons.chains) * max(lengths))
@@ -722,11 +733,11 @@ def judge(model: Any, hmm: HMM, *, n: int = 5000, seq_len: int, seed: int = 0,
             stationary = hmm.stationary()
             for i, length in enumerate(lengths):
                 candidate = _cut_windows(symbols[:, horizons.burn_in:], n, length)
-                window = _judge_window(stationary, candidate, seed=seeds[3 + i], refit=False,
+                window = _judge_window(stationary, candidate, seed=reference[3 + i], refit=False,
                                        name=f"stationary T={length}",
                                        info={"stationary": True, "burn_in": horizons.burn_in, "seed": seed},
                                        **options)
-                judged.append((window, stationary, candidate, seeds[3 + i]))
+                judged.append((window, stationary, candidate, reference[3 + i]))
     windows = [w for w, *_ in judged]
     if matching == "if-passing" and not any(c.status == "fail" for w in windows for c in w.checks) and \
             not any(c.status == "fail" for c in long_checks):

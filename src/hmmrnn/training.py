@@ -359,8 +359,10 @@ def _initial_weights(config: RunConfig, model: NoiseRNN) -> NoiseRNN:
 
 
 def _derived_seed(seed: int, purpose: str) -> int:
-    """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm, fresh) from one user seed."""
-    return stream(seed, {"data": 1, "init": 2, "noise": 3, "eval": 4, "confirm": 5, "fresh": 6}[purpose])
+    """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm, fresh, and the HMM
+    references of eval and confirm) from one user seed."""
+    return stream(seed, {"data": 1, "init": 2, "noise": 3, "eval": 4, "confirm": 5, "fresh": 6,
+                         "eval reference": 7, "confirm reference": 8}[purpose])
 
 
 # --------------------------------------------------------------------------- the loop
@@ -708,8 +710,10 @@ def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
     matched distance out, which failed the T = 30 matched distance in five re-checks at N = 5000 of
     five; BENCHMARKS.md). The larger sample shrinks the sampling allowance towards the tolerance
     itself, so it rejects them, while a network inside the tolerance passes it as surely as the
-    first. Seeds derive from (run seed, purpose, epoch); training's own generator is untouched, so
-    judging does not change the training trajectory.
+    first. The network's samples are seeded by (run seed, purpose, epoch), the HMM reference sets by
+    (run seed, purpose) alone: every verdict of the run compares fresh network samples with the same
+    HMM sets, whose HMM-vs-HMM matchings are then computed once. Training's own generator is
+    untouched, so judging does not change the training trajectory.
     """
     from .evaluation import judge
 
@@ -717,7 +721,8 @@ def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
 
     def verdict(purpose: str, n: int):
         return judge(model, config.hmm, n=n, seq_len=t.seq_len, seed=_derived_seed(t.seed, purpose) + epoch,
-                     refit=False, matching="if-passing", matching_block=t.eval_n)
+                     reference_seed=_derived_seed(t.seed, f"{purpose} reference"), refit=False,
+                     matching="if-passing", matching_block=t.eval_n)
 
     result = verdict("eval", t.eval_n)
     emulates = result.emulates and (t.confirmations == 0 or verdict("confirm", t.confirmations * t.eval_n).emulates)
