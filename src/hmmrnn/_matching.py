@@ -134,10 +134,6 @@ class MatchingResult:
         self.converged = converged
         self.change = change
 
-    def summary(self) -> dict:
-        return {"mean": float(self.distances.mean()), "std": float(self.distances.std()),
-                "iterations": self.iterations, "converged": self.converged}
-
 
 @keeps_torch_threads
 def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, epsilon: float = 0.1,
