@@ -697,7 +697,7 @@ def _periodic_verdict(model: NoiseRNN, config: RunConfig, epoch: int) -> dict:
     """The full verdict (``hmmrnn.judge``: training window, long run, stationary windows) on
     ``eval_n`` fresh sequences per horizon, without the EM re-fit, as history columns.
 
-    The matched distances (O(N²) per window) are computed only when every other check passes
+    The matched distances (O(N²) per window) are computed only when no other check fails
     (``matching="if-passing"``): the verdict is the same, and most epochs before emulation fail a
     cheap check. A "yes" is recorded as ``emulates = 1`` only if the verdict on one further,
     independent and larger sample of k = ``confirmations`` × ``eval_n`` sequences per horizon says
