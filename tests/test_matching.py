@@ -68,3 +68,33 @@ def test_matching_reproduces_paper_baselines(name, baseline):
     result = M.matched_distances(x, y, 3)
     assert result.converged
     assert result.distances.mean() == pytest.approx(baseline, abs=0.03)
+
+
+@pytest.mark.parametrize("name, length", [("fully3", 30), ("cyclic4", 40), ("linear2", 100)])
+def test_overrelaxed_sinkhorn_reaches_the_plain_fixed_point_in_fewer_iterations(name, length):
+    """ω = 1.7 (the default) and plain Sinkhorn (ω = 1) converge to one plan: the same matches
+    when both are run tight, at a fraction of the iterations."""
+    hmm = preset(name).hmm
+    x, _ = hmm.sample(400, length, seed=5)
+    y, _ = hmm.sample(300, length, seed=6)
+    plain = M.matched_distances(x, y, hmm.n_outputs, overrelaxation=1.0, tol=1e-7, max_iter=20_000)
+    relaxed = M.matched_distances(x, y, hmm.n_outputs, tol=1e-7, max_iter=20_000)
+    assert plain.converged and relaxed.converged
+    np.testing.assert_array_equal(relaxed.matches, plain.matches)
+    np.testing.assert_array_equal(relaxed.row_distances, plain.row_distances)
+    assert relaxed.iterations < plain.iterations / 2
+
+
+def test_a_relaxation_that_oscillates_falls_back_towards_plain_sinkhorn():
+    """ω = 1.99 oscillates instead of converging; the solver notices, goes on with a smaller ω and
+    converges to plain Sinkhorn's plan."""
+    hmm = preset("fully3").hmm
+    x, _ = hmm.sample(400, 30, seed=5)
+    y, _ = hmm.sample(400, 30, seed=6)
+    plain = M.matched_distances(x, y, 3, overrelaxation=1.0, tol=1e-6, max_iter=20_000)
+    wild = M.matched_distances(x, y, 3, overrelaxation=1.99, tol=1e-6, max_iter=20_000)
+    assert plain.converged and wild.converged and plain.overrelaxation == 1.0
+    assert wild.overrelaxation < 1.99
+    np.testing.assert_array_equal(wild.matches, plain.matches)
+    with pytest.raises(ValueError, match="overrelaxation"):
+        M.matched_distances(x, y, 3, overrelaxation=2.0)
