@@ -153,13 +153,14 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, 
     default equals the reference's at N = 5,000 (where its published baselines were computed).
 
     Over-relaxed after a first plain step from 0 (whose size is of order the cost): f ← f + ω (S_f(g) −
-    f), then g ← g + ω (S_g(f) − g), which has the same fixed point (ω = 1 is plain Sinkhorn). At ε = 0.1 plain Sinkhorn contracts slowly (about 0.994 per
-    iteration late on for ``fully3``); ω = 1.7 needs 2.5–5.5× fewer iterations for every preset (846 →
-    196 for ``fully3`` at N = 5,000, T = 30; BENCHMARKS.md, session 22) and the same matches but for
-    near-ties (≤ 0.08 % of sequences). Should a relaxed run oscillate instead (its step has not
-    shrunk below its smallest for ``_STALL`` iterations; measured at ω = 1.9 for ``fully3`` at N =
-    5,000 and at ω = 1.7 for ``cyclic4`` at N = 400), it goes back to the potentials of its smallest
-    step and goes on with ω halfway to 1.
+    f), then g ← g + ω (S_g(f) − g), which has the same fixed point (ω = 1 is plain Sinkhorn). At
+    ε = 0.1 plain Sinkhorn contracts slowly (about 0.994 per iteration late on for ``fully3``); ω = 1.7
+    needs 2.5–5.5× fewer iterations for every preset (846 → 196 for ``fully3`` at N = 5,000, T = 30;
+    BENCHMARKS.md, session 22) and gives the same matches but for near-ties (≤ 0.08 % of sequences).
+    Should a relaxed run oscillate instead (its step has not shrunk below its smallest for ``_STALL``
+    iterations; measured at ω = 1.9 for ``fully3`` at N = 5,000, and at ω = 1.7 when the first step
+    is relaxed too), it goes back to the potentials of its smallest step and goes on with ω halfway
+    to 1.
 
     Parameters
     ----------
