@@ -33,7 +33,8 @@ def main() -> None:
     result = matched_distances(first, second, hmm.n_outputs, overrelaxation=args.overrelaxation)
     elapsed = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"{args.preset} N={args.n} T={args.length} ω={args.overrelaxation}: {elapsed:.1f} s, {result.iterations} iterations "
+    print(f"{args.preset} N={args.n} T={args.length} ω={args.overrelaxation}: {elapsed:.1f} s, "
+          f"{result.iterations} iterations "
           f"(converged {result.converged}), mean distance {result.distances.mean():.4f}, peak RSS {peak_gb:.2f} GB")
 
 

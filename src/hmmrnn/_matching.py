@@ -173,6 +173,8 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, 
     """
     if first.ndim != 2 or second.ndim != 2 or first.shape[1] != second.shape[1]:
         raise ValueError(f"need two (N, T) arrays of equal T, got {first.shape} and {second.shape}")
+    if not 0.0 < overrelaxation < 2.0:
+        raise ValueError(f"overrelaxation must lie in (0, 2), got {overrelaxation}")
     counts = mismatch_counts(first, second, n_outputs)
     counts_t = np.ascontiguousarray(counts.T)
     cost = np.sqrt(2.0 * np.arange(first.shape[1] + 1))  # C for each mismatch count
@@ -181,11 +183,10 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, 
     # The reference adds 1e-8 inside log(a); with N1 != N2 that unbalances the two masses and the
     # potentials then drift by a constant forever (the plan's shape, hence the matching, is unchanged).
     log_a, log_b = np.log(1.0 / n1), np.log(1.0 / n2)
-    if not 0.0 < overrelaxation < 2.0:
-        raise ValueError(f"overrelaxation must lie in (0, 2), got {overrelaxation}")
     omega = overrelaxation
     f, g = np.zeros(n1), np.zeros(n2)
-    best = (np.inf, f, g, 0)  # smallest step so far, the potentials it was taken from, its iteration
+    # the smallest Sinkhorn step so far, the potentials it was taken from and its iteration
+    best_change, best_f, best_g, best_iteration = np.inf, f, g, 0
     converged, change, iterations = False, np.inf, 0
     for iterations in range(1, max_iter + 1):
         weight = omega if iterations > 1 else 1.0
@@ -193,11 +194,12 @@ def matched_distances(first: np.ndarray, second: np.ndarray, n_outputs: int, *, 
         f_new = f + weight * (f_step - f)
         g_step = epsilon * (log_b - _soft_min(counts_t, log_kernel, f_new / epsilon))
         change = float(np.abs(f_step - f).mean() + np.abs(g_step - g).mean())
-        if change < best[0]:
-            best = (change, f, g, iterations)
-        elif omega > 1.0 and iterations - best[3] >= _STALL:
+        if change < best_change:
+            best_change, best_f, best_g, best_iteration = change, f, g, iterations
+        elif omega > 1.0 and iterations - best_iteration >= _STALL:
             # stuck in an oscillation: back to the best potentials with ω halfway to 1
-            omega, f, g, best = 1.0 + (omega - 1.0) / 2, best[1], best[2], (np.inf, best[1], best[2], iterations)
+            omega, f, g = 1.0 + (omega - 1.0) / 2, best_f, best_g
+            best_change, best_iteration = np.inf, iterations
             continue
         f, g = f_new, g + weight * (g_step - g)
         if change < tol:
