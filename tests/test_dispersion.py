@@ -1,0 +1,52 @@
+"""The change-count penalty: both exact distributions against brute force, and an HMM's own state
+paths as the network that emulates it exactly."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from hmmrnn import preset
+from hmmrnn._dispersion import ChangeCountPenalty, change_count_distribution, hmm_change_count_distribution
+
+
+def _changes(word: tuple[int, ...]) -> int:
+    return sum(a != b for a, b in zip(word, word[1:]))
+
+
+def test_the_conditional_distribution_is_the_sum_over_every_word():
+    probabilities = torch.softmax(torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), -1)
+    brute = torch.zeros(3, 5, dtype=torch.float64)
+    for word in itertools.product(range(3), repeat=5):
+        brute[:, _changes(word)] += torch.stack([probabilities[:, t, k] for t, k in enumerate(word)]).prod(dim=0)
+    assert torch.allclose(change_count_distribution(probabilities), brute, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["cyclic4", "linear3"])
+def test_the_hmm_distribution_is_the_sum_over_every_word_of_its_likelihood(name):
+    hmm = preset(name).hmm
+    words = np.array(list(itertools.product(range(hmm.n_outputs), repeat=5)))
+    probability = np.exp(hmm.log_likelihood(words))
+    brute = np.bincount([_changes(tuple(w)) for w in words], weights=probability, minlength=5)
+    assert np.allclose(hmm_change_count_distribution(hmm, 5), brute, atol=1e-12)
+    assert hmm_change_count_distribution(hmm, 5).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_the_hmms_own_state_paths_cost_only_sampling_noise_and_a_stay_shift_costs_more():
+    """A network that holds the HMM's state z_t and emits its row E_z is an exact emulator: the mean of
+    its conditional distributions over 20,000 paths is the HMM's distribution up to sampling error."""
+    hmm = preset("fully3").hmm.stationary()
+    penalty = ChangeCountPenalty(hmm, 30, weight=1.0)
+    emission = torch.tensor(hmm.emission)
+
+    def paths(source, seed):
+        return emission[torch.from_numpy(source.sample(20000, 30, seed=seed)[1])]  # (n, T, K)
+
+    own, shifted = penalty(paths(hmm, 1)), penalty(paths(hmm.with_stay_shift(-0.02), 2))
+    assert own.item() < 1e-3 and shifted.item() > 10 * own.item()
+    logits = torch.zeros(4, 30, 3, dtype=torch.float64, requires_grad=True)
+    penalty(torch.softmax(logits + paths(hmm, 3)[:4].log(), -1)).backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
