@@ -1,5 +1,5 @@
-"""The change-count penalty: both exact distributions against brute force, and an HMM's own state
-paths as the network that emulates it exactly."""
+"""The change-count and run-age penalties: both sides' exact statistics against brute force, and an
+HMM's own state paths as the network that emulates it exactly."""
 
 from __future__ import annotations
 
@@ -10,11 +10,21 @@ import pytest
 import torch
 
 from hmmrnn import preset
-from hmmrnn._dispersion import ChangeCountPenalty, change_count_distribution, hmm_change_count_distribution
+from hmmrnn._dispersion import (ChangeCountPenalty, RunAgePenalty, change_count_distribution,
+                                hmm_change_count_distribution, hmm_run_age_changes, run_age_changes)
 
 
 def _changes(word: tuple[int, ...]) -> int:
     return sum(a != b for a, b in zip(word, word[1:]))
+
+
+def _ages(word: tuple[int, ...], max_age: int) -> np.ndarray:
+    """(run age, changed) counts of one word, by walking it."""
+    table, age = np.zeros((max_age, 2)), 1
+    for a, b in zip(word, word[1:]):
+        table[min(age, max_age) - 1, int(a != b)] += 1
+        age = 1 if a != b else age + 1
+    return table / (len(word) - 1)
 
 
 def test_the_conditional_distribution_is_the_sum_over_every_word():
@@ -25,21 +35,33 @@ def test_the_conditional_distribution_is_the_sum_over_every_word():
     assert torch.allclose(change_count_distribution(probabilities), brute, atol=1e-14)
 
 
+def test_the_conditional_run_ages_are_the_sum_over_every_word():
+    probabilities = torch.softmax(torch.randn(2, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), -1)
+    brute = np.zeros((3, 2))
+    for word in itertools.product(range(3), repeat=6):
+        weight = torch.stack([probabilities[:, t, k] for t, k in enumerate(word)]).prod(dim=0).sum().item()
+        brute += weight / 2 * _ages(word, 3)
+    assert np.allclose(run_age_changes(probabilities, max_age=3).numpy(), brute, atol=1e-14)
+
+
 @pytest.mark.parametrize("name", ["cyclic4", "linear3"])
-def test_the_hmm_distribution_is_the_sum_over_every_word_of_its_likelihood(name):
+def test_the_hmm_statistics_are_the_sums_over_every_word_of_its_likelihood(name):
     hmm = preset(name).hmm
-    words = np.array(list(itertools.product(range(hmm.n_outputs), repeat=5)))
+    words = np.array(list(itertools.product(range(hmm.n_outputs), repeat=6)))
     probability = np.exp(hmm.log_likelihood(words))
-    brute = np.bincount([_changes(tuple(w)) for w in words], weights=probability, minlength=5)
-    assert np.allclose(hmm_change_count_distribution(hmm, 5), brute, atol=1e-12)
-    assert hmm_change_count_distribution(hmm, 5).sum() == pytest.approx(1.0, abs=1e-12)
+    brute = np.bincount([_changes(tuple(w)) for w in words], weights=probability, minlength=6)
+    assert np.allclose(hmm_change_count_distribution(hmm, 6), brute, atol=1e-12)
+    assert hmm_change_count_distribution(hmm, 6).sum() == pytest.approx(1.0, abs=1e-12)
+    ages = sum(p * _ages(tuple(w), 3) for p, w in zip(probability, words))
+    assert np.allclose(hmm_run_age_changes(hmm, 6, max_age=3), ages, atol=1e-12)
 
 
-def test_the_hmms_own_state_paths_cost_only_sampling_noise_and_a_stay_shift_costs_more():
+@pytest.mark.parametrize("penalty_type", [ChangeCountPenalty, RunAgePenalty])
+def test_the_hmms_own_state_paths_cost_only_sampling_noise_and_a_stay_shift_costs_more(penalty_type):
     """A network that holds the HMM's state z_t and emits its row E_z is an exact emulator: the mean of
-    its conditional distributions over 20,000 paths is the HMM's distribution up to sampling error."""
+    its conditional statistics over 20,000 paths is the HMM's up to sampling error."""
     hmm = preset("fully3").hmm.stationary()
-    penalty = ChangeCountPenalty(hmm, 30, weight=1.0)
+    penalty = penalty_type(hmm, 30, weight=1.0)
     emission = torch.tensor(hmm.emission)
 
     def paths(source, seed):

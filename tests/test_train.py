@@ -15,7 +15,7 @@ import torch
 
 import hmmrnn
 from hmmrnn import RunDirError, TrainingDivergedError, load_run
-from hmmrnn.runs import checkpoint_paths, load_tensors
+from hmmrnn.runs import checkpoint_paths, load_tensors, weights_of
 from hmmrnn.training import sinkhorn_divergence
 
 from conftest import TINY, TINY_FLAGS, subprocess_env
@@ -491,6 +491,9 @@ def test_averaged_weights_are_judged_kept_checkpointed_and_resumed(tmp_path):
     assert best > 2
     _assert_same_weights(_weights(averaged.path / "model.safetensors"),
                          _weights(checkpoint_paths(averaged.path)[best - 1][1], "average."))
+    # a checkpoint loads as the weights its run judged: the average
+    checkpoint = hmmrnn.load_run(averaged.path, weights=str(checkpoint_paths(averaged.path)[-1][1]))
+    _assert_same_weights(_weights(checkpoint.path / "final.safetensors"), weights_of(checkpoint.model))
     part = hmmrnn.train("linear2", out=tmp_path / "part", epochs=4, refine_from=2,
                         refine="lr=0.005,weight_average=2", **kwargs)
     resumed = hmmrnn.resume(part.path, epochs=5, progress=False, evaluate=False)

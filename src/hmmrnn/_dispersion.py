@@ -37,7 +37,11 @@ import torch
 
 from .hmm import HMM
 
-__all__ = ["ChangeCountPenalty", "change_count_distribution", "hmm_change_count_distribution"]
+__all__ = ["ChangeCountPenalty", "RunAgePenalty", "change_count_distribution", "hmm_change_count_distribution",
+           "hmm_run_age_changes", "run_age_changes"]
+
+#: Run ages told apart by the run-age penalty: 1..MAX_AGE − 1, and MAX_AGE for every longer run.
+MAX_AGE = 10
 
 
 def change_count_distribution(probabilities: torch.Tensor) -> torch.Tensor:
@@ -95,5 +99,89 @@ class ChangeCountPenalty:
     def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
         """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
         model = change_count_distribution(probabilities).mean(dim=0)
+        target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
+        return self.weight * ((model - target) ** 2 / (model + target).clamp_min(1e-12)).sum()
+
+
+def run_age_changes(probabilities: torch.Tensor, max_age: int = MAX_AGE) -> torch.Tensor:
+    """Expected frequency of (run age a at step t, whether o_t+1 ≠ o_t), pooled over the batch's
+    windows and their T − 1 steps, for symbols drawn independently from each step's probabilities.
+
+    The run age of step t is the number of steps its symbol has lasted inside the window (1 at a
+    change or at the window's first step), capped at ``max_age``. A forward pass over (symbol, age):
+    β_1(k, 1) = p_1k; the symbol stays with p_t+1,k (age + 1) or changes to k′ with p_t+1,k′ (age 1).
+
+    Parameters
+    ----------
+    probabilities : (B, T, K), T ≥ 2.
+
+    Returns
+    -------
+    (max_age, 2): [a − 1, 0] the frequency of age a followed by the same symbol, [a − 1, 1] by another.
+    """
+    batch, length, _ = probabilities.shape
+    beta = probabilities.new_zeros(batch, probabilities.shape[2], max_age)  # (B, K, age)
+    beta[:, :, 0] = probabilities[:, 0]
+    same, changed = probabilities.new_zeros(max_age), probabilities.new_zeros(max_age)
+    for t in range(1, length):
+        following = probabilities[:, t, :, None]  # (B, K, 1)
+        stays = beta * following
+        same = same + stays.sum(dim=(0, 1))
+        changed = changed + (beta * (1 - following)).sum(dim=(0, 1))
+        older = torch.cat([stays.new_zeros(batch, stays.shape[1], 1), stays[:, :, :-2],
+                           stays[:, :, -2:].sum(dim=2, keepdim=True)], dim=2)
+        others = beta.sum(dim=(1, 2))[:, None] - beta.sum(dim=2)  # mass on a symbol other than k′, (B, K)
+        beta = older + torch.nn.functional.pad((following[:, :, 0] * others)[:, :, None], (0, max_age - 1))
+    return torch.stack([same, changed], dim=1) / (batch * (length - 1))
+
+
+def hmm_run_age_changes(hmm: HMM, length: int, max_age: int = MAX_AGE) -> np.ndarray:
+    """(max_age, 2): ``run_age_changes``' frequencies for windows of ``length`` steps of ``hmm`` from
+    its start distribution, exactly: the same forward pass over (hidden state, symbol, age), with
+    P(o_t+1 = k | z_t = z) = (A E)_zk. Float64."""
+    if length < 2:
+        raise ValueError(f"window length must be >= 2, got {length}")
+    transition = np.asarray(hmm.transition, dtype=np.float64)  # (S, S)
+    emission = np.asarray(hmm.emission, dtype=np.float64)  # (S, K)
+    following = transition @ emission  # (S, K): P(o_t+1 = k | z_t)
+    alpha = np.zeros((len(transition), emission.shape[1], max_age))  # (S, K, age)
+    alpha[:, :, 0] = np.asarray(hmm.start, dtype=np.float64)[:, None] * emission
+    table = np.zeros((max_age, 2))
+    for _ in range(1, length):
+        table[:, 0] += np.einsum("zka,zk->a", alpha, following)
+        table[:, 1] += np.einsum("zka,zk->a", alpha, 1 - following)
+        moved = np.einsum("zka,zy->yka", alpha, transition)  # state advanced, symbol not yet drawn
+        stays = moved * emission[:, :, None]
+        older = np.concatenate([np.zeros_like(stays[:, :, :1]), stays[:, :, :-2],
+                                stays[:, :, -2:].sum(axis=2, keepdims=True)], axis=2)
+        others = moved.sum(axis=(1, 2))[:, None] - moved.sum(axis=2)  # (S, K)
+        alpha = older
+        alpha[:, :, 0] += emission * others
+    return table / (length - 1)
+
+
+class RunAgePenalty:
+    """λ Σ_a,c (q_ac − p_ac)² / (q_ac + p_ac) between the batch's and the HMM's frequencies of
+    (run age a, change c) (``run_age_changes``): whether a symbol changes as often at every age of its
+    run as the HMM's does. The networks whose windows are too unlike one another change too often
+    right after a change and too rarely late in a run (``fully3`` at epoch 350 of the default recipe:
+    0.31 / 0.13 / 0.087 at ages 1 / 2 / 3 and 0.057 past 6, the HMM 0.27 / 0.073 / 0.069 and 0.069;
+    BENCHMARKS.md, session 23), which the change count sees only summed over a window.
+
+    Parameters
+    ----------
+    hmm : the HMM, with the start distribution that matches the windows.
+    length : T, the window length (≥ 2).
+    weight : λ.
+    max_age : ages told apart (longer runs pooled).
+    """
+
+    def __init__(self, hmm: HMM, length: int, weight: float, max_age: int = MAX_AGE) -> None:
+        self.target = torch.from_numpy(hmm_run_age_changes(hmm, length, max_age))
+        self.weight, self.max_age = weight, max_age
+
+    def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
+        model = run_age_changes(probabilities, self.max_age)
         target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
         return self.weight * ((model - target) ** 2 / (model + target).clamp_min(1e-12)).sum()

@@ -237,6 +237,12 @@ def tensor_section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, t
     return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
+def judged_weights(checkpoint: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint's run judged and kept: the moving average (``average.NAME``) while
+    ``weight_average`` kept one, else the trained weights (``model.NAME``); empty for another file."""
+    return tensor_section(checkpoint, "average") or tensor_section(checkpoint, "model")
+
+
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file; a missing or corrupt file raises ``RunDirError``."""
     path = Path(path)
@@ -491,8 +497,8 @@ def load_run(path: str | Path, weights: str = "best") -> Run:
     check_memory(config, training=False)
     source = {"best": run_dir / WEIGHTS_FILE, "final": run_dir / FINAL_WEIGHTS_FILE}.get(weights, Path(weights))
     tensors, _ = load_tensors(source)
-    if weights not in ("best", "final"):  # a checkpoint stores the model under "model.<name>"
-        tensors = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
+    if weights not in ("best", "final"):
+        tensors = judged_weights(tensors) or tensors
     model = model_from_weights(config.model, tensors, str(source))
     status = read_json(run_dir / STATUS_FILE) if (run_dir / STATUS_FILE).exists() else {}
     return Run(run_dir, config, model, read_history(run_dir / HISTORY_FILE), status, source)

@@ -116,7 +116,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     ``TrainingEvolution``: per checkpoint epoch the switch rate, mean dwell, unstable and
     complex fractions, E[δ2] (epochs, H); the bifurcation epoch and the converged rate.
     """
-    from ..runs import Run, checkpoint_paths, load_run, load_tensors, model_from_weights, own_stages_start, tensor_section
+    from ..runs import Run, checkpoint_paths, judged_weights, load_run, load_tensors, model_from_weights, own_stages_start
 
     run = run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
     checkpoints = checkpoint_paths(run.path)
@@ -139,7 +139,7 @@ def training_evolution(run_or_path: Any, *, steps: int = 2000, warmup: int = 10,
     epochs = []
     for epoch, path in checkpoints:
         tensors, _ = load_tensors(path)
-        model = model_from_weights(run.config.model, tensor_section(tensors, "model"), str(path))
+        model = model_from_weights(run.config.model, judged_weights(tensors), str(path))
         model.requires_grad_(False)
         with torch.no_grad():
             trajectory = model.rollout(noise[None], h_start[None])[0]
