@@ -311,6 +311,12 @@ def test_recipes_paper_is_the_paper_and_fast_is_the_default():
     assert (late.calibration_weight, late.lr, late.transition_weight, late.bigram_weight, late.weight_average) == (
         1e5, 3e-5, 1e4, 1e4, 10)
     assert hmmrnn.make_config("fully3").train.stage(260).weight_average == 0
+    # fully3's own objective from epoch 1; a stage of the user's replaces only the recipe's stage
+    for config in (hmmrnn.make_config("fully3"), hmmrnn.make_config("fully3", refine_from=100, refine="lr=1e-5")):
+        assert (config.train.change_count_weight, config.train.emission_weight, config.train.ngram_order) == (1e4, 1e3, 3)
+    assert hmmrnn.make_config("fully3", refine_from=100, refine="lr=1e-5").train.stage(261).calibration_weight == 0
+    assert hmmrnn.make_config("fully3", hmm=hmmrnn.preset("fully3").hmm).train.change_count_weight == 0
+    assert hmmrnn.make_config("cyclic4").train.change_count_weight == 0
     assert staged.stage(90).calibration_weight == 0 and fast.refine_from == 0
     assert hmmrnn.make_config("linear2", recipe="paper").train.refine_from == 0
     assert hmmrnn.make_config("linear2", hmm=hmmrnn.preset("linear2").hmm).train.refine_from == 0

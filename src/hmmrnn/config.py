@@ -423,9 +423,13 @@ def make_config(preset: str | None = None, *, recipe: str = "fast", hmm: HMM | N
     hmm = hmm if hmm is not None else base.hmm
     given = {k: v for k, v in settings.items() if v is not None}
     recipe_settings = dict(get_recipe(recipe).settings)
-    if preset is not None and own_hmm and not {"refine_from", "refine"} & set(given):
-        # a recipe's stage for a preset was measured on that preset's HMM; a stage of the user's replaces it
-        recipe_settings.update(get_recipe(recipe).per_preset.get(preset, {}))
+    if preset is not None and own_hmm:
+        # a recipe's settings for a preset were measured on that preset's HMM; a stage of the user's
+        # replaces the recipe's stage
+        own = dict(get_recipe(recipe).per_preset.get(preset, {}))
+        if {"refine_from", "refine"} & set(given):
+            own = {k: v for k, v in own.items() if k not in ("refine_from", "refine")}
+        recipe_settings.update(own)
     if recipe_settings.get("initial_state") == "stationary" and not _starts_stationary(hmm):
         recipe_settings["initial_state"] = "zero"  # a stationary start would miss this HMM's start distribution
     model = ModelConfig(hidden=base.hidden, noise_dim=base.noise_dim, n_outputs=hmm.n_outputs)

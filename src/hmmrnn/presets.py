@@ -107,15 +107,21 @@ RECIPES: dict[str, Recipe] = {
                        "validation and the verdict at every horizon every 10 epochs, stop at the first "
                        "'emulates: yes' that a further, independent sample three times as large confirms; on "
                        "linear2, from epoch 91 a second stage with the calibration penalty (weight 10,000) at "
-                       "lr 1e-4; on fully3, from epoch 261 one with the calibration penalty at 100,000, the "
-                       "n-gram and transition penalties at 10,000, lr 3e-5 and the weights averaged (half-life "
-                       "10 epochs)",
+                       "lr 1e-4; on fully3 the n-gram penalty on words of three as well, the emission-row "
+                       "penalty (weight 1000) and the change-count penalty (weight 10,000) throughout, and from "
+                       "epoch 261 a second stage with the calibration penalty at 100,000, the n-gram and "
+                       "transition penalties at 10,000, lr 3e-5 and the weights averaged (half-life 10 epochs)",
                # measured: batches of 4096 reached linear2's long-horizon yes in none of its 30-minute runs;
                # 1024 with this stage did in 130 epochs, 21.6 min (BENCHMARKS.md, session 17). fully3: without
                # the average its stage's verdicts swing through the tolerance, without the heavier n-gram and
                # transition terms it switches too rarely; with both, a confirmed yes at epoch 310 (session 19)
+               # that failed the N = 5000 matched distance: its settled outputs were too sure (0.996 against
+               # the HMM's 0.98), so it made too few one-step noise symbols A -> B -> A; the emission-row and
+               # word-of-three terms restore them, the change-count term the spread of changes per window:
+               # confirmed yes at epoch 290, 8 of 8 re-checks (session 23)
                per_preset={"linear2": {"refine_from": 90, "refine": "calibration_weight=10000,lr=1e-4"},
-                           "fully3": {"refine_from": 260,
+                           "fully3": {"change_count_weight": 10000.0, "emission_weight": 1000.0, "ngram_order": 3,
+                                      "refine_from": 260,
                                       "refine": "calibration_weight=100000,lr=3e-5,transition_weight=10000,"
                                                 "bigram_weight=10000,weight_average=10"}}),
         Recipe("paper", {}, summary="docs/method.md §3 unchanged: Sinkhorn divergence only, validation every epoch, "
