@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._bigram import _discrimination
 from .hmm import HMM
 
 __all__ = ["ChangeCountPenalty", "RunAgePenalty", "change_count_distribution", "hmm_change_count_distribution",
@@ -100,7 +101,7 @@ class ChangeCountPenalty:
         """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
         model = change_count_distribution(probabilities).mean(dim=0)
         target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
-        return self.weight * ((model - target) ** 2 / (model + target).clamp_min(1e-12)).sum()
+        return self.weight * _discrimination(model, target)
 
 
 def run_age_changes(probabilities: torch.Tensor, max_age: int = MAX_AGE) -> torch.Tensor:
@@ -184,4 +185,4 @@ class RunAgePenalty:
         """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
         model = run_age_changes(probabilities, self.max_age)
         target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
-        return self.weight * ((model - target) ** 2 / (model + target).clamp_min(1e-12)).sum()
+        return self.weight * _discrimination(model, target)

@@ -225,9 +225,7 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight",
                      "calibration_weight", "emission_weight", "change_count_weight", "run_age_weight", "growth_weight",
-                     "transition_weight",
-                     "transient_weight", "tau",
-                     "weight_average",
+                     "transition_weight", "transient_weight", "tau", "weight_average",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
             value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
             _require(isinstance(value, (int, float)) and math.isfinite(value), f"{name} must be a finite number, "
