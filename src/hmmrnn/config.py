@@ -140,6 +140,14 @@ class TrainConfig:
     the minimum from one epoch to the next, and so do the statistics that the verdict tests; the
     average sits nearer the middle (docs/method.md §3.4).
 
+    State pretraining: with ``state_pretrain_epochs`` E > 0 the network is first trained for E epochs
+    on the HMM with the same start and transitions whose state z emits symbol z (91 %; the run's
+    settings without the terms tied to the symbols' emission statistics), in the run's ``pretrain``
+    folder; the run then starts from its weights with a readout W_out fitted on its long run so that
+    each state's region emits that state's row of the HMM (``hmmrnn._pretrain``, docs/method.md §3.5):
+    one region per hidden state, which training on the symbols alone does not find where two states
+    emit the same symbol mostly (``cyclic4``).
+
     Staged training: with ``refine_from`` E > 0, epochs E + 1, E + 2, ... train with the settings of
     ``refine`` (objective and optimiser settings, ``REFINABLE``) in place of these: the network,
     Adam's moments, the carried states and the data go on; the learning rate restarts at the stage's
@@ -191,6 +199,9 @@ class TrainConfig:
     init_weights: str = _setting("", "Start from the weights in this safetensors file (a run's model.safetensors or "
                                  "one of its checkpoints; the sizes must match) instead of a fresh initialisation; "
                                  "a learned h0 the file lacks starts at 0.")
+    state_pretrain_epochs: int = _setting(0, "First train this many epochs on the HMM that emits its states (one "
+                                          "symbol per state), then start from that network with a readout fitted "
+                                          "to give each state's region its emission row; 0 = off.")
     tau: float = _setting(1.0, "Temperature of the Gumbel-softmax readout.")
     val_every: int = _setting(1, "Validate every K epochs.")
     checkpoint_every: int = _setting(10, "Save the full training state every K epochs; 0 disables.")
@@ -275,6 +286,9 @@ class TrainConfig:
         _require(0 < self.reset_fraction <= 1, f"reset_fraction must lie in (0, 1], got {self.reset_fraction}")
         _require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         _require(self.device.split(":")[0] in ("cpu", "cuda"), f"device must be cpu or cuda, got {self.device!r}")
+        _require(self.state_pretrain_epochs >= 0, f"state_pretrain_epochs must be >= 0, got {self.state_pretrain_epochs}")
+        _require(not (self.state_pretrain_epochs and self.init_weights), "state pretraining and init_weights both "
+                 "choose the starting weights; give one of them")
         _require(self.refine_from >= 0, f"refine_from must be >= 0, got {self.refine_from}")
         _require(bool(self.refine_from) == bool(self.refine), "staged training needs both refine_from > 0 and "
                  f"refine settings, got refine_from={self.refine_from} and refine={self.refine!r}")

@@ -1,4 +1,4 @@
-"""Importing the authors' reference checkpoints (docs/method.md §2.3, §3.5) into run folders.
+"""Importing the authors' reference checkpoints (docs/method.md §2.3, §3.6) into run folders.
 
 A reference checkpoint is a PyTorch state dict with ``rnn.weight_ih_l0`` (W_in, H × d),
 ``rnn.weight_hh_l0`` (W_rec, H × H) and ``fc.weight`` (W_out, K × H). It is read with

@@ -56,6 +56,8 @@ HISTORY_FILE = "history.csv"
 STATUS_FILE = "status.json"
 CHECKPOINT_DIR = "checkpoints"
 ATTEMPTS_FILE = "attempts.json"
+#: Sub-folder of a run that holds its state pretraining, itself a run folder (``hmmrnn._pretrain``).
+PRETRAIN_DIR = "pretrain"
 FIGURES_DIR = "figures"
 LOCK_FILE = ".hmmrnn.lock"
 METRICS_FILE = "metrics.json"
@@ -422,8 +424,9 @@ def _remove_run_files(out: Path) -> None:
     for name in (CONFIG_FILE, WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, ATTEMPTS_FILE,
                  METRICS_FILE, REPORT_FILE):
         (out / name).unlink(missing_ok=True)
-    if (out / "attempts").is_dir():
-        shutil.rmtree(out / "attempts")
+    for folder in ("attempts", PRETRAIN_DIR):
+        if (out / folder).is_dir():
+            shutil.rmtree(out / folder)
     for _, path in checkpoint_paths(out):
         path.unlink()
     for folder, patterns in ((out / FIGURES_DIR, ("loss.*", "evaluation_*")), (out / ANALYSIS_DIR, ("*",))):

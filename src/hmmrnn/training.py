@@ -47,7 +47,9 @@ from ._seeds import stream
 from ._sinkhorn import OneHotSinkhornDivergence, SplitBatchDivergence
 from .hmm import HMM
 from .rnn import NoiseRNN
-from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, WEIGHTS_FILE, Run,
+from ._pretrain import fitted_readout, pretraining_config
+from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, PRETRAIN_DIR,
+                   STATUS_FILE, WEIGHTS_FILE, Run,
                    check_memory, check_run_files, checkpoint_path, checkpoint_paths, load_config, load_run, load_tensors, run_lock,
                    model_from_weights, prepare_run_dir, read_history, read_json, save_tensors, weights_of,
                    tensor_section, write_history, write_json)
@@ -155,7 +157,7 @@ def train_config(config: RunConfig, out: str | Path, *, force: bool = False, pro
     with run_lock(out, create=True):
         run_dir = prepare_run_dir(Path(out), force=force)
         write_json(run_dir / CONFIG_FILE, config.to_dict())
-        state = _TrainingState.fresh(config, device)
+        state = _TrainingState.fresh(config, device, _pretrained(config, run_dir, progress))
         return _evaluated(_fit_with_retries(run_dir, config, state, progress, config_saved=True), evaluate)
 
 
@@ -214,7 +216,7 @@ def resume(run_dir: str | Path, *, epochs: int | None = None, progress: bool = T
         if checkpoints:
             state = _TrainingState.from_checkpoint(config, checkpoints[-1][1], device)
         else:
-            state = _TrainingState.fresh(config, device)
+            state = _TrainingState.fresh(config, device, _pretrained(config, run_dir, progress))
         state.history = [row for row in read_history(run_dir / HISTORY_FILE) if row["epoch"] <= state.epoch]
         return _evaluated(_fit_with_retries(run_dir, config, state, progress,
                                             config_saved=config.train.epochs == saved_epochs), evaluate)
@@ -263,11 +265,16 @@ class _TrainingState:
         return generator
 
     @classmethod
-    def fresh(cls, config: RunConfig, device: torch.device) -> "_TrainingState":
+    def fresh(cls, config: RunConfig, device: torch.device,
+              pretrained: dict[str, torch.Tensor] | None = None) -> "_TrainingState":
+        """A new training state; the model starts from ``pretrained`` weights (state pretraining),
+        else from ``init_weights``, else from a fresh initialisation."""
         m = config.model
         model = NoiseRNN(m.hidden, m.noise_dim, m.n_outputs, initial_state=m.initial_state, burn_in=m.burn_in,
                          seed=_derived_seed(config.train.seed, "init"))
-        if config.train.init_weights:
+        if pretrained is not None:
+            model = model_from_weights(m, pretrained, "the state pretraining")
+        elif config.train.init_weights:
             model = _initial_weights(config, model)
         model = model.to(device)
         return cls(model, cls._optimizer(model, config), cls._generator(config, device))
@@ -359,11 +366,31 @@ def _initial_weights(config: RunConfig, model: NoiseRNN) -> NoiseRNN:
     return model_from_weights(config.model, weights, str(path))
 
 
+def _pretrained(config: RunConfig, run_dir: Path, progress: bool) -> dict[str, torch.Tensor] | None:
+    """The starting weights of a run with state pretraining (``hmmrnn._pretrain``), None without: the
+    network trained on the HMM's states in ``run_dir/pretrain`` (a run folder of its own, trained or
+    resumed there; its kept weights), with the symbol readout fitted on its long run."""
+    if not config.train.state_pretrain_epochs:
+        return None
+    folder = run_dir / PRETRAIN_DIR
+    try:
+        if (folder / CONFIG_FILE).exists():
+            pretrained = resume(folder, progress=progress, evaluate=False)
+        else:
+            pretrained = train_config(pretraining_config(config), folder, progress=progress, evaluate=False)
+    except Interrupted:
+        raise Interrupted(f"interrupted in the state pretraining; continue with: hmmrnn train --resume {run_dir}"
+                          ) from None
+    readout, _ = fitted_readout(pretrained.model, config.hmm.emission,
+                                seed=_derived_seed(config.train.seed, "pretrain readout"))
+    return {**weights_of(pretrained.model), "w_out": readout}
+
+
 def _derived_seed(seed: int, purpose: str) -> int:
-    """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm, fresh, and the HMM
-    references of eval and confirm) from one user seed."""
+    """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm, fresh, the HMM
+    references of eval and confirm, the pretrained readout's fit) from one user seed."""
     return stream(seed, {"data": 1, "init": 2, "noise": 3, "eval": 4, "confirm": 5, "fresh": 6,
-                         "eval reference": 7, "confirm reference": 8}[purpose])
+                         "eval reference": 7, "confirm reference": 8, "pretrain readout": 9}[purpose])
 
 
 # --------------------------------------------------------------------------- the loop
@@ -578,13 +605,15 @@ def _fit_with_retries(run_dir: Path, config: RunConfig, state: _TrainingState, p
             attempts.append({"attempt": len(attempts), "seed": config.train.seed, **stuck.record})
             archive = run_dir / "attempts" / f"attempt_{len(attempts) - 1}"
             archive.mkdir(parents=True, exist_ok=True)
-            for name in (WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, CHECKPOINT_DIR, FIGURES_DIR):
+            for name in (WEIGHTS_FILE, FINAL_WEIGHTS_FILE, HISTORY_FILE, STATUS_FILE, CHECKPOINT_DIR, FIGURES_DIR,
+                         PRETRAIN_DIR):
                 if (run_dir / name).exists():
                     os.replace(run_dir / name, archive / name)
             write_json(attempts_file, attempts)
             config = replace(config, train=replace(config.train, seed=first_seed + 1000 * len(attempts)))
             write_json(run_dir / CONFIG_FILE, config.to_dict())
-            state = _TrainingState.fresh(config, next(state.model.parameters()).device)
+            state = _TrainingState.fresh(config, next(state.model.parameters()).device,
+                                         _pretrained(config, run_dir, progress))
 
 
 def _is_stuck(history: list[dict], patience: int, tolerance: float) -> bool:

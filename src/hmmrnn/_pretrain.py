@@ -1,0 +1,121 @@
+"""State pretraining: a network first trained to emit the HMM's states, then given a readout of its symbols.
+
+Why it exists (docs/method.md §3.5; BENCHMARKS.md, "Session 24"). In ``cyclic4`` states 1 and 3 both
+emit mostly B and differ only in their noise (A in state 1, C in state 3, 10 % of the steps). Every
+network trained on the symbols alone has one B region whose outputs mix the two noises (≈ (0.056,
+0.86, 0.08) after A and after C alike, where the HMM's next-symbol frequencies are (0.105, 0.852,
+0.042) and (0.041, 0.852, 0.107)), which costs ≈ 0.015 nats per step of log-likelihood. Training on the
+symbols cannot split that region: the sampled noise symbol does not feed back into the state, so no
+gradient ties the state to the noise it emitted. A network trained on the *states HMM* — the same
+start and transitions, state z emitting symbol z with probability ``OWN_SYMBOL`` and every other
+symbol with (1 − ``OWN_SYMBOL``) / (S − 1) — forms one region per state. A readout fitted on its own
+long run then gives region z the HMM's emission row E_z: with h the states of the run and z(h) the
+argmax of its state-readout, W_out (K, H) minimises
+
+    Σ_h ‖W_out h − c(z(h))‖² + ρ ‖W_out‖²,    c(z)_k = log max(E_zk, 10⁻³) − mean_k' log max(E_zk', 10⁻³),
+
+(centred logits, since softmax ignores a shift; ρ = 0.01 per state) in closed form. Training on the
+real HMM then starts from one region per state (the recurrent and input weights of the pretrained
+network, this readout). Deterministic state emissions (``OWN_SYMBOL`` = 1) collapse the training
+(measured: the loss constant from epoch 5), hence the noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .hmm import HMM
+from .rnn import NoiseRNN
+
+__all__ = ["OWN_SYMBOL", "fitted_readout", "pretraining_config", "region_readout", "states_hmm"]
+
+#: Probability that state z of the states HMM emits its own symbol z.
+OWN_SYMBOL = 0.91
+#: The readout fit: chains, steps per block, blocks (the first ``FIT_BURN_IN`` blocks dropped).
+FIT_CHAINS, FIT_BLOCK, FIT_BLOCKS, FIT_BURN_IN = 200, 250, 8, 2
+#: Floor of the emission probabilities in the readout's target logits, and the ridge per state.
+LOG_FLOOR, RIDGE = 1e-3, 1e-2
+
+
+def states_hmm(hmm: HMM, own: float = OWN_SYMBOL) -> HMM:
+    """The HMM with ``hmm``'s start and transitions whose state z emits symbol z with probability
+    ``own`` and each other symbol with (1 − own) / (S − 1); S outputs."""
+    n = hmm.n_states
+    emission = np.full((n, n), (1 - own) / (n - 1))
+    np.fill_diagonal(emission, own)
+    return HMM(hmm.transition, emission, hmm.start, name=f"{hmm.name}-states",
+               description={"n_states": n, "n_outputs": n, "emissions": f"one symbol per state ({own:g})"})
+
+
+def pretraining_config(config: RunConfig) -> RunConfig:
+    """The run that pretrains ``config``'s network: its states HMM (S outputs), ``state_pretrain_epochs``
+    epochs of the run's own training settings without a stop, verdict, stage or retry, and without
+    the terms that hold the outputs to the symbol HMM's emission statistics (emission rows, change
+    counts, run ages, calibration, likelihood; n-grams of two)."""
+    t = config.train
+    train = replace(t, epochs=t.state_pretrain_epochs, state_pretrain_epochs=0, early_stop=False, eval_every=0,
+                    confirmations=0, retries=0, refine_from=0, refine="", init_weights="", ngram_order=2,
+                    emission_weight=0.0, change_count_weight=0.0, run_age_weight=0.0, calibration_weight=0.0,
+                    likelihood_weight=0.0)
+    hmm = states_hmm(config.hmm)
+    return replace(config, hmm=hmm, model=replace(config.model, n_outputs=hmm.n_outputs), train=train)
+
+
+@torch.no_grad()
+def fitted_readout(model: NoiseRNN, emission: np.ndarray, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """The symbol readout of a network pretrained on the states HMM (module docstring).
+
+    Parameters
+    ----------
+    model : the pretrained network, whose S outputs are the HMM's states.
+    emission : (S, K) the symbol HMM's emission matrix.
+    seed : seed of the long run the readout is fitted on.
+
+    Returns
+    -------
+    readout : (K, H) float32, the new W_out.
+    region_outputs : (S, K) mean softmax(readout h) over the run's states in each state's region
+        (NaN rows for a region the run never visits).
+    """
+    generator = torch.Generator(device=model.w_rec.device).manual_seed(seed)
+    h = model.initial_hidden(FIT_CHAINS, generator)
+    kept = []
+    for block in range(FIT_BLOCKS):
+        noise = torch.randn(FIT_CHAINS, FIT_BLOCK, model.noise_dim, generator=generator, dtype=model.w_rec.dtype,
+                            device=model.w_rec.device)
+        hidden = model.rollout(noise, h)
+        h = hidden[:, -1]
+        if block >= FIT_BURN_IN:
+            kept.append(hidden.reshape(-1, model.hidden))
+    states = torch.cat(kept).double().cpu().numpy()  # (n, H)
+    region = (states @ model.w_out.double().cpu().numpy().T).argmax(1)  # (n,)
+    readout, region_outputs = region_readout(states, region, emission)
+    return torch.from_numpy(readout).float(), region_outputs
+
+
+def region_readout(states: np.ndarray, region: np.ndarray, emission: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ridge readout that gives each region its emission row (module docstring).
+
+    Parameters
+    ----------
+    states : (n, H) hidden states.
+    region : (n,) the state (row of ``emission``) whose region each hidden state lies in.
+    emission : (S, K) emission matrix.
+
+    Returns
+    -------
+    readout : (K, H) float64, argmin_W Σ_i ‖W h_i − c(region_i)‖² + ρ n ‖W‖², ρ = ``RIDGE``.
+    region_outputs : (S, K) mean softmax(W h) over each region's states (NaN rows for empty regions).
+    """
+    target = np.log(np.maximum(np.asarray(emission, dtype=np.float64)[region], LOG_FLOOR))  # (n, K)
+    target -= target.mean(1, keepdims=True)
+    gram = states.T @ states + RIDGE * len(states) * np.eye(states.shape[1])
+    readout = np.linalg.solve(gram, states.T @ target).T
+    probabilities = torch.from_numpy(states @ readout.T).softmax(-1).numpy()
+    region_outputs = np.array([probabilities[region == z].mean(0) if np.any(region == z)
+                               else np.full(readout.shape[0], np.nan) for z in range(len(emission))])
+    return readout, region_outputs
