@@ -27,6 +27,7 @@ import torch
 
 import hmmrnn
 from hmmrnn.hmm import _forward
+from window_dispersion import stationary_windows
 
 #: Lower edges of the run-age bands (steps the current symbol has lasted before this step).
 AGE_BANDS = (1, 2, 3, 5, 10, 20)
@@ -104,13 +105,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    run = hmmrnn.load_run(args.run, **({"weights": args.checkpoint} if args.checkpoint else {}))
-    length = args.length or run.config.train.seq_len
-    symbols, _ = run.model.long_run(args.chains, args.steps, seed=args.seed)
-    burn_in = 1000
-    network = np.concatenate([symbols[:, s: s + length] for s in range(burn_in, args.steps - length + 1, length + 10)])
+    run, _, network, reference = stationary_windows(args)
     stationary = run.hmm.stationary()
-    reference, _ = stationary.sample(len(network), length, seed=args.seed + 1)
     split(stationary, network, reference, args.top)
 
 

@@ -66,6 +66,22 @@ def hazard(chains: np.ndarray) -> np.ndarray:
     return changes / np.maximum(steps, 1)
 
 
+#: Steps of each network chain before windows are cut.
+BURN_IN = 1000
+
+
+def stationary_windows(args: argparse.Namespace) -> tuple[hmmrnn.Run, np.ndarray, np.ndarray, np.ndarray]:
+    """The run (``args.run``, ``args.checkpoint``), its long run's symbols (chains, steps), windows
+    of ``args.length`` cut from them after ``BURN_IN`` steps every length + 10 steps (n, T), and as
+    many windows from the HMM's stationary distribution (n, T)."""
+    run = hmmrnn.load_run(args.run, **({"weights": args.checkpoint} if args.checkpoint else {}))
+    length = args.length or run.config.train.seq_len
+    symbols, _ = run.model.long_run(args.chains, args.steps, seed=args.seed)
+    network = np.concatenate([symbols[:, s: s + length] for s in range(BURN_IN, args.steps - length + 1, length + 10)])
+    hmm_windows, _ = run.hmm.stationary().sample(len(network), length, seed=args.seed + 1)
+    return run, symbols, network, hmm_windows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -76,17 +92,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    run = hmmrnn.load_run(args.run, **({"weights": args.checkpoint} if args.checkpoint else {}))
-    length = args.length or run.config.train.seq_len
-    symbols, _ = run.model.long_run(args.chains, args.steps, seed=args.seed)
-    burn_in = 1000
-    network = np.concatenate([symbols[:, s: s + length] for s in range(burn_in, args.steps - length + 1, length + 10)])
+    run, symbols, network, hmm_windows = stationary_windows(args)
     stationary = run.hmm.stationary()
-    hmm_windows, _ = stationary.sample(len(network), length, seed=args.seed + 1)
     spread("network", network, stationary)
     spread("HMM    ", hmm_windows, stationary)
-    hmm_chains, _ = stationary.sample(args.chains, args.steps - burn_in, seed=args.seed + 2)
-    for name, chains in (("network", symbols[:, burn_in:]), ("HMM    ", hmm_chains)):
+    hmm_chains, _ = stationary.sample(args.chains, args.steps - BURN_IN, seed=args.seed + 2)
+    for name, chains in (("network", symbols[:, BURN_IN:]), ("HMM    ", hmm_chains)):
         print(f"{name}: change rate by run age " + " ".join(f"{a}: {r:.4f}" for a, r in zip(AGES, hazard(chains))))
 
 
