@@ -3,8 +3,8 @@
 Why it exists (docs/method.md §3.5; BENCHMARKS.md, "Session 24"). In ``cyclic4`` states 1 and 3 both
 emit mostly B and differ only in their noise (A in state 1, C in state 3, 10 % of the steps). Every
 network trained on the symbols alone has one B region whose outputs mix the two noises (≈ (0.056,
-0.86, 0.08) after A and after C alike, where the HMM's next-symbol frequencies are (0.105, 0.852,
-0.042) and (0.041, 0.852, 0.107)), which costs ≈ 0.015 nats per step of log-likelihood. Training on the
+0.86, 0.08) after A and after C alike, where the HMM's next-symbol frequencies are (0.106, 0.852,
+0.042) and (0.041, 0.857, 0.102) at run ages 5–9), which costs ≈ 0.015 nats per step of log-likelihood. Training on the
 symbols cannot split that region: the sampled noise symbol does not feed back into the state, so no
 gradient ties the state to the noise it emitted. A network trained on the *states HMM* — the same
 start and transitions, state z emitting symbol z with probability ``OWN_SYMBOL`` and every other
