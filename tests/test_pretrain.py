@@ -46,16 +46,15 @@ def test_region_readout_is_the_ridge_solution_and_gives_each_region_its_row():
     assert np.isnan(outputs[2]).all() and np.isfinite(outputs[[0, 1, 3]]).all()
 
 
-def test_pretraining_config_trains_the_states_without_the_symbol_terms():
+def test_pretraining_config_trains_the_states_with_the_runs_own_terms():
     config = hmmrnn.make_config("fully3", state_pretrain_epochs=7)  # fully3's recipe has emission and n-gram terms
     pre = pretraining_config(config)
     assert pre.model.n_outputs == pre.hmm.n_outputs == 3 and pre.hmm.name == "fully3-states"
-    t = pre.train
-    assert (t.epochs, t.state_pretrain_epochs, t.early_stop, t.eval_every, t.refine_from, t.ngram_order) == (7, 0, False, 0,
-                                                                                                           0, 2)
-    assert t.emission_weight == t.change_count_weight == t.calibration_weight == t.likelihood_weight == 0
-    assert (t.lr, t.seq_len, t.bigram_weight, t.carry_states) == (config.train.lr, config.train.seq_len,
-                                                                 config.train.bigram_weight, True)
+    t, run = pre.train, config.train
+    assert (t.epochs, t.state_pretrain_epochs, t.early_stop, t.eval_every, t.refine_from, t.refine) == (7, 0, False, 0,
+                                                                                                       0, "")
+    assert (t.ngram_order, t.emission_weight, t.change_count_weight) == (3, 1000.0, 10000.0)
+    assert (t.lr, t.seq_len, t.bigram_weight, t.carry_states) == (run.lr, run.seq_len, run.bigram_weight, True)
     with pytest.raises(ConfigError, match="state pretraining and init_weights"):
         hmmrnn.make_config("cyclic4", state_pretrain_epochs=5, init_weights="w.safetensors")
     with pytest.raises(ConfigError, match="state_pretrain_epochs must be >= 0"):

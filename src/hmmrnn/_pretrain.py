@@ -53,14 +53,11 @@ def states_hmm(hmm: HMM, own: float = OWN_SYMBOL) -> HMM:
 
 def pretraining_config(config: RunConfig) -> RunConfig:
     """The run that pretrains ``config``'s network: its states HMM (S outputs), ``state_pretrain_epochs``
-    epochs of the run's own training settings without a stop, verdict, stage or retry, and without
-    the terms that hold the outputs to the symbol HMM's emission statistics (emission rows, change
-    counts, run ages, calibration, likelihood; n-grams of two)."""
+    epochs of the run's own training settings (every loss term, now measured against the states HMM)
+    without a stop, verdict, stage or retry."""
     t = config.train
     train = replace(t, epochs=t.state_pretrain_epochs, state_pretrain_epochs=0, early_stop=False, eval_every=0,
-                    confirmations=0, retries=0, refine_from=0, refine="", init_weights="", ngram_order=2,
-                    emission_weight=0.0, change_count_weight=0.0, run_age_weight=0.0, calibration_weight=0.0,
-                    likelihood_weight=0.0)
+                    confirmations=0, retries=0, refine_from=0, refine="", init_weights="")
     hmm = states_hmm(config.hmm)
     return replace(config, hmm=hmm, model=replace(config.model, n_outputs=hmm.n_outputs), train=train)
 

@@ -142,7 +142,7 @@ class TrainConfig:
 
     State pretraining: with ``state_pretrain_epochs`` E > 0 the network is first trained for E epochs
     on the HMM with the same start and transitions whose state z emits symbol z (91 %; the run's
-    settings without the terms tied to the symbols' emission statistics), in the run's ``pretrain``
+    settings and loss terms, measured against that HMM), in the run's ``pretrain``
     folder; the run then starts from its weights with a readout W_out fitted on its long run so that
     each state's region emits that state's row of the HMM (``hmmrnn._pretrain``, docs/method.md §3.5):
     one region per hidden state, which training on the symbols alone does not find where two states
