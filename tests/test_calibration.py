@@ -11,7 +11,7 @@ import torch
 
 from hmmrnn import make_config, preset
 from hmmrnn._calibration import CalibrationPenalty
-from hmmrnn._dispersion import ChangeCountPenalty, RunAgePenalty
+from hmmrnn._dispersion import ChangeCountPenalty, RunAgePenalty, RunPassagePenalty
 from hmmrnn._emission import EmissionRowPenalty
 from hmmrnn._likelihood import LikelihoodPenalty, prior_beliefs
 from hmmrnn.hmm import HMM
@@ -77,12 +77,15 @@ def test_it_tells_an_hmm_with_other_stays_from_the_hmm_and_its_gradient_reaches_
     ("change_count_weight", lambda hmm, targets, outputs, logits: ChangeCountPenalty(hmm, 6, 10.0)(
         torch.softmax(logits, -1))),
     ("run_age_weight", lambda hmm, targets, outputs, logits: RunAgePenalty(hmm, 6, 10.0)(torch.softmax(logits, -1))),
+    ("passage_weight", lambda hmm, targets, outputs, logits: RunPassagePenalty(hmm, 6, 10.0)(
+        torch.softmax(logits, -1))),
 ])
 def test_objective_adds_each_whole_sequence_term_per_population(setting, term):
-    """The likelihood, the calibration, the emission-row, the change-count and the run-age terms: fresh windows under the HMM's start, carried ones
+    """The likelihood, the calibration, the emission-row, the change-count, the run-age and the passage terms: fresh
+    windows under the HMM's start, carried ones
     under its stationary version, each population with its own targets."""
     weights = {"likelihood_weight": 0.0, "calibration_weight": 0.0, "emission_weight": 0.0, "change_count_weight": 0.0,
-               "run_age_weight": 0.0, setting: 10.0}
+               "run_age_weight": 0.0, "passage_weight": 0.0, setting: 10.0}
     config = make_config("cyclic4", seq_len=6, carry_states=True, fresh_fraction=0.5, bigram_weight=0.0,
                          transition_weight=0.0, **weights)
     stationary, start = config.hmm.stationary(), config.hmm

@@ -38,11 +38,15 @@ import torch
 from ._bigram import _discrimination
 from .hmm import HMM
 
-__all__ = ["ChangeCountPenalty", "RunAgePenalty", "change_count_distribution", "hmm_change_count_distribution",
-           "hmm_run_age_changes", "run_age_changes"]
+__all__ = ["ChangeCountPenalty", "RunAgePenalty", "RunPassagePenalty", "change_count_distribution",
+           "hmm_change_count_distribution", "hmm_run_age_changes", "hmm_run_passages", "run_age_changes",
+           "run_passages"]
 
 #: Run ages told apart by the run-age penalty: 1..MAX_AGE − 1, and MAX_AGE for every longer run.
 MAX_AGE = 10
+#: Run lengths told apart by the passage penalty (longer runs pooled): long enough for the runs of
+#: ``cyclic4``'s B states (mean length 20), whose memory is what the term is for.
+PASSAGE_MAX_AGE = 30
 
 
 def change_count_distribution(probabilities: torch.Tensor) -> torch.Tensor:
@@ -184,5 +188,95 @@ class RunAgePenalty:
     def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
         """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
         model = run_age_changes(probabilities, self.max_age)
+        target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
+        return self.weight * _discrimination(model, target)
+
+
+def run_passages(probabilities: torch.Tensor, max_age: int = PASSAGE_MAX_AGE) -> torch.Tensor:
+    """Expected frequency of each *passage*: a run of symbol b lasting exactly a steps, entered from
+    symbol x and left to symbol y (x, y ≠ b), pooled over the batch's windows and divided by B (T − 1),
+    for symbols drawn independently from each step's probabilities. Runs longer than ``max_age`` are
+    pooled at ``max_age``; the window's first run (no x inside the window) is not counted.
+
+    A forward pass over (entry symbol x, run symbol b, age a): a run that stays gains an age with
+    p_t+1,b; one that ends is counted in (x, b, a, y) with p_t+1,y and starts a run (b, y, 1). The
+    window's first run, of unknown entry, is carried separately (its symbol only).
+
+    Parameters
+    ----------
+    probabilities : (B, T, K), T ≥ 2.
+    max_age : ≥ 2.
+
+    Returns
+    -------
+    (K, K, max_age, K): [x, b, a − 1, y] (zero where x = b or y = b).
+    """
+    batch, length, n = probabilities.shape
+    first = probabilities[:, 0]  # (B, K): the window's first run, by its symbol
+    beta = probabilities.new_zeros(batch, n, n, max_age)  # (B, x, b, age)
+    table = probabilities.new_zeros(n, n, max_age, n)
+    other = 1 - torch.eye(n, dtype=probabilities.dtype, device=probabilities.device)  # (b, y): y ≠ b
+    for t in range(1, length):
+        following = probabilities[:, t]  # (B, K)
+        ends = following[:, None, :] * other  # (B, b, y)
+        table = table + torch.einsum("nxba,nby->xbay", beta, ends)
+        started = torch.einsum("nxba,nby->nby", beta, ends) + first[:, :, None] * ends  # (B, b → x', y → b')
+        stays = beta * following[:, None, :, None]
+        beta = torch.cat([started[..., None], stays[..., :-2], stays[..., -2:].sum(dim=-1, keepdim=True)], dim=-1)
+        first = first * following
+    return table / (batch * (length - 1))
+
+
+def hmm_run_passages(hmm: HMM, length: int, max_age: int = PASSAGE_MAX_AGE) -> np.ndarray:
+    """(K, K, max_age, K): ``run_passages``' frequencies for windows of ``length`` steps of ``hmm``
+    from its start distribution, exactly: the same forward pass with the hidden state z carried
+    along (moved by A, then the next symbol drawn from E_z). Float64."""
+    if length < 2:
+        raise ValueError(f"window length must be >= 2, got {length}")
+    transition = np.asarray(hmm.transition, dtype=np.float64)  # (S, S)
+    emission = np.asarray(hmm.emission, dtype=np.float64)  # (S, K)
+    n = emission.shape[1]
+    other = 1 - np.eye(n)
+    first = np.asarray(hmm.start, dtype=np.float64)[:, None] * emission  # (S, K)
+    alpha = np.zeros((len(transition), n, n, max_age))  # (S, x, b, age)
+    table = np.zeros((n, n, max_age, n))
+    for _ in range(1, length):
+        moved = np.einsum("zxba,zw->wxba", alpha, transition)
+        moved_first = transition.T @ first  # (S, K)
+        ends = emission[:, None, :] * other  # (S, b, y)
+        table += np.einsum("zxba,zby->xbay", moved, ends)
+        started = np.einsum("zxba,zby->zby", moved, ends) + moved_first[:, :, None] * ends
+        stays = moved * emission[:, None, :, None]
+        alpha = np.concatenate([started[..., None], stays[..., :-2], stays[..., -2:].sum(axis=-1, keepdims=True)],
+                               axis=-1)
+        first = moved_first * emission
+    return table / (length - 1)
+
+
+class RunPassagePenalty:
+    """λ Σ (q − p)² / (q + p) over the passages (x, b, a, y) of ``run_passages``: which symbol a run
+    of each length is left to, given the one it was entered from. In ``cyclic4`` the two B states
+    differ only in their noise (A or C) and in where their runs lead; a network whose B region forgets
+    which B state it holds makes A … B^a … C passages (two noise symbols of different kinds around a
+    run of B) more often the longer the run: 11 / 17 / 23 / 29 % of the pairs of one-step noise
+    symbols 1–2 / 3–7 / 8–19 / 20–59 steps apart differ in kind, the HMM's 7–8 % at every gap
+    (BENCHMARKS.md, session 25). No term on runs alone (change counts, run ages) sees the symbols on
+    either side.
+
+    Parameters
+    ----------
+    hmm : the HMM, with the start distribution that matches the windows.
+    length : T, the window length (≥ 2).
+    weight : λ.
+    max_age : run lengths told apart (longer runs pooled).
+    """
+
+    def __init__(self, hmm: HMM, length: int, weight: float, max_age: int = PASSAGE_MAX_AGE) -> None:
+        self.target = torch.from_numpy(hmm_run_passages(hmm, length, max_age))
+        self.weight, self.max_age = weight, max_age
+
+    def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
+        model = run_passages(probabilities, self.max_age)
         target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
         return self.weight * _discrimination(model, target)

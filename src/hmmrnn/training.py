@@ -40,7 +40,7 @@ from .config import RunConfig, TrainConfig, make_config
 from .errors import ConfigError, Interrupted, RunDirError, TrainingDivergedError
 from ._bigram import BigramPenalty, HMMWindows
 from ._calibration import CalibrationPenalty
-from ._dispersion import ChangeCountPenalty, RunAgePenalty
+from ._dispersion import ChangeCountPenalty, RunAgePenalty, RunPassagePenalty
 from ._emission import EmissionRowPenalty
 from ._likelihood import LikelihoodPenalty
 from ._seeds import stream
@@ -438,8 +438,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     (``hmmrnn._likelihood``, on the samples), plus the calibration penalty when ``calibration_weight``
     > 0 (``hmmrnn._calibration``, on softmax(logits) in the cells of the samples' beliefs), plus the
     emission-row penalty when ``emission_weight`` > 0 (``hmmrnn._emission``, on the logits), plus the
-    change-count and the run-age penalties when ``change_count_weight`` or ``run_age_weight`` > 0
-    (``hmmrnn._dispersion``, on softmax(logits)).
+    change-count, run-age and run-passage penalties when ``change_count_weight``, ``run_age_weight``
+    or ``passage_weight`` > 0 (``hmmrnn._dispersion``, on softmax(logits)).
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -477,6 +477,9 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
         if t.run_age_weight > 0:
             ages = RunAgePenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.run_age_weight)
             terms.append(lambda outputs, logits: ages(torch.softmax(logits, dim=-1)))
+        if t.passage_weight > 0:
+            passages = RunPassagePenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.passage_weight)
+            terms.append(lambda outputs, logits: passages(torch.softmax(logits, dim=-1)))
 
         def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             total = divergence(outputs.flatten(1), target)
