@@ -85,7 +85,24 @@ def hmm_change_count_distribution(hmm: HMM, length: int) -> np.ndarray:
     return alpha.sum(axis=(0, 1))
 
 
-class ChangeCountPenalty:
+class _DiscriminationPenalty:
+    """λ Σ (q − p)² / (q + p) between a statistic q of a batch's output probabilities (``statistic``)
+    and the HMM's exact value p of it (``target``, float64)."""
+
+    def __init__(self, target: np.ndarray, weight: float) -> None:
+        self.target = torch.from_numpy(target)
+        self.weight = weight
+
+    def statistic(self, probabilities: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
+        target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
+        return self.weight * _discrimination(self.statistic(probabilities), target)
+
+
+class ChangeCountPenalty(_DiscriminationPenalty):
     """λ Σ_n (q_n − p_n)² / (q_n + p_n) between the batch's and the HMM's distributions of the number
     of symbol changes per window (module docstring).
 
@@ -98,14 +115,10 @@ class ChangeCountPenalty:
     """
 
     def __init__(self, hmm: HMM, length: int, weight: float) -> None:
-        self.target = torch.from_numpy(hmm_change_count_distribution(hmm, length))
-        self.weight = weight
+        super().__init__(hmm_change_count_distribution(hmm, length), weight)
 
-    def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
-        model = change_count_distribution(probabilities).mean(dim=0)
-        target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
-        return self.weight * _discrimination(model, target)
+    def statistic(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return change_count_distribution(probabilities).mean(dim=0)
 
 
 def run_age_changes(probabilities: torch.Tensor, max_age: int = MAX_AGE) -> torch.Tensor:
@@ -165,7 +178,7 @@ def hmm_run_age_changes(hmm: HMM, length: int, max_age: int = MAX_AGE) -> np.nda
     return table / (length - 1)
 
 
-class RunAgePenalty:
+class RunAgePenalty(_DiscriminationPenalty):
     """λ Σ_a,c (q_ac − p_ac)² / (q_ac + p_ac) between the batch's and the HMM's frequencies of
     (run age a, change c) (``run_age_changes``): whether a symbol changes as often at every age of its
     run as the HMM's does. The networks whose windows are too unlike one another change too often
@@ -182,14 +195,11 @@ class RunAgePenalty:
     """
 
     def __init__(self, hmm: HMM, length: int, weight: float, max_age: int = MAX_AGE) -> None:
-        self.target = torch.from_numpy(hmm_run_age_changes(hmm, length, max_age))
-        self.weight, self.max_age = weight, max_age
+        super().__init__(hmm_run_age_changes(hmm, length, max_age), weight)
+        self.max_age = max_age
 
-    def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
-        model = run_age_changes(probabilities, self.max_age)
-        target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
-        return self.weight * _discrimination(model, target)
+    def statistic(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return run_age_changes(probabilities, self.max_age)
 
 
 def run_passages(probabilities: torch.Tensor, max_age: int = PASSAGE_MAX_AGE) -> torch.Tensor:
@@ -253,7 +263,7 @@ def hmm_run_passages(hmm: HMM, length: int, max_age: int = PASSAGE_MAX_AGE) -> n
     return table / (length - 1)
 
 
-class RunPassagePenalty:
+class RunPassagePenalty(_DiscriminationPenalty):
     """λ Σ (q − p)² / (q + p) over the passages (x, b, a, y) of ``run_passages``: which symbol a run
     of each length is left to, given the one it was entered from. In ``cyclic4`` the two B states
     differ only in their noise (A or C) and in where their runs lead; a network whose B region forgets
@@ -272,11 +282,8 @@ class RunPassagePenalty:
     """
 
     def __init__(self, hmm: HMM, length: int, weight: float, max_age: int = PASSAGE_MAX_AGE) -> None:
-        self.target = torch.from_numpy(hmm_run_passages(hmm, length, max_age))
-        self.weight, self.max_age = weight, max_age
+        super().__init__(hmm_run_passages(hmm, length, max_age), weight)
+        self.max_age = max_age
 
-    def __call__(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """probabilities : (B, T, K) softmax(W_out h_t) of a batch. Returns the scalar penalty."""
-        model = run_passages(probabilities, self.max_age)
-        target = self.target.to(dtype=probabilities.dtype, device=probabilities.device)
-        return self.weight * _discrimination(model, target)
+    def statistic(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return run_passages(probabilities, self.max_age)
