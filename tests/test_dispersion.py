@@ -94,3 +94,10 @@ def test_the_hmms_own_state_paths_cost_only_sampling_noise_and_a_stay_shift_cost
     logits = torch.zeros(4, 30, 3, dtype=torch.float64, requires_grad=True)
     penalty(torch.softmax(logits + paths(hmm, 3)[:4].log(), -1)).backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_passages_need_two_ages_to_tell_a_run_from_a_longer_one():
+    with pytest.raises(ValueError, match="max_age must be >= 2, got 1"):
+        run_passages(torch.full((1, 4, 3), 1 / 3), max_age=1)
+    with pytest.raises(ValueError, match="max_age must be >= 2, got 1"):
+        hmm_run_passages(preset("linear2").hmm, 4, max_age=1)

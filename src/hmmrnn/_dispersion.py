@@ -221,6 +221,8 @@ def run_passages(probabilities: torch.Tensor, max_age: int = PASSAGE_MAX_AGE) ->
     -------
     (K, K, max_age, K): [x, b, a − 1, y] (zero where x = b or y = b).
     """
+    if max_age < 2:
+        raise ValueError(f"max_age must be >= 2, got {max_age}")
     batch, length, n = probabilities.shape
     first = probabilities[:, 0]  # (B, K): the window's first run, by its symbol
     beta = probabilities.new_zeros(batch, n, n, max_age)  # (B, x, b, age)
@@ -243,6 +245,8 @@ def hmm_run_passages(hmm: HMM, length: int, max_age: int = PASSAGE_MAX_AGE) -> n
     along (moved by A, then the next symbol drawn from E_z). Float64."""
     if length < 2:
         raise ValueError(f"window length must be >= 2, got {length}")
+    if max_age < 2:
+        raise ValueError(f"max_age must be >= 2, got {max_age}")
     transition = np.asarray(hmm.transition, dtype=np.float64)  # (S, S)
     emission = np.asarray(hmm.emission, dtype=np.float64)  # (S, K)
     n = emission.shape[1]

@@ -459,32 +459,34 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
                                    conditional_weight=t.transition_weight,
                                    position_weight=t.transient_weight or None)
             if t.bigram_on == "probabilities":
-                terms.append(lambda outputs, logits: bigram(torch.softmax(logits / t.tau, dim=-1)))
+                terms.append(lambda outputs, logits, probabilities: bigram(
+                    probabilities if t.tau == 1 else torch.softmax(logits / t.tau, dim=-1)))
             else:
-                terms.append(lambda outputs, logits: bigram(outputs))
+                terms.append(lambda outputs, logits, probabilities: bigram(outputs))
         if t.likelihood_weight > 0:
             likelihood = LikelihoodPenalty(hmm, targets[rows], t.likelihood_weight)
-            terms.append(lambda outputs, logits: likelihood(outputs.flatten(1)))
+            terms.append(lambda outputs, logits, probabilities: likelihood(outputs.flatten(1)))
         if t.calibration_weight > 0:
             calibration = CalibrationPenalty(hmm, targets[rows], t.calibration_weight, seed=t.seed)
-            terms.append(lambda outputs, logits: calibration(outputs, torch.softmax(logits, dim=-1)))
+            terms.append(lambda outputs, logits, probabilities: calibration(outputs, probabilities))
         if t.emission_weight > 0:
             rows_penalty = EmissionRowPenalty(hmm.emission, t.emission_weight)
-            terms.append(lambda outputs, logits: rows_penalty(logits))
+            terms.append(lambda outputs, logits, probabilities: rows_penalty(logits))
         if t.change_count_weight > 0:
             changes = ChangeCountPenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.change_count_weight)
-            terms.append(lambda outputs, logits: changes(torch.softmax(logits, dim=-1)))
+            terms.append(lambda outputs, logits, probabilities: changes(probabilities))
         if t.run_age_weight > 0:
             ages = RunAgePenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.run_age_weight)
-            terms.append(lambda outputs, logits: ages(torch.softmax(logits, dim=-1)))
+            terms.append(lambda outputs, logits, probabilities: ages(probabilities))
         if t.passage_weight > 0:
             passages = RunPassagePenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.passage_weight)
-            terms.append(lambda outputs, logits: passages(torch.softmax(logits, dim=-1)))
+            terms.append(lambda outputs, logits, probabilities: passages(probabilities))
 
         def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             total = divergence(outputs.flatten(1), target)
+            probabilities = torch.softmax(logits, dim=-1) if terms else None  # shared by the terms on p_t
             for term in terms:
-                total = total + term(outputs, logits)
+                total = total + term(outputs, logits, probabilities)
             return total
 
         return part
