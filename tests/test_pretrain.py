@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LogisticRegression
 
 import hmmrnn
 from hmmrnn import ConfigError, load_run
-from hmmrnn._pretrain import OWN_SYMBOL, RIDGE, pretraining_config, region_readout, states_hmm
+from hmmrnn._pretrain import OWN_SYMBOL, pretraining_config, region_readout, states_hmm
 from hmmrnn.runs import PRETRAIN_DIR, read_history
 
 from conftest import TINY
@@ -28,19 +28,23 @@ def test_states_hmm_keeps_the_chain_and_emits_one_symbol_per_state():
     assert abs(np.mean(symbols == hidden) - OWN_SYMBOL) < 0.01
 
 
-def test_region_readout_is_the_ridge_solution_and_gives_each_region_its_row():
-    """Against scikit-learn's ridge regression (no intercept, alpha = ρ n) on the same targets; on
-    well-separated orthogonal regions the readout's mean outputs come close to the emission rows."""
+def test_region_readout_is_the_soft_label_logistic_regression_and_gives_each_region_its_row():
+    """Against scikit-learn's multinomial logistic regression (no intercept) on K weighted copies of
+    every state (copy k labelled k, weighted by E_zk: the soft-label loss), C = 1 / (2 ρ n); on
+    well-separated regions the readout's mean outputs are the emission rows."""
     rng = np.random.default_rng(0)
     emission = hmmrnn.HMM.cyclic4().emission
-    region = rng.integers(0, 4, size=4000)
-    states = np.eye(6)[region] + 0.05 * rng.standard_normal((4000, 6))  # H = 6 > S = 4
-    readout, outputs = region_readout(states, region, emission)
-    target = np.log(np.maximum(emission[region], 1e-3))
-    target -= target.mean(1, keepdims=True)
-    reference = Ridge(alpha=RIDGE * len(states), fit_intercept=False).fit(states, target).coef_
-    np.testing.assert_allclose(readout, reference, atol=1e-8)
-    np.testing.assert_allclose(outputs, emission, atol=0.03)
+    region = rng.integers(0, 4, size=2000)
+    states = np.eye(6)[region] + 0.3 * rng.standard_normal((2000, 6))  # H = 6 > S = 4, overlapping regions
+    ridge = 1e-3
+    readout, outputs = region_readout(states, region, emission, ridge=ridge)
+    k = emission.shape[1]
+    weights = emission[region].T.reshape(-1)  # copy k of every state, then the next k
+    reference = LogisticRegression(fit_intercept=False, C=1 / (2 * ridge * len(states)), tol=1e-12, max_iter=10_000)
+    reference.fit(np.tile(states, (k, 1)), np.repeat(np.arange(k), len(states)), sample_weight=weights)
+    np.testing.assert_allclose(readout, reference.coef_, atol=1e-5)
+    _, outputs = region_readout(np.eye(6)[region] + 0.05 * rng.standard_normal((2000, 6)), region, emission)
+    np.testing.assert_allclose(outputs, emission, atol=0.005)
     # a region the states never visit gets a NaN row, not a number
     _, outputs = region_readout(states[region != 2], region[region != 2], emission)
     assert np.isnan(outputs[2]).all() and np.isfinite(outputs[[0, 1, 3]]).all()
@@ -79,3 +83,46 @@ def test_a_run_starts_from_its_pretrained_network_and_resumes_without_pretrainin
     assert len(read_history(run.path / PRETRAIN_DIR / "history.csv")) == 2  # not trained again
     hmmrnn.train("cyclic4", out=tmp_path / "run", epochs=1, force=True, **{**kwargs, "state_pretrain_epochs": 0})
     assert not (tmp_path / "run" / PRETRAIN_DIR).exists()
+
+
+def test_the_state_term_prices_the_states_of_the_fixed_readout_per_population():
+    """objective = Σ over the fresh and carried windows of f · (divergence + λ · n-gram and transition
+    penalty on softmax(W_s h) against the states HMM of that population's start)."""
+    from hmmrnn._bigram import BigramPenalty, HMMWindows
+    from hmmrnn.training import _objective
+
+    config = hmmrnn.make_config("linear3", seq_len=6, carry_states=True, fresh_fraction=0.5, bigram_weight=0.0,
+                                transition_weight=0.0, pair_lags=3, state_pretrain_epochs=1, state_weight=10.0)
+    generator = torch.Generator().manual_seed(3)
+    targets = torch.nn.functional.one_hot(torch.from_numpy(config.hmm.sample(40, 6, seed=5)[0]), 3).float().flatten(1)
+    logits, hidden = torch.randn(40, 6, 3, generator=generator), torch.randn(40, 6, 8, generator=generator)
+    readout = torch.randn(3, 8, generator=generator)  # linear3 has 3 states
+    fresh = torch.arange(40) % 2 == 1
+
+    def divergence(x, y):
+        return (x - y).abs().sum()
+
+    value = _objective(divergence, targets, config, readout)(logits, logits, targets, fresh, hidden)
+    parts = []
+    for rows, hmm in ((fresh, config.hmm), (~fresh, config.hmm.stationary())):
+        term = BigramPenalty(HMMWindows(states_hmm(hmm), 6), 3, 10.0, config.train.ngram_order, lags=3,
+                             conditional_weight=10.0)
+        parts.append(divergence(logits[rows].flatten(1), targets[rows])
+                     + term(torch.softmax(hidden[rows] @ readout.T, -1)))
+    assert config.hmm.start.tolist() != config.hmm.stationary().start.tolist()  # the two populations differ
+    assert parts[1] > parts[0] - divergence(logits[fresh].flatten(1), targets[fresh])  # the term is not 0
+    assert value.item() == pytest.approx(0.5 * (parts[0] + parts[1]).item(), rel=1e-5)
+
+
+def test_a_run_with_the_state_term_trains_resumes_and_needs_its_pretrained_network(tmp_path):
+    with pytest.raises(ConfigError, match="state_weight needs state pretraining"):
+        hmmrnn.make_config("cyclic4", state_weight=1.0)
+    kwargs = dict(seed=1, progress=False, checkpoint_every=1, state_pretrain_epochs=2, state_weight=100.0,
+                  **{**TINY, "num_seq": 600, "batch_size": 100})
+    run = hmmrnn.train("cyclic4", out=tmp_path / "run", epochs=2, **kwargs)
+    assert len(run.history) == 2 and all(np.isfinite(row["train_loss"]) for row in run.history)
+    resumed = hmmrnn.resume(run.path, epochs=3, progress=False, evaluate=False)
+    assert len(resumed.history) == 3
+    (run.path / PRETRAIN_DIR / "model.safetensors").unlink()
+    with pytest.raises(hmmrnn.RunDirError, match="state_weight needs the state-pretrained network"):
+        hmmrnn.resume(run.path, epochs=4, progress=False, evaluate=False)

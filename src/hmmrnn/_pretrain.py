@@ -9,15 +9,18 @@ symbols cannot split that region: the sampled noise symbol does not feed back in
 gradient ties the state to the noise it emitted. A network trained on the *states HMM* — the same
 start and transitions, state z emitting symbol z with probability ``OWN_SYMBOL`` and every other
 symbol with (1 − ``OWN_SYMBOL``) / (S − 1) — forms one region per state. A readout fitted on its own
-long run then gives region z the HMM's emission row E_z: with h the states of the run and z(h) the
-argmax of its state-readout, W_out (K, H) minimises
+long run then gives region z the HMM's emission row E_z: with h_i (i = 1..n) the states of the run
+and z_i the argmax of its state-readout at h_i, W_out (K, H) minimises
 
-    Σ_h ‖W_out h − c(z(h))‖² + ρ ‖W_out‖²,    c(z)_k = log max(E_zk, 10⁻³) − mean_k' log max(E_zk', 10⁻³),
+    (1/n) Σ_i KL(E_{z_i} ‖ softmax(W_out h_i)) + ρ ‖W_out‖²        (ρ = ``RIDGE``),
 
-(centred logits, since softmax ignores a shift; ρ = 0.01 per state) in closed form. Training on the
-real HMM then starts from one region per state (the recurrent and input weights of the pretrained
-network, this readout). Deterministic state emissions (``OWN_SYMBOL`` = 1) collapse the training
-(measured: the loss constant from epoch 5), hence the noise.
+a convex soft-label multinomial logistic regression, solved by L-BFGS from the least-squares fit of
+the centred log rows. (The least-squares fit alone, used first, gives soft outputs: A's region of
+``cyclic4`` emitted (0.71, 0.27, 0.015) for the row (0.9, 0.1, 0) at every ridge tried, since a
+squared error on logits weighs the spread of the region's states, not the probabilities it emits;
+BENCHMARKS.md, session 26.) Training on the real HMM then starts from one region per state (the
+recurrent and input weights of the pretrained network, this readout). Deterministic state emissions
+(``OWN_SYMBOL`` = 1) collapse the training (measured: the loss constant from epoch 5), hence the noise.
 """
 
 from __future__ import annotations
@@ -37,8 +40,11 @@ __all__ = ["OWN_SYMBOL", "fitted_readout", "pretraining_config", "region_readout
 OWN_SYMBOL = 0.91
 #: The readout fit: chains, steps per block, blocks (the first ``FIT_BURN_IN`` blocks dropped).
 FIT_CHAINS, FIT_BLOCK, FIT_BLOCKS, FIT_BURN_IN = 200, 250, 8, 2
-#: Floor of the emission probabilities in the readout's target logits, and the ridge per state.
-LOG_FLOOR, RIDGE = 1e-3, 1e-2
+#: Floor of the emission probabilities in the least-squares start's target logits; the fit's ridge ρ.
+LOG_FLOOR, RIDGE = 1e-3, 1e-6
+#: L-BFGS iterations of the readout fit: on cyclic4's 300,000 states 100 reach the optimum to 2e-5 nats
+#: (500: 1e-8), 20 s on one thread (BENCHMARKS.md, session 26).
+FIT_ITERATIONS = 100
 
 
 def states_hmm(hmm: HMM, own: float = OWN_SYMBOL) -> HMM:
@@ -54,10 +60,10 @@ def states_hmm(hmm: HMM, own: float = OWN_SYMBOL) -> HMM:
 def pretraining_config(config: RunConfig) -> RunConfig:
     """The run that pretrains ``config``'s network: its states HMM (S outputs), ``state_pretrain_epochs``
     epochs of the run's own training settings (every loss term, now measured against the states HMM)
-    without a stop, verdict, stage or retry."""
+    without a stop, verdict, stage, retry or ``state_weight`` (its own readout is the state readout)."""
     t = config.train
-    train = replace(t, epochs=t.state_pretrain_epochs, state_pretrain_epochs=0, early_stop=False, eval_every=0,
-                    confirmations=0, retries=0, refine_from=0, refine="", init_weights="")
+    train = replace(t, epochs=t.state_pretrain_epochs, state_pretrain_epochs=0, state_weight=0.0, early_stop=False,
+                    eval_every=0, confirmations=0, retries=0, refine_from=0, refine="", init_weights="")
     hmm = states_hmm(config.hmm)
     return replace(config, hmm=hmm, model=replace(config.model, n_outputs=hmm.n_outputs), train=train)
 
@@ -94,24 +100,42 @@ def fitted_readout(model: NoiseRNN, emission: np.ndarray, seed: int = 0) -> tupl
     return torch.from_numpy(readout).float(), region_outputs
 
 
-def region_readout(states: np.ndarray, region: np.ndarray, emission: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ridge readout that gives each region its emission row (module docstring).
+def region_readout(states: np.ndarray, region: np.ndarray, emission: np.ndarray,
+                   ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
+    """The readout that gives each region its emission row (module docstring).
 
     Parameters
     ----------
     states : (n, H) hidden states.
     region : (n,) the state (row of ``emission``) whose region each hidden state lies in.
     emission : (S, K) emission matrix.
+    ridge : ρ.
 
     Returns
     -------
-    readout : (K, H) float64, argmin_W Σ_i ‖W h_i − c(region_i)‖² + ρ n ‖W‖², ρ = ``RIDGE``.
+    readout : (K, H) float64, argmin_W (1/n) Σ_i KL(E_{region_i} ‖ softmax(W h_i)) + ρ ‖W‖².
     region_outputs : (S, K) mean softmax(W h) over each region's states (NaN rows for empty regions).
     """
-    target = np.log(np.maximum(np.asarray(emission, dtype=np.float64)[region], LOG_FLOOR))  # (n, K)
-    target -= target.mean(1, keepdims=True)
-    gram = states.T @ states + RIDGE * len(states) * np.eye(states.shape[1])
-    readout = np.linalg.solve(gram, states.T @ target).T
+    rows = np.asarray(emission, dtype=np.float64)[region]  # (n, K)
+    start = np.log(np.maximum(rows, LOG_FLOOR))
+    start -= start.mean(1, keepdims=True)
+    gram = states.T @ states + len(states) * np.eye(states.shape[1])  # a unit ridge: a start, not the fit
+    # scikit-learn's LogisticRegression takes hard labels only (soft rows would need K weighted copies
+    # of every state); the convex soft-label loss is a few lines for torch's L-BFGS
+    x, target = torch.from_numpy(states), torch.from_numpy(rows)
+    readout = torch.from_numpy(np.linalg.solve(gram, states.T @ start).T.copy()).requires_grad_(True)
+    optimizer = torch.optim.LBFGS([readout], max_iter=FIT_ITERATIONS, tolerance_grad=1e-9, tolerance_change=1e-14,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def loss() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = -(target * torch.log_softmax(x @ readout.T, dim=-1)).sum(1).mean() + ridge * readout.square().sum()
+        value.backward()
+        return value
+
+    with torch.enable_grad():  # fitted_readout calls this under no_grad
+        optimizer.step(loss)
+    readout = readout.detach().numpy()
     probabilities = torch.from_numpy(states @ readout.T).softmax(-1).numpy()
     region_outputs = np.array([probabilities[region == z].mean(0) if np.any(region == z)
                                else np.full(readout.shape[0], np.nan) for z in range(len(emission))])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -47,7 +47,7 @@ from ._seeds import stream
 from ._sinkhorn import OneHotSinkhornDivergence, SplitBatchDivergence
 from .hmm import HMM
 from .rnn import NoiseRNN
-from ._pretrain import fitted_readout, pretraining_config
+from ._pretrain import fitted_readout, pretraining_config, states_hmm
 from .runs import (ATTEMPTS_FILE, CHECKPOINT_DIR, CONFIG_FILE, FIGURES_DIR, FINAL_WEIGHTS_FILE, HISTORY_FILE, PRETRAIN_DIR,
                    STATUS_FILE, WEIGHTS_FILE, Run,
                    check_memory, check_run_files, checkpoint_path, checkpoint_paths, load_config, load_run, load_tensors, run_lock,
@@ -60,8 +60,20 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: A carried state above this norm restarts from h_0 (float32 overflows near 3e38; a chain growing by
 #: a factor g per step reaches that in log(3e38 / 1e6) / log(g) steps, 108 for g = 2).
 MAX_CARRIED_NORM = 1e6
-#: f(outputs (B, T, K), logits (B, T, K), target (B, T K), fresh (B,) bool) -> scalar loss
-Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: f(outputs (B, T, K), logits (B, T, K), target (B, T K), fresh (B,) bool[, hidden (B, T, H)]) -> scalar loss
+Objective = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What the objective's terms see of one population's windows: the straight-through samples
+    ``outputs``, the ``logits`` and their softmax ``probabilities`` (B, T, K), and the ``hidden``
+    states (B, T, H; None where the caller has none)."""
+
+    outputs: torch.Tensor
+    logits: torch.Tensor
+    probabilities: torch.Tensor
+    hidden: torch.Tensor | None
 
 
 def _divergence(t: TrainConfig, n_outputs: int, device: torch.device) -> LossFn:
@@ -386,6 +398,15 @@ def _pretrained(config: RunConfig, run_dir: Path, progress: bool) -> dict[str, t
     return {**weights_of(pretrained.model), "w_out": readout}
 
 
+def _state_readout(run_dir: Path, device: torch.device) -> torch.Tensor:
+    """(S, H): the state readout of the network pretrained in ``run_dir/pretrain`` (the weights the
+    run started from), which ``state_weight`` holds the run's states to."""
+    folder = run_dir / PRETRAIN_DIR
+    if not (folder / WEIGHTS_FILE).exists():
+        raise RunDirError(f"state_weight needs the state-pretrained network, missing: {folder / WEIGHTS_FILE}")
+    return load_run(folder).model.w_out.detach().to(device)
+
+
 def _derived_seed(seed: int, purpose: str) -> int:
     """Independent 63-bit seeds for each purpose (data, init, noise, eval, confirm, fresh, the HMM
     references of eval and confirm, the pretrained readout's fit) from one user seed."""
@@ -427,9 +448,10 @@ def _targets(config: RunConfig, device: torch.device) -> tuple[torch.Tensor, tor
     return flat[: t.n_train], flat[t.n_train: 2 * t.n_train]
 
 
-def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> Objective:
-    """The training objective on one target set, as f(outputs, logits, target, fresh) with outputs and
-    logits (B, T, K), target (B, T K) and fresh (B,) the batch's fresh slots: the divergence of the
+def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig,
+               state_readout: torch.Tensor | None = None) -> Objective:
+    """The training objective on one target set, as f(outputs, logits, target, fresh, hidden) with outputs and
+    logits (B, T, K), target (B, T K), fresh (B,) the batch's fresh slots and hidden (B, T, H): the divergence of the
     flattened outputs, plus the bigram penalty against the pooled bigram frequencies of the HMM's
     windows (computed exactly, ``HMMWindows``) when ``bigram_weight`` > 0 (``hmmrnn._bigram``; for
     windows from h_0 also per position over
@@ -439,7 +461,10 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     > 0 (``hmmrnn._calibration``, on softmax(logits) in the cells of the samples' beliefs), plus the
     emission-row penalty when ``emission_weight`` > 0 (``hmmrnn._emission``, on the logits), plus the
     change-count, run-age and run-passage penalties when ``change_count_weight``, ``run_age_weight``
-    or ``passage_weight`` > 0 (``hmmrnn._dispersion``, on softmax(logits)).
+    or ``passage_weight`` > 0 (``hmmrnn._dispersion``, on softmax(logits)), plus, when ``state_weight``
+    > 0, the n-gram and transition penalties on the states q_t = softmax(``state_readout`` h_t)
+    ((S, H), the state-pretrained network's readout, fixed) against the states HMM
+    (``hmmrnn._pretrain.states_hmm``): the run keeps one region per hidden state.
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -459,34 +484,40 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
                                    conditional_weight=t.transition_weight,
                                    position_weight=t.transient_weight or None)
             if t.bigram_on == "probabilities":
-                terms.append(lambda outputs, logits, probabilities: bigram(
-                    probabilities if t.tau == 1 else torch.softmax(logits / t.tau, dim=-1)))
+                terms.append(lambda b: bigram(b.probabilities if t.tau == 1 else torch.softmax(b.logits / t.tau, -1)))
             else:
-                terms.append(lambda outputs, logits, probabilities: bigram(outputs))
+                terms.append(lambda b: bigram(b.outputs))
         if t.likelihood_weight > 0:
             likelihood = LikelihoodPenalty(hmm, targets[rows], t.likelihood_weight)
-            terms.append(lambda outputs, logits, probabilities: likelihood(outputs.flatten(1)))
+            terms.append(lambda b: likelihood(b.outputs.flatten(1)))
         if t.calibration_weight > 0:
             calibration = CalibrationPenalty(hmm, targets[rows], t.calibration_weight, seed=t.seed)
-            terms.append(lambda outputs, logits, probabilities: calibration(outputs, probabilities))
+            terms.append(lambda b: calibration(b.outputs, b.probabilities))
         if t.emission_weight > 0:
             rows_penalty = EmissionRowPenalty(hmm.emission, t.emission_weight)
-            terms.append(lambda outputs, logits, probabilities: rows_penalty(logits))
+            terms.append(lambda b: rows_penalty(b.logits))
         if t.change_count_weight > 0:
             changes = ChangeCountPenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.change_count_weight)
-            terms.append(lambda outputs, logits, probabilities: changes(probabilities))
+            terms.append(lambda b: changes(b.probabilities))
         if t.run_age_weight > 0:
             ages = RunAgePenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.run_age_weight)
-            terms.append(lambda outputs, logits, probabilities: ages(probabilities))
+            terms.append(lambda b: ages(b.probabilities))
         if t.passage_weight > 0:
             passages = RunPassagePenalty(hmm, targets.shape[1] // config.hmm.n_outputs, t.passage_weight)
-            terms.append(lambda outputs, logits, probabilities: passages(probabilities))
+            terms.append(lambda b: passages(b.probabilities))
+        if t.state_weight > 0:
+            states = states_hmm(hmm)
+            kept = BigramPenalty(HMMWindows(states, targets.shape[1] // config.hmm.n_outputs), states.n_outputs,
+                                 t.state_weight, t.ngram_order, lags=t.pair_lags, conditional_weight=t.state_weight)
+            terms.append(lambda b: kept(torch.softmax(b.hidden @ state_readout.T, dim=-1)))
 
-        def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
+                 hidden: torch.Tensor | None) -> torch.Tensor:
             total = divergence(outputs.flatten(1), target)
-            probabilities = torch.softmax(logits, dim=-1) if terms else None  # shared by the terms on p_t
+            # one softmax shared by every term on p_t
+            batch = _Batch(outputs, logits, torch.softmax(logits, dim=-1) if terms else None, hidden)
             for term in terms:
-                total = total + term(outputs, logits, probabilities)
+                total = total + term(batch)
             return total
 
         return part
@@ -495,14 +526,16 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig) -> 
     if fraction == 0:
         whole = single(torch.ones(len(targets), dtype=torch.bool, device=targets.device), carried_hmm,
                        from_h0=not t.carry_states)
-        return lambda outputs, logits, target, fresh: whole(outputs, logits, target)
+        return lambda outputs, logits, target, fresh, hidden=None: whole(outputs, logits, target, hidden)
     on_fresh, on_carried = single(fresh_rows, config.hmm, True), single(~fresh_rows, carried_hmm, False)
 
-    def objective(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, fresh: torch.Tensor):
+    def objective(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor, fresh: torch.Tensor,
+                  hidden: torch.Tensor | None = None):
         total = outputs.new_zeros(())
         for weight, part, rows in ((fraction, on_fresh, fresh), (1 - fraction, on_carried, ~fresh)):
             if rows.any():  # a small last batch may hold no slot of one population
-                total = total + weight * part(outputs[rows], logits[rows], target[rows])
+                total = total + weight * part(outputs[rows], logits[rows], target[rows],
+                                              None if hidden is None else hidden[rows])
         return total
 
     return objective
@@ -543,7 +576,7 @@ def _epoch_loss(model: NoiseRNN, targets: torch.Tensor, config: RunConfig, gener
                 rows = restarted[start: start + t.batch_size]
                 h0 = torch.where(rows[:, None], model.initial_hidden(len(rows)), h0)
             outputs, hidden, logits = model(noise, generator, t.tau, h0)
-            loss = loss_fn(outputs, logits, target, fresh[start: start + t.batch_size])
+            loss = loss_fn(outputs, logits, target, fresh[start: start + t.batch_size], hidden)
             if h0 is not None and t.growth_weight > 0:
                 carried = ~restarted[start: start + t.batch_size]
                 loss = loss + t.growth_weight * _growth_rate(h0, hidden, carried).clamp(min=0)
@@ -648,8 +681,9 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
         if number not in stages:
             staged = replace(config, train=t.stage(epoch))
             divergence = _divergence(staged.train, config.hmm.n_outputs, device)
-            stages[number] = (staged, _objective(divergence, train_targets, staged),
-                              _objective(divergence, val_targets, staged))
+            readout = _state_readout(run_dir, device) if staged.train.state_weight > 0 else None
+            stages[number] = (staged, _objective(divergence, train_targets, staged, readout),
+                              _objective(divergence, val_targets, staged, readout))
         return stages[number]
 
     if t.carry_states and not state.pools:
