@@ -400,10 +400,11 @@ def _pretrained(config: RunConfig, run_dir: Path, progress: bool) -> dict[str, t
 
 def _state_readout(run_dir: Path, device: torch.device) -> torch.Tensor:
     """(S, H): the state readout of the network pretrained in ``run_dir/pretrain`` (the weights the
-    run started from), which ``state_weight`` holds the run's states to."""
+    run started from), which ``state_weight`` holds the run's states to and ``state_emission_weight``
+    reads them with."""
     folder = run_dir / PRETRAIN_DIR
     if not (folder / WEIGHTS_FILE).exists():
-        raise RunDirError(f"state_weight needs the state-pretrained network, missing: {folder / WEIGHTS_FILE}")
+        raise RunDirError(f"the state terms need the state-pretrained network, missing: {folder / WEIGHTS_FILE}")
     return load_run(folder).model.w_out.detach().to(device)
 
 
@@ -464,7 +465,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig,
     or ``passage_weight`` > 0 (``hmmrnn._dispersion``, on softmax(logits)), plus, when ``state_weight``
     > 0, the n-gram and transition penalties on the states q_t = softmax(``state_readout`` h_t)
     ((S, H), the state-pretrained network's readout, fixed) against the states HMM
-    (``hmmrnn._pretrain.states_hmm``): the run keeps one region per hidden state.
+    (``hmmrnn._pretrain.states_hmm``): the run keeps one region per hidden state; plus, when
+    ``state_emission_weight`` > 0, its mean KL(p_t ‖ q_t E) with q_t fixed in the gradient.
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -510,6 +512,15 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig,
             kept = BigramPenalty(HMMWindows(states, targets.shape[1] // config.hmm.n_outputs), states.n_outputs,
                                  t.state_weight, t.ngram_order, lags=t.pair_lags, conditional_weight=t.state_weight)
             terms.append(lambda b: kept(torch.softmax(b.hidden @ state_readout.T, dim=-1)))
+        if t.state_emission_weight > 0:
+            emission = torch.tensor(np.asarray(config.hmm.emission), dtype=targets.dtype, device=targets.device)
+
+            def state_emission(b: _Batch) -> torch.Tensor:
+                rows = torch.softmax(b.hidden.detach() @ state_readout.T, dim=-1) @ emission  # q_t E, (B, T, K)
+                log_p = torch.log_softmax(b.logits, dim=-1)
+                return t.state_emission_weight * (b.probabilities * (log_p - torch.log(rows))).sum(-1).mean()
+
+            terms.append(state_emission)
 
         def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
                  hidden: torch.Tensor | None) -> torch.Tensor:
@@ -681,7 +692,8 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
         if number not in stages:
             staged = replace(config, train=t.stage(epoch))
             divergence = _divergence(staged.train, config.hmm.n_outputs, device)
-            readout = _state_readout(run_dir, device) if staged.train.state_weight > 0 else None
+            readout = (_state_readout(run_dir, device) if staged.train.state_weight or staged.train.state_emission_weight
+                       else None)
             stages[number] = (staged, _objective(divergence, train_targets, staged, readout),
                               _objective(divergence, val_targets, staged, readout))
         return stages[number]
