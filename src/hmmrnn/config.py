@@ -134,9 +134,9 @@ class TrainConfig:
     ``state_weight`` λ > 0 (with state pretraining) adds λ times the n-gram and transition penalties
     on q_t = softmax(W_s h_t), W_s (S, H) the state-pretrained network's readout (fixed), against the
     states HMM: the run keeps one region per hidden state (docs/method.md §3.5; per population).
-    ``state_emission_weight`` λ > 0 adds λ · mean_t KL(p_t ‖ q_t E) with q_t held fixed in the
-    gradient: each step's output probabilities against the emission rows of its states, which
-    charges a symbol the step's states cannot emit (the HMM's zeros) as the HMM's likelihood does.
+    ``state_emission_weight`` λ > 0 adds λ · mean_t KL(p_t ‖ Ẽ_z_t), z_t = argmax W_s h_t and Ẽ the
+    emission matrix floored at 10⁻³: each step's output probabilities against its state's row,
+    which charges a symbol the state cannot emit (the HMM's zeros) as the HMM's likelihood does.
 
     ``growth_weight`` γ > 0 (with ``carry_states``) adds γ · max(0, ḡ), ḡ the mean over the carried
     windows (those not restarted from h_0) of the growth rate per step (log|h_T| − log|h_0|) / T:
@@ -207,9 +207,9 @@ class TrainConfig:
     state_weight: float = _setting(0.0, "With state pretraining: weight of the n-gram and transition penalties on the "
                                    "pretrained network's state readout (kept fixed) against the states HMM, so that "
                                    "the run keeps one region per hidden state.")
-    state_emission_weight: float = _setting(0.0, "With state pretraining: weight of KL(p_t || q_t E), each step's "
-                                            "output probabilities against the emission rows of its states q_t "
-                                            "under the pretrained state readout (kept fixed).")
+    state_emission_weight: float = _setting(0.0, "With state pretraining: weight of KL(p_t || E_z), each step's "
+                                            "output probabilities against the (floored) emission row of its state z "
+                                            "under the pretrained state readout (argmax, kept fixed).")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
                                     "|h| across the carried windows.")
     weight_average: float = _setting(0.0, "Half-life in epochs of an exponential moving average of the weights, "

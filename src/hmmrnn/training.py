@@ -60,6 +60,8 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: A carried state above this norm restarts from h_0 (float32 overflows near 3e38; a chain growing by
 #: a factor g per step reaches that in log(3e38 / 1e6) / log(g) steps, 108 for g = 2).
 MAX_CARRIED_NORM = 1e6
+#: ``state_emission_weight``: the floor of the emission rows (a symbol a state never emits costs log(p / floor)).
+STATE_EMISSION_FLOOR = 1e-3
 #: f(outputs (B, T, K), logits (B, T, K), target (B, T K), fresh (B,) bool[, hidden (B, T, H)]) -> scalar loss
 Objective = Callable[..., torch.Tensor]
 
@@ -466,7 +468,8 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig,
     > 0, the n-gram and transition penalties on the states q_t = softmax(``state_readout`` h_t)
     ((S, H), the state-pretrained network's readout, fixed) against the states HMM
     (``hmmrnn._pretrain.states_hmm``): the run keeps one region per hidden state; plus, when
-    ``state_emission_weight`` > 0, its mean KL(p_t ‖ q_t E) with q_t fixed in the gradient.
+    ``state_emission_weight`` > 0, the mean KL(p_t ‖ Ẽ_z_t), z_t = argmax W_s h_t the step's state
+    and Ẽ the emission matrix floored at ``STATE_EMISSION_FLOOR`` (rows renormalised).
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -513,12 +516,14 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig,
                                  t.state_weight, t.ngram_order, lags=t.pair_lags, conditional_weight=t.state_weight)
             terms.append(lambda b: kept(torch.softmax(b.hidden @ state_readout.T, dim=-1)))
         if t.state_emission_weight > 0:
-            emission = torch.tensor(np.asarray(config.hmm.emission), dtype=targets.dtype, device=targets.device)
+            floored = np.maximum(np.asarray(config.hmm.emission, dtype=np.float64), STATE_EMISSION_FLOOR)
+            log_rows = torch.tensor(np.log(floored / floored.sum(1, keepdims=True)), dtype=targets.dtype,
+                                    device=targets.device)  # (S, K)
 
             def state_emission(b: _Batch) -> torch.Tensor:
-                rows = torch.softmax(b.hidden.detach() @ state_readout.T, dim=-1) @ emission  # q_t E, (B, T, K)
+                region = (b.hidden.detach() @ state_readout.T).argmax(-1)  # z_t, (B, T)
                 log_p = torch.log_softmax(b.logits, dim=-1)
-                return t.state_emission_weight * (b.probabilities * (log_p - torch.log(rows))).sum(-1).mean()
+                return t.state_emission_weight * (b.probabilities * (log_p - log_rows[region])).sum(-1).mean()
 
             terms.append(state_emission)
 
