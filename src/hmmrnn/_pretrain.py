@@ -60,10 +60,9 @@ def states_hmm(hmm: HMM, own: float = OWN_SYMBOL) -> HMM:
 def pretraining_config(config: RunConfig) -> RunConfig:
     """The run that pretrains ``config``'s network: its states HMM (S outputs), ``state_pretrain_epochs``
     epochs of the run's own training settings (every loss term, now measured against the states HMM)
-    without a stop, verdict, stage, retry or state terms (its own readout is the state readout)."""
+    without a stop, verdict, stage, retry or ``state_weight`` (its own readout is the state readout)."""
     t = config.train
-    train = replace(t, epochs=t.state_pretrain_epochs, state_pretrain_epochs=0, state_weight=0.0,
-                    state_emission_weight=0.0, early_stop=False,
+    train = replace(t, epochs=t.state_pretrain_epochs, state_pretrain_epochs=0, state_weight=0.0, early_stop=False,
                     eval_every=0, confirmations=0, retries=0, refine_from=0, refine="", init_weights="")
     hmm = states_hmm(config.hmm)
     return replace(config, hmm=hmm, model=replace(config.model, n_outputs=hmm.n_outputs), train=train)

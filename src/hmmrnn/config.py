@@ -43,7 +43,7 @@ DIVERGENCE_ESTIMATORS = ("batch", "split")
 REFINABLE = ("lr", "lr_half_life", "grad_clip", "blur", "divergence_estimator", "bigram_weight", "bigram_on",
              "ngram_order", "transient_steps", "transient_weight", "pair_lags", "transition_weight",
              "likelihood_weight", "calibration_weight", "emission_weight", "change_count_weight", "run_age_weight",
-             "passage_weight", "state_weight", "state_emission_weight", "growth_weight", "tau", "weight_average")
+             "passage_weight", "state_weight", "growth_weight", "tau", "weight_average")
 
 #: Where a chain starts (``NoiseRNN``'s ``initial_state``, whose type lists the same names).
 INITIAL_STATES = ("zero", "random", "learned", "stationary")
@@ -134,9 +134,6 @@ class TrainConfig:
     ``state_weight`` λ > 0 (with state pretraining) adds λ times the n-gram and transition penalties
     on q_t = softmax(W_s h_t), W_s (S, H) the state-pretrained network's readout (fixed), against the
     states HMM: the run keeps one region per hidden state (docs/method.md §3.5; per population).
-    ``state_emission_weight`` λ > 0 adds λ · mean_t KL(p_t ‖ Ẽ_z_t), z_t = argmax W_s h_t and Ẽ the
-    emission matrix floored at 10⁻³: each step's output probabilities against its state's row,
-    which charges a symbol the state cannot emit (the HMM's zeros) as the HMM's likelihood does.
 
     ``growth_weight`` γ > 0 (with ``carry_states``) adds γ · max(0, ḡ), ḡ the mean over the carried
     windows (those not restarted from h_0) of the growth rate per step (log|h_T| − log|h_0|) / T:
@@ -207,9 +204,6 @@ class TrainConfig:
     state_weight: float = _setting(0.0, "With state pretraining: weight of the n-gram and transition penalties on the "
                                    "pretrained network's state readout (kept fixed) against the states HMM, so that "
                                    "the run keeps one region per hidden state.")
-    state_emission_weight: float = _setting(0.0, "With state pretraining: weight of KL(p_t || E_z), each step's "
-                                            "output probabilities against the (floored) emission row of its state z "
-                                            "under the pretrained state readout (argmax, kept fixed).")
     growth_weight: float = _setting(0.0, "With --carry-states: weight of the penalty on the mean growth rate of "
                                     "|h| across the carried windows.")
     weight_average: float = _setting(0.0, "Half-life in epochs of an exponential moving average of the weights, "
@@ -255,7 +249,7 @@ class TrainConfig:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         for name in ("lr", "lr_half_life", "grad_clip", "blur", "bigram_weight", "likelihood_weight",
                      "calibration_weight", "emission_weight", "change_count_weight", "run_age_weight", "passage_weight",
-                     "state_weight", "state_emission_weight", "growth_weight", "transition_weight", "transient_weight", "tau", "weight_average",
+                     "state_weight", "growth_weight", "transition_weight", "transient_weight", "tau", "weight_average",
                      "reset_fraction", "fresh_fraction", "stuck_tolerance", *(f"betas[{i}]" for i in (0, 1))):
             value = self.betas[int(name[-2])] if name.startswith("betas") else getattr(self, name)
             _require(isinstance(value, (int, float)) and math.isfinite(value), f"{name} must be a finite number, "
@@ -292,9 +286,6 @@ class TrainConfig:
         _require(self.state_weight >= 0, f"state_weight must be >= 0, got {self.state_weight}")
         _require(self.state_weight == 0 or self.state_pretrain_epochs > 0, "state_weight needs state pretraining "
                  "(state_pretrain_epochs > 0): it holds the run to the pretrained network's state readout")
-        _require(self.state_emission_weight >= 0, f"state_emission_weight must be >= 0, got {self.state_emission_weight}")
-        _require(self.state_emission_weight == 0 or self.state_pretrain_epochs > 0, "state_emission_weight needs state "
-                 "pretraining (state_pretrain_epochs > 0): it reads the states with the pretrained state readout")
         _require(self.transition_weight >= 0, f"transition_weight must be >= 0, got {self.transition_weight}")
         _require(self.growth_weight >= 0, f"growth_weight must be >= 0, got {self.growth_weight}")
         _require(self.tau > 0, f"tau must be > 0, got {self.tau}")

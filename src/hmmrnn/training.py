@@ -60,8 +60,6 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: A carried state above this norm restarts from h_0 (float32 overflows near 3e38; a chain growing by
 #: a factor g per step reaches that in log(3e38 / 1e6) / log(g) steps, 108 for g = 2).
 MAX_CARRIED_NORM = 1e6
-#: ``state_emission_weight``: the floor of the emission rows (a symbol a state never emits costs log(p / floor)).
-STATE_EMISSION_FLOOR = 1e-3
 #: f(outputs (B, T, K), logits (B, T, K), target (B, T K), fresh (B,) bool[, hidden (B, T, H)]) -> scalar loss
 Objective = Callable[..., torch.Tensor]
 
@@ -402,11 +400,10 @@ def _pretrained(config: RunConfig, run_dir: Path, progress: bool) -> dict[str, t
 
 def _state_readout(run_dir: Path, device: torch.device) -> torch.Tensor:
     """(S, H): the state readout of the network pretrained in ``run_dir/pretrain`` (the weights the
-    run started from), which ``state_weight`` holds the run's states to and ``state_emission_weight``
-    reads them with."""
+    run started from), which ``state_weight`` holds the run's states to."""
     folder = run_dir / PRETRAIN_DIR
     if not (folder / WEIGHTS_FILE).exists():
-        raise RunDirError(f"the state terms need the state-pretrained network, missing: {folder / WEIGHTS_FILE}")
+        raise RunDirError(f"state_weight needs the state-pretrained network, missing: {folder / WEIGHTS_FILE}")
     return load_run(folder).model.w_out.detach().to(device)
 
 
@@ -467,9 +464,7 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig,
     or ``passage_weight`` > 0 (``hmmrnn._dispersion``, on softmax(logits)), plus, when ``state_weight``
     > 0, the n-gram and transition penalties on the states q_t = softmax(``state_readout`` h_t)
     ((S, H), the state-pretrained network's readout, fixed) against the states HMM
-    (``hmmrnn._pretrain.states_hmm``): the run keeps one region per hidden state; plus, when
-    ``state_emission_weight`` > 0, the mean KL(p_t ‖ Ẽ_z_t), z_t = argmax W_s h_t the step's state
-    and Ẽ the emission matrix floored at ``STATE_EMISSION_FLOOR`` (rows renormalised).
+    (``hmmrnn._pretrain.states_hmm``): the run keeps one region per hidden state.
 
     With ``fresh_fraction`` f > 0 (and ``carry_states``) the fresh and the carried windows are two
     populations, each matched with its own targets: f · objective(fresh) + (1 − f) · objective(carried),
@@ -515,17 +510,6 @@ def _objective(divergence: LossFn, targets: torch.Tensor, config: RunConfig,
             kept = BigramPenalty(HMMWindows(states, targets.shape[1] // config.hmm.n_outputs), states.n_outputs,
                                  t.state_weight, t.ngram_order, lags=t.pair_lags, conditional_weight=t.state_weight)
             terms.append(lambda b: kept(torch.softmax(b.hidden @ state_readout.T, dim=-1)))
-        if t.state_emission_weight > 0:
-            floored = np.maximum(np.asarray(config.hmm.emission, dtype=np.float64), STATE_EMISSION_FLOOR)
-            log_rows = torch.tensor(np.log(floored / floored.sum(1, keepdims=True)), dtype=targets.dtype,
-                                    device=targets.device)  # (S, K)
-
-            def state_emission(b: _Batch) -> torch.Tensor:
-                region = (b.hidden.detach() @ state_readout.T).argmax(-1)  # z_t, (B, T)
-                log_p = torch.log_softmax(b.logits, dim=-1)
-                return t.state_emission_weight * (b.probabilities * (log_p - log_rows[region])).sum(-1).mean()
-
-            terms.append(state_emission)
 
         def part(outputs: torch.Tensor, logits: torch.Tensor, target: torch.Tensor,
                  hidden: torch.Tensor | None) -> torch.Tensor:
@@ -697,8 +681,7 @@ def _fit(run_dir: Path, config: RunConfig, state: _TrainingState, progress: bool
         if number not in stages:
             staged = replace(config, train=t.stage(epoch))
             divergence = _divergence(staged.train, config.hmm.n_outputs, device)
-            readout = (_state_readout(run_dir, device) if staged.train.state_weight or staged.train.state_emission_weight
-                       else None)
+            readout = _state_readout(run_dir, device) if staged.train.state_weight > 0 else None
             stages[number] = (staged, _objective(divergence, train_targets, staged, readout),
                               _objective(divergence, val_targets, staged, readout))
         return stages[number]
