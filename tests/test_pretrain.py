@@ -23,6 +23,13 @@ def test_states_hmm_keeps_the_chain_and_emits_one_symbol_per_state():
     assert states.emission.shape == (4, 4)
     np.testing.assert_allclose(np.diag(states.emission), OWN_SYMBOL)
     np.testing.assert_allclose(states.emission.sum(1), 1.0)
+    # the noise goes to the neighbours on the ring, never to the state across it
+    for z in range(4):
+        np.testing.assert_allclose(states.emission[z, [(z + 1) % 4, (z - 1) % 4]], (1 - OWN_SYMBOL) / 2)
+        assert states.emission[z, (z + 2) % 4] == 0
+    # a state that cannot move spreads its noise over every other state
+    absorbing = states_hmm(hmmrnn.HMM(np.eye(3), np.eye(3), np.full(3, 1 / 3)))
+    np.testing.assert_allclose(absorbing.emission[0], [OWN_SYMBOL, (1 - OWN_SYMBOL) / 2, (1 - OWN_SYMBOL) / 2])
     # the symbols of a long sample are the states, but for the noise
     symbols, hidden = states.sample(20, 500, seed=0)
     assert abs(np.mean(symbols == hidden) - OWN_SYMBOL) < 0.01
@@ -126,3 +133,4 @@ def test_a_run_with_the_state_term_trains_resumes_and_needs_its_pretrained_netwo
     (run.path / PRETRAIN_DIR / "model.safetensors").unlink()
     with pytest.raises(hmmrnn.RunDirError, match="state_weight needs the state-pretrained network"):
         hmmrnn.resume(run.path, epochs=4, progress=False, evaluate=False)
+

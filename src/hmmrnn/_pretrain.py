@@ -7,8 +7,8 @@ network trained on the symbols alone has one B region whose outputs mix the two 
 0.042) and (0.041, 0.857, 0.102) at run ages 5–9), which costs ≈ 0.015 nats per step of log-likelihood. Training on the
 symbols cannot split that region: the sampled noise symbol does not feed back into the state, so no
 gradient ties the state to the noise it emitted. A network trained on the *states HMM* — the same
-start and transitions, state z emitting symbol z with probability ``OWN_SYMBOL`` and every other
-symbol with (1 − ``OWN_SYMBOL``) / (S − 1) — forms one region per state. A readout fitted on its own
+start and transitions, state z emitting symbol z with probability ``OWN_SYMBOL`` and the rest as
+the symbols of the states it can move to — forms one region per state. A readout fitted on its own
 long run then gives region z the HMM's emission row E_z: with h_i (i = 1..n) the states of the run
 and z_i the argmax of its state-readout at h_i, W_out (K, H) minimises
 
@@ -49,12 +49,19 @@ FIT_ITERATIONS = 100
 
 def states_hmm(hmm: HMM, own: float = OWN_SYMBOL) -> HMM:
     """The HMM with ``hmm``'s start and transitions whose state z emits symbol z with probability
-    ``own`` and each other symbol with (1 − own) / (S − 1); S outputs."""
+    ``own`` and the rest over the states z can move to, in proportion to A[z, j] (j ≠ z; uniformly
+    over the other states for a state that cannot move); S outputs. A jump the chain cannot make
+    (state 1 to state 3 of ``cyclic4``) then looks like no emission noise: in the target the pair
+    "1 then 3" needs a move and a noise symbol together."""
     n = hmm.n_states
-    emission = np.full((n, n), (1 - own) / (n - 1))
-    np.fill_diagonal(emission, own)
+    others = 1.0 - np.eye(n)
+    moves = hmm.transition * others
+    totals = moves.sum(axis=1, keepdims=True)
+    spread = np.where(totals > 0, moves / np.where(totals > 0, totals, 1.0), others / (n - 1))
+    emission = own * np.eye(n) + (1 - own) * spread
     return HMM(hmm.transition, emission, hmm.start, name=f"{hmm.name}-states",
-               description={"n_states": n, "n_outputs": n, "emissions": f"one symbol per state ({own:g})"})
+               description={"n_states": n, "n_outputs": n,
+                            "emissions": f"one symbol per state ({own:g}), the rest to its neighbours"})
 
 
 def pretraining_config(config: RunConfig) -> RunConfig:
