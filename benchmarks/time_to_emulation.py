@@ -5,7 +5,8 @@
     python benchmarks/time_to_emulation.py --recheck RUN [--threads 2]
 
 Trains each preset with the recipe (default ``fast``: verdict every 10 epochs, early stop; with
-``--recipe paper`` the verdict every 10 epochs and early stopping are switched on as well), stopping
+``--recipe paper`` the verdict every 10 epochs and early stopping are switched on as well; ``--set
+eval_every=N`` and any other ``--set KEY=VALUE`` win), stopping
 at the first periodic verdict that says "emulates: yes" or at ``--max-minutes`` of wall time
 (SIGALRM; SIGTERM from ``timeout`` is handled the same way). Then re-checks the stored model with
 :func:`hmmrnn.evaluate` (every horizon, default thresholds, no EM re-fit) at N = 5000 for seeds 0-4,
@@ -73,9 +74,9 @@ def main() -> None:
         signal.setitimer(signal.ITIMER_REAL, args.max_minutes * 60)
         _clock["up"] = False
         try:
-            hmmrnn.train(name, recipe=args.recipe, out=run_dir, force=True, seed=seed, eval_every=10,
-                         early_stop=True, evaluate=False, progress=False, device=args.device,
-                         **({"epochs": args.max_epochs} if args.max_epochs else {}), **settings)
+            hmmrnn.train(name, recipe=args.recipe, out=run_dir, force=True, seed=seed, early_stop=True,
+                         evaluate=False, progress=False, device=args.device,
+                         **{"eval_every": 10, **({"epochs": args.max_epochs} if args.max_epochs else {}), **settings})
         except (KeyboardInterrupt, hmmrnn.errors.Interrupted):
             if not _clock["up"]:
                 raise  # a real Ctrl-C
