@@ -133,4 +133,3 @@ def test_a_run_with_the_state_term_trains_resumes_and_needs_its_pretrained_netwo
     (run.path / PRETRAIN_DIR / "model.safetensors").unlink()
     with pytest.raises(hmmrnn.RunDirError, match="state_weight needs the state-pretrained network"):
         hmmrnn.resume(run.path, epochs=4, progress=False, evaluate=False)
-
