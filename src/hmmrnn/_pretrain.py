@@ -57,7 +57,7 @@ def states_hmm(hmm: HMM, own: float = OWN_SYMBOL) -> HMM:
     others = 1.0 - np.eye(n)
     moves = hmm.transition * others
     totals = moves.sum(axis=1, keepdims=True)
-    spread = np.where(totals > 0, moves / np.where(totals > 0, totals, 1.0), others / (n - 1))
+    spread = np.divide(moves, totals, out=others / (n - 1), where=totals > 0)
     emission = own * np.eye(n) + (1 - own) * spread
     return HMM(hmm.transition, emission, hmm.start, name=f"{hmm.name}-states",
                description={"n_states": n, "n_outputs": n,
